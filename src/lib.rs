@@ -1,0 +1,1 @@
+//! intercom-push: warehouse export → SQLite → Intercom payloads → Intercom.
