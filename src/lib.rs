@@ -1,1 +1,13 @@
 //! intercom-push: warehouse export → SQLite → Intercom payloads → Intercom.
+//!
+//! Stages, each a module: [`extract`] (files → extract tables), [`transform`] (extract →
+//! payloads + hashes), and the push (payloads that changed → Intercom). [`store`] is the
+//! only module that speaks SQL.
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod extract;
+pub mod progress;
+pub mod store;
+pub mod transform;

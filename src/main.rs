@@ -1,1 +1,57 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use intercom_push::cli::{Cli, Command};
+use intercom_push::cmd;
+use intercom_push::config::Settings;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    intercom_push::progress::set_quiet(cli.global.quiet);
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS, // e.g. `plan --json | head`
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(cmd::exit_code(&error))
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Load(args) => cmd::load::run(&Settings::resolve(
+            &cli.global,
+            None,
+            args.input.as_deref(),
+        )?),
+        Command::Transform(mapping) => {
+            cmd::transform::run(&Settings::resolve(&cli.global, Some(mapping), None)?)
+        }
+        Command::Plan(args) => cmd::plan::run(&Settings::resolve(&cli.global, None, None)?, args),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INTERCOM_PUSH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,92 @@
+//! Command-line definitions (clap). Parsing only: each command lives in `cmd/<name>.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Put customer-success data from a warehouse export onto existing Intercom companies and
+/// contacts — only what changed since the last successful push, never creating anything.
+///
+/// The nightly job is `intercom-push run --input DIR`. Step by step it is `load` (export →
+/// SQLite), `transform` (payloads + hashes), `plan` (what would be sent) and `push`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "intercom-push",
+    version,
+    about,
+    long_about,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// State database (SQLite): the last export, payloads and what Intercom accepted.
+    #[arg(long, global = true, env = "INTERCOM_PUSH_DB", value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// TOML file with the same settings as the flags (flags win). Default:
+    /// ./intercom-push.toml when it exists.
+    #[arg(long, global = true, env = "INTERCOM_PUSH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// No progress display.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load an export directory into the database, replacing the previous export atomically.
+    ///
+    /// Each table is one file `<table>.<csv|json|ndjson|jsonl>[.gz]`: accounts (required),
+    /// users, elements, element_counts, success_metrics, metric_values, indicators, segments.
+    /// On any error nothing changes and the message says `file:line: what and how to fix it`.
+    Load(LoadArgs),
+    /// Compute every company's and user's Intercom payload and hash from the loaded export.
+    Transform(MappingArgs),
+    /// Show what the next push would send: payloads that differ from what Intercom accepted.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Directory holding the export's files.
+    #[arg(long, short, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+}
+
+/// How the export maps onto Intercom attributes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct MappingArgs {
+    /// Attribute name prefix: field `healthScore` becomes `<PREFIX> Health Score`.
+    /// [default: Vitally]
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Do not send monthly_spend (by default it is the account's MRR, rounded).
+    #[arg(long)]
+    pub no_monthly_spend: bool,
+    /// Leave a source out: a field (`healthScore`, or `field:healthScore`), an Element
+    /// (`element:NAME`) or a Success Metric (`metric:NAME`). Repeatable.
+    #[arg(long, value_name = "SOURCE")]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// One JSON object per line (NDJSON): companies by company_id, then users.
+    #[arg(long)]
+    pub json: bool,
+    /// Every record, not only those that changed since the last push.
+    #[arg(long)]
+    pub all: bool,
+    /// Records shown in detail by the human plan (totals always count all).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+}

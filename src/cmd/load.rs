@@ -1,0 +1,49 @@
+//! `load`: export directory → extract tables, atomically.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::config::Settings;
+use crate::extract::{self, LoadSummary};
+use crate::store::Store;
+
+/// Loads the export; on failure a database this call created is removed again, so a
+/// failed load leaves the filesystem as it was.
+pub fn load_export(settings: &Settings) -> Result<LoadSummary> {
+    let input = settings.require_input()?;
+    let existed = settings.db.exists();
+    let result = (|| -> Result<LoadSummary> {
+        let mut store = Store::open(&settings.db)?;
+        Ok(extract::load(input, &mut store)?)
+    })();
+    if result.is_err() && !existed {
+        remove_database(&settings.db);
+    }
+    result
+}
+
+fn remove_database(db: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+pub fn run(settings: &Settings) -> Result<u8> {
+    let summary = load_export(settings)?;
+    super::print_warnings(&summary.warnings);
+    let tables: Vec<String> = summary
+        .rows
+        .iter()
+        .map(|(table, rows)| format!("{table} {rows}"))
+        .collect();
+    println!(
+        "loaded export #{} into {}: {}",
+        summary.extract_version,
+        settings.db.display(),
+        tables.join(", ")
+    );
+    Ok(0)
+}

@@ -1,0 +1,38 @@
+//! One module per subcommand. Each returns the process exit code or an error that
+//! `main` maps to one (see [`exit_code`]).
+
+pub mod load;
+pub mod plan;
+pub mod transform;
+
+use crate::config::ConfigError;
+use crate::extract::ExtractError;
+use crate::transform::TransformError;
+
+/// Exit codes: 0 all done, 1 some records failed, 2 bad input or configuration,
+/// 3 anything else (database, I/O, Intercom unreachable).
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if cause.downcast_ref::<ConfigError>().is_some() {
+            return 2;
+        }
+        match cause.downcast_ref::<ExtractError>() {
+            Some(ExtractError::Input { .. }) => return 2,
+            Some(ExtractError::Store(_)) => return 3,
+            None => {}
+        }
+        match cause.downcast_ref::<TransformError>() {
+            Some(TransformError::Collision(_) | TransformError::Settings(_)) => return 2,
+            Some(TransformError::Store(_)) => return 3,
+            None => {}
+        }
+    }
+    3
+}
+
+/// Prints warnings to stderr, one per line.
+pub fn print_warnings(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+}

@@ -1,0 +1,22 @@
+//! `transform`: extract → payloads + hashes.
+
+use anyhow::Result;
+
+use crate::config::Settings;
+use crate::store::Store;
+use crate::transform::{self, TransformSummary};
+
+pub fn transform_payloads(settings: &Settings) -> Result<TransformSummary> {
+    let mut store = Store::open(&settings.db)?;
+    Ok(transform::transform(&mut store, &settings.mapping)?)
+}
+
+pub fn run(settings: &Settings) -> Result<u8> {
+    let summary = transform_payloads(settings)?;
+    super::print_warnings(&summary.warnings);
+    println!(
+        "computed {} company and {} user payloads ({} attributes, prefix `{}`)",
+        summary.companies, summary.users, summary.attributes, settings.mapping.prefix
+    );
+    Ok(0)
+}

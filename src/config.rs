@@ -1,0 +1,142 @@
+//! Settings: flags, then the TOML config file, then defaults — parsed once into one
+//! validated [`Settings`] value.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::{GlobalArgs, MappingArgs};
+use crate::transform::mapping::MappingSettings;
+
+pub const DEFAULT_DB: &str = "intercom-push.db";
+pub const DEFAULT_CONFIG: &str = "intercom-push.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: {message}")]
+    File { path: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The config file's keys (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub db: Option<PathBuf>,
+    pub input: Option<PathBuf>,
+    pub prefix: Option<String>,
+    pub monthly_spend: Option<bool>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// Everything a command needs to know, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub db: PathBuf,
+    pub input: Option<PathBuf>,
+    pub mapping: MappingSettings,
+}
+
+impl Settings {
+    /// Merges flags over the config file over defaults.
+    pub fn resolve(
+        global: &GlobalArgs,
+        mapping: Option<&MappingArgs>,
+        input: Option<&Path>,
+    ) -> Result<Settings, ConfigError> {
+        let file = load_file(global.config.as_deref())?;
+        let defaults = MappingSettings::default();
+        let mapping_args = mapping.cloned().unwrap_or_default();
+        let mut excludes = file.exclude.clone();
+        excludes.extend(mapping_args.exclude.iter().cloned());
+        let settings = Settings {
+            db: global
+                .db
+                .clone()
+                .or(file.db)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DB)),
+            input: input.map(Path::to_path_buf).or(file.input),
+            mapping: MappingSettings {
+                prefix: mapping_args
+                    .prefix
+                    .or(file.prefix)
+                    .unwrap_or(defaults.prefix),
+                monthly_spend: !mapping_args.no_monthly_spend && file.monthly_spend.unwrap_or(true),
+                excludes,
+            },
+        };
+        if settings.mapping.prefix.trim().is_empty()
+            || settings.mapping.prefix != settings.mapping.prefix.trim()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "prefix {:?} is empty or has surrounding spaces: attribute names are `<prefix> <Name>`; pass e.g. --prefix Vitally",
+                settings.mapping.prefix
+            )));
+        }
+        Ok(settings)
+    }
+
+    /// The input directory, or an error saying how to give one.
+    pub fn require_input(&self) -> Result<&Path, ConfigError> {
+        self.input.as_deref().ok_or_else(|| {
+            ConfigError::Invalid(
+                "no input directory: pass --input DIR (or set `input` in the config file)".into(),
+            )
+        })
+    }
+}
+
+fn load_file(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None if Path::new(DEFAULT_CONFIG).is_file() => PathBuf::from(DEFAULT_CONFIG),
+        None => return Ok(FileConfig::default()),
+    };
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+        path: shown.clone(),
+        message: format!("cannot read it: {e}"),
+    })?;
+    parse_file(&text).map_err(|message| ConfigError::File {
+        path: shown,
+        message,
+    })
+}
+
+/// Parses the config text; a token in it is refused (it comes only from the environment).
+pub fn parse_file(text: &str) -> Result<FileConfig, String> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    if let Some(key) = table
+        .keys()
+        .find(|k| k.to_ascii_lowercase().contains("token"))
+    {
+        return Err(format!("`{key}`: the access token is read only from the INTERCOM_ACCESS_TOKEN environment variable, never from a file; remove it"));
+    }
+    FileConfig::deserialize(table).map_err(|e| e.message().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_refuses_a_token() {
+        let err = parse_file("access_token = \"abc\"\n").unwrap_err();
+        assert!(err.contains("INTERCOM_ACCESS_TOKEN"), "{err}");
+        assert!(!err.contains("abc"), "{err}");
+    }
+
+    #[test]
+    fn config_file_rejects_unknown_keys_and_reads_known_ones() {
+        assert!(parse_file("prefx = \"X\"\n").unwrap_err().contains("prefx"));
+        let cfg =
+            parse_file("prefix = \"Acme\"\nmonthly_spend = false\nexclude = [\"plan\"]\n").unwrap();
+        assert_eq!(cfg.prefix.as_deref(), Some("Acme"));
+        assert_eq!(cfg.monthly_spend, Some(false));
+        assert_eq!(cfg.exclude, vec!["plan".to_string()]);
+    }
+}

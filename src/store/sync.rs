@@ -1,0 +1,1 @@
+//! Sync state: what Intercom accepted, per record; runs and the run lock.

@@ -1,0 +1,304 @@
+//! The attribute mapping: which Intercom custom attribute each source (account field,
+//! Element, Success Metric, indicators, segments, account ownership) becomes, with its type.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use super::start_case::start_case;
+use super::TransformError;
+use crate::extract::rows::normalize_column;
+use crate::extract::typing::Kind;
+use crate::store::Attribute;
+
+/// What the user chose about the mapping (flags or config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappingSettings {
+    /// Attribute name prefix, `Vitally` by default.
+    pub prefix: String,
+    /// Send `monthly_spend` (= MRR rounded).
+    pub monthly_spend: bool,
+    /// Sources left out: `FIELD`, `field:FIELD`, `element:NAME` or `metric:NAME`.
+    pub excludes: Vec<String>,
+}
+
+impl Default for MappingSettings {
+    fn default() -> Self {
+        MappingSettings {
+            prefix: "Vitally".into(),
+            monthly_spend: true,
+            excludes: Vec::new(),
+        }
+    }
+}
+
+impl MappingSettings {
+    /// A text that changes whenever the settings change what is sent; part of every hash.
+    pub fn version(&self) -> String {
+        let mut excludes = self.excludes.clone();
+        excludes.sort();
+        excludes.dedup();
+        format!(
+            "mapping-v1\u{1f}prefix={}\u{1f}monthly_spend={}\u{1f}exclude={}",
+            self.prefix,
+            self.monthly_spend,
+            excludes.join("\u{1e}")
+        )
+    }
+}
+
+/// One account field's attribute.
+#[derive(Clone, Debug)]
+pub struct FieldAttribute {
+    pub attribute: String,
+    pub kind: Kind,
+}
+
+/// The mapping for one extract, built once per transform and shared by all workers.
+#[derive(Debug)]
+pub struct Mapping {
+    pub version: String,
+    pub monthly_spend: bool,
+    /// Account field name → attribute (fields without an attribute are absent).
+    pub fields: HashMap<String, FieldAttribute>,
+    /// Fields whose normalized name is `mrr`: the source of monthly_spend.
+    pub mrr_fields: Vec<String>,
+    /// Element key → attribute name, for every Element sent.
+    pub elements: BTreeMap<i64, String>,
+    /// Metric key → (attribute name, kind).
+    pub metrics: HashMap<i64, (String, Kind)>,
+    pub risk_attribute: String,
+    pub opportunity_attribute: String,
+    pub segments_attribute: String,
+    pub owner_attribute: String,
+    /// Every attribute, for the catalog the loader creates in Intercom.
+    pub attributes: Vec<Attribute>,
+    pub warnings: Vec<String>,
+}
+
+/// Parsed `--exclude` values.
+struct Excludes {
+    fields: Vec<String>,
+    elements: Vec<String>,
+    metrics: Vec<String>,
+}
+
+impl Excludes {
+    fn parse(values: &[String]) -> Excludes {
+        let mut out = Excludes {
+            fields: vec![],
+            elements: vec![],
+            metrics: vec![],
+        };
+        for value in values {
+            if let Some(name) = value.strip_prefix("element:") {
+                out.elements.push(crate::extract::clean_name(name));
+            } else if let Some(name) = value.strip_prefix("metric:") {
+                out.metrics.push(crate::extract::clean_name(name));
+            } else {
+                let name = value.strip_prefix("field:").unwrap_or(value);
+                out.fields
+                    .push(crate::extract::accounts::field_name(name).to_string());
+            }
+        }
+        out
+    }
+}
+
+impl Mapping {
+    /// Builds the mapping. Two sources giving the same attribute name is an error naming
+    /// both and the `--exclude` that resolves it.
+    pub fn build(
+        settings: &MappingSettings,
+        fields: &[(String, Kind)],
+        elements: &[(i64, String)],
+        metrics: &[(i64, String, Kind)],
+    ) -> Result<Mapping, TransformError> {
+        let prefix = settings.prefix.trim();
+        if prefix.is_empty() {
+            return Err(TransformError::Settings("the prefix is empty: attributes would not be recognisable as ours; pass --prefix NAME (default Vitally)".into()));
+        }
+        let named = |suffix: &str| format!("{prefix} {suffix}");
+        let excludes = Excludes::parse(&settings.excludes);
+        let mut taken: HashMap<String, (String, String)> = HashMap::new(); // attribute → (source, exclude hint)
+        let mut attributes = Vec::new();
+        let mut warnings = Vec::new();
+        let mut claim = |attribute: &str,
+                         model: &'static str,
+                         kind: Kind,
+                         source: String,
+                         hint: String|
+         -> Result<(), TransformError> {
+            if let Some((other, other_hint)) = taken.get(attribute) {
+                let fixes: Vec<String> = [other_hint, &hint]
+                    .iter()
+                    .filter(|h| !h.is_empty())
+                    .map(|h| format!("`--exclude {}`", shell_word(h)))
+                    .collect();
+                return Err(TransformError::Collision(format!(
+                    "`{attribute}` would come from both {other} and {source}: leave one out with {}",
+                    fixes.join(" or ")
+                )));
+            }
+            taken.insert(attribute.to_string(), (source.clone(), hint));
+            attributes.push(Attribute {
+                model,
+                name: attribute.to_string(),
+                data_type: kind.data_type(),
+                source,
+            });
+            Ok(())
+        };
+
+        let mut mapping = Mapping {
+            version: settings.version(),
+            monthly_spend: settings.monthly_spend,
+            fields: HashMap::new(),
+            mrr_fields: Vec::new(),
+            elements: BTreeMap::new(),
+            metrics: HashMap::new(),
+            risk_attribute: named("Active Risk Indicators"),
+            opportunity_attribute: named("Active Opportunity Indicators"),
+            segments_attribute: named("Segments"),
+            owner_attribute: named("Account Owner"),
+            attributes: Vec::new(),
+            warnings: Vec::new(),
+        };
+        for (attribute, source) in [
+            (&mapping.risk_attribute, "indicators"),
+            (&mapping.opportunity_attribute, "indicators"),
+            (&mapping.segments_attribute, "segments"),
+        ] {
+            claim(
+                attribute,
+                "company",
+                Kind::String,
+                source.to_string(),
+                String::new(),
+            )?;
+        }
+        claim(
+            &mapping.owner_attribute,
+            "contact",
+            Kind::Boolean,
+            "owner".to_string(),
+            String::new(),
+        )?;
+
+        for (name, kind) in fields {
+            if normalize_column(name) == "mrr" {
+                mapping.mrr_fields.push(name.clone());
+            }
+            if excludes.fields.contains(name) {
+                continue;
+            }
+            if *kind == Kind::Empty {
+                continue; // never has a value: nothing to send
+            }
+            let words = start_case(name);
+            if words.is_empty() {
+                warnings.push(format!(
+                    "field `{name}` has no letters or digits to name an attribute after; skipped"
+                ));
+                continue;
+            }
+            let attribute = named(&words);
+            claim(
+                &attribute,
+                "company",
+                *kind,
+                format!("field `{name}`"),
+                name.clone(),
+            )?;
+            mapping.fields.insert(
+                name.clone(),
+                FieldAttribute {
+                    attribute,
+                    kind: *kind,
+                },
+            );
+        }
+        for (key, name) in elements {
+            if excludes.elements.contains(name) {
+                continue;
+            }
+            let attribute = named(name);
+            claim(
+                &attribute,
+                "company",
+                Kind::Integer,
+                format!("element `{name}`"),
+                format!("element:{name}"),
+            )?;
+            mapping.elements.insert(*key, attribute);
+        }
+        for (key, name, kind) in metrics {
+            if excludes.metrics.contains(name) || *kind == Kind::Empty {
+                continue;
+            }
+            let attribute = named(name);
+            claim(
+                &attribute,
+                "company",
+                *kind,
+                format!("metric `{name}`"),
+                format!("metric:{name}"),
+            )?;
+            mapping.metrics.insert(*key, (attribute, *kind));
+        }
+        for value in &settings.excludes {
+            let e = Excludes::parse(std::slice::from_ref(value));
+            let used = e.fields.iter().any(|f| fields.iter().any(|(n, _)| n == f))
+                || e.elements
+                    .iter()
+                    .any(|f| elements.iter().any(|(_, n)| n == f))
+                || e.metrics
+                    .iter()
+                    .any(|f| metrics.iter().any(|(_, n, _)| n == f));
+            if !used {
+                warnings.push(format!(
+                    "--exclude {value} matches no field, element or metric of this export"
+                ));
+            }
+        }
+        mapping.attributes = attributes;
+        mapping.warnings = warnings;
+        Ok(mapping)
+    }
+}
+
+/// Converts a raw value (CSV text as a JSON string, or a JSON value) to the attribute type.
+pub fn convert(raw: &Value, kind: Kind) -> Option<Value> {
+    match (kind, raw) {
+        (_, Value::Null) | (Kind::Empty, _) => None,
+        (Kind::Integer, Value::String(s)) => s.parse::<i64>().ok().map(Value::from),
+        (Kind::Integer, Value::Number(n)) => n.as_i64().map(Value::from),
+        (Kind::Float, Value::String(s)) => s
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number),
+        (Kind::Float, Value::Number(n)) => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number),
+        (Kind::Boolean, Value::String(s)) => Some(Value::Bool(s.eq_ignore_ascii_case("true"))),
+        (Kind::Boolean, Value::Bool(b)) => Some(Value::Bool(*b)),
+        (Kind::String, Value::String(s)) => Some(Value::String(s.clone())),
+        (Kind::String, other) => Some(Value::String(other.to_string())),
+        _ => None,
+    }
+}
+
+/// Quotes `word` for a shell when it needs it.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:/".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
