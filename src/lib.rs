@@ -1,1 +1,3 @@
 //! intercom-push: warehouse export → SQLite → Intercom payloads → Intercom.
+
+pub mod transform;
