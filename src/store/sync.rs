@@ -1,1 +1,222 @@
-//! Sync state: what Intercom accepted, per record; runs and the run lock.
+//! Sync state: what Intercom accepted per record, the runs table and the run lock.
+//! A record's pushed hash is written only through [`SyncWriter::record`] with an
+//! [`RecordOutcome::Updated`], which the loader calls after a 2xx answer.
+
+use std::path::PathBuf;
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use super::{sqlite_err, Store, StoreError};
+
+/// A record the push has to send.
+#[derive(Clone, Debug)]
+pub struct PendingRecord {
+    pub record_key: String,
+    pub payload: String,
+    pub hash: Vec<u8>,
+    pub intercom_id: Option<String>,
+    /// What Intercom last accepted (for keys to clear).
+    pub pushed_payload: Option<String>,
+}
+
+/// How one record's push ended.
+#[derive(Clone, Debug)]
+pub enum RecordOutcome {
+    /// Intercom answered 2xx to the PUT of `payload` (whose hash is `hash`).
+    Updated { intercom_id: String, hash: Vec<u8>, payload: String },
+    /// No such company/contact in Intercom: looked up again on the next run.
+    NotFound,
+    /// Several contacts match the user's email: not guessed.
+    Ambiguous(String),
+    /// A terminal error or retries exhausted.
+    Failed(String),
+}
+
+/// One record's outcome, as sent to the writer.
+#[derive(Clone, Debug)]
+pub struct SyncRecord {
+    pub kind: &'static str,
+    pub record_key: String,
+    pub outcome: RecordOutcome,
+}
+
+impl Store {
+    /// Number of records of `kind` to push (changed, or all with `full_resync`) and how many
+    /// of those have no known Intercom id.
+    pub fn pending_counts(&self, kind: &str, full_resync: bool) -> Result<(u64, u64), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(s.intercom_id IS NULL), 0)
+                 FROM payloads p LEFT JOIN sync_state s ON s.kind = p.kind AND s.record_key = p.record_key
+                 WHERE p.kind = ?1 AND (?2 OR s.pushed_hash IS NULL OR s.pushed_hash <> p.hash)",
+                params![kind, full_resync],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The next page of records to push, in record_key order after `after`.
+    pub fn pending_page(&self, kind: &str, full_resync: bool, after: &str, limit: usize) -> Result<Vec<PendingRecord>, StoreError> {
+        self.rows_with(
+            "SELECT p.record_key, p.payload, p.hash, s.intercom_id, s.pushed_payload
+             FROM payloads p LEFT JOIN sync_state s ON s.kind = p.kind AND s.record_key = p.record_key
+             WHERE p.kind = ?1 AND p.record_key > ?3 AND (?2 OR s.pushed_hash IS NULL OR s.pushed_hash <> p.hash)
+             ORDER BY p.record_key LIMIT ?4",
+            params![kind, full_resync, after, limit as i64],
+            |r| {
+                Ok(PendingRecord {
+                    record_key: r.get(0)?,
+                    payload: r.get(1)?,
+                    hash: r.get(2)?,
+                    intercom_id: r.get(3)?,
+                    pushed_payload: r.get(4)?,
+                })
+            },
+        )
+    }
+
+    /// Starts a `runs` row; returns its id.
+    pub fn start_run(&self, command: &str) -> Result<i64, StoreError> {
+        self.conn
+            .execute("INSERT INTO runs (command, started_at) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))", [command])
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(&self, run_id: i64, exit_code: u8, report_json: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), exit_code = ?2, report = ?3 WHERE run_id = ?1",
+                params![run_id, exit_code, report_json],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Takes the database's run lock for this process. A lock held by a live process is
+    /// refused; one whose process is gone (a crash) is taken over, with a warning returned.
+    pub fn acquire_run_lock(&mut self, command: &str) -> Result<RunLock, StoreError> {
+        let path = self.path.clone();
+        let pid = std::process::id();
+        let host = hostname();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| sqlite_err(&path, e))?;
+        let holder: Option<(i64, String, String, String)> = tx
+            .query_row("SELECT pid, host, command, started_at FROM run_lock WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()
+            .map_err(|e| sqlite_err(&path, e))?;
+        let mut warning = None;
+        if let Some((other_pid, other_host, other_command, started)) = holder {
+            if other_host == host && process_alive(other_pid) && other_pid != pid as i64 {
+                return Err(StoreError::Locked(format!(
+                    "another intercom-push `{other_command}` (pid {other_pid}, started {started}) is using {}: one run at a time per database — wait for it to finish",
+                    path.display()
+                )));
+            }
+            if other_host != host {
+                return Err(StoreError::Locked(format!(
+                    "{} is locked by an intercom-push `{other_command}` on host {other_host} (pid {other_pid}, started {started}); if that run is gone, remove the lock with: sqlite3 {} 'DELETE FROM run_lock'",
+                    path.display(),
+                    path.display()
+                )));
+            }
+            warning = Some(format!("took over the lock left by a run that is gone (pid {other_pid}, `{other_command}`, started {started})"));
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO run_lock (id, pid, host, command, started_at) VALUES (1, ?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            params![pid, host, command],
+        )
+        .map_err(|e| sqlite_err(&path, e))?;
+        tx.commit().map_err(|e| sqlite_err(&path, e))?;
+        Ok(RunLock { path, pid, warning })
+    }
+
+    /// A writer for outcomes, on its own connection (for the writer thread).
+    pub fn sync_writer(&self) -> Result<SyncWriter, StoreError> {
+        Ok(SyncWriter { store: self.reopen()? })
+    }
+}
+
+/// Holds the run lock; dropping it releases the lock.
+pub struct RunLock {
+    path: PathBuf,
+    pid: u32,
+    pub warning: Option<String>,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        if let Ok(conn) = rusqlite::Connection::open(&self.path) {
+            let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+            let _ = conn.execute("DELETE FROM run_lock WHERE pid = ?1", [self.pid]);
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+/// Whether `pid` is a live intercom-push process (a reused pid running something else is
+/// not).
+fn process_alive(pid: i64) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) => String::from_utf8_lossy(&cmdline).contains("intercom-push"),
+        Err(_) => false,
+    }
+}
+
+/// Records outcomes; each [`SyncWriter::record`] call is one transaction.
+pub struct SyncWriter {
+    store: Store,
+}
+
+impl SyncWriter {
+    /// Writes a batch of outcomes in one transaction. `Updated` sets the pushed hash and
+    /// payload; the other outcomes never touch them.
+    pub fn record(&mut self, batch: &[SyncRecord]) -> Result<(), StoreError> {
+        let path = self.store.path.clone();
+        let tx = self.store.conn.transaction().map_err(|e| sqlite_err(&path, e))?;
+        for record in batch {
+            let key = (record.kind, record.record_key.as_str());
+            let result = match &record.outcome {
+                RecordOutcome::Updated { intercom_id, hash, payload } => tx.execute(
+                    "INSERT INTO sync_state (kind, record_key, intercom_id, pushed_hash, pushed_payload, pushed_at, status, last_error, failures)
+                     VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'updated', NULL, 0)
+                     ON CONFLICT (kind, record_key) DO UPDATE SET intercom_id = excluded.intercom_id, pushed_hash = excluded.pushed_hash,
+                       pushed_payload = excluded.pushed_payload, pushed_at = excluded.pushed_at, status = 'updated', last_error = NULL, failures = 0",
+                    params![key.0, key.1, intercom_id, hash, payload],
+                ),
+                RecordOutcome::NotFound => tx.execute(
+                    "INSERT INTO sync_state (kind, record_key, status) VALUES (?1, ?2, 'not_found')
+                     ON CONFLICT (kind, record_key) DO UPDATE SET intercom_id = NULL, status = 'not_found', last_error = NULL",
+                    params![key.0, key.1],
+                ),
+                RecordOutcome::Ambiguous(reason) | RecordOutcome::Failed(reason) => {
+                    let status = if matches!(record.outcome, RecordOutcome::Ambiguous(_)) { "ambiguous" } else { "failed" };
+                    tx.execute(
+                        "INSERT INTO sync_state (kind, record_key, status, last_error, failures) VALUES (?1, ?2, ?3, ?4, 1)
+                         ON CONFLICT (kind, record_key) DO UPDATE SET status = excluded.status, last_error = excluded.last_error, failures = failures + 1",
+                        params![key.0, key.1, status, reason],
+                    )
+                }
+            };
+            result.map_err(|e| sqlite_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| sqlite_err(&path, e))
+    }
+
+    /// Remembers Intercom ids found by a lookup, before any write.
+    pub fn remember_ids(&mut self, kind: &str, ids: &[(String, String)]) -> Result<(), StoreError> {
+        let path = self.store.path.clone();
+        let tx = self.store.conn.transaction().map_err(|e| sqlite_err(&path, e))?;
+        for (record_key, intercom_id) in ids {
+            tx.execute(
+                "INSERT INTO sync_state (kind, record_key, intercom_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (kind, record_key) DO UPDATE SET intercom_id = excluded.intercom_id",
+                params![kind, record_key, intercom_id],
+            )
+            .map_err(|e| sqlite_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| sqlite_err(&path, e))
+    }
+}

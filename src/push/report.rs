@@ -1,0 +1,83 @@
+//! The per-run report: printed (human or JSON) and kept in the `runs` table.
+
+use serde::Serialize;
+
+/// Outcomes for one kind of record.
+#[derive(Debug, Default, Serialize)]
+pub struct KindReport {
+    pub updated: u64,
+    pub unchanged: u64,
+    pub not_found: u64,
+    pub ambiguous: u64,
+    pub failed: u64,
+    /// The first failures and ambiguities, with their reasons.
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    pub record: String,
+    pub outcome: &'static str,
+    pub reason: String,
+}
+
+/// Problems listed per kind (the rest are counted, and kept in sync_state.last_error).
+pub const PROBLEMS_SHOWN: usize = 20;
+
+impl KindReport {
+    pub fn problem(&mut self, record: &str, outcome: &'static str, reason: String) {
+        if self.problems.len() < PROBLEMS_SHOWN {
+            self.problems.push(Problem { record: record.to_string(), outcome, reason });
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PushReport {
+    pub companies: KindReport,
+    pub users: KindReport,
+    pub attributes_created: Vec<String>,
+    pub api_calls: u64,
+    pub rate_limited: u64,
+    pub retries: u64,
+    pub duration_secs: f64,
+    pub dry_run: bool,
+    pub warnings: Vec<String>,
+}
+
+impl PushReport {
+    /// 0 when every record succeeded (not found / ambiguous are reported, not failures),
+    /// 1 when some failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.companies.failed + self.users.failed > 0 {
+            1
+        } else {
+            0
+        }
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.companies.updated + self.users.updated
+    }
+
+    pub fn render_human(&self) -> String {
+        let mut out = String::new();
+        for (label, k) in [("companies", &self.companies), ("users", &self.users)] {
+            out.push_str(&format!(
+                "{label:<10} updated {:>7}  unchanged {:>7}  not_found {:>5}  ambiguous {:>5}  failed {:>5}\n",
+                k.updated, k.unchanged, k.not_found, k.ambiguous, k.failed
+            ));
+            for p in &k.problems {
+                out.push_str(&format!("  {} {}: {}\n", p.outcome, p.record, p.reason));
+            }
+        }
+        if !self.attributes_created.is_empty() {
+            out.push_str(&format!("created data attributes: {}\n", self.attributes_created.join(", ")));
+        }
+        out.push_str(&format!(
+            "API calls {} (429s {}, retries {}) in {:.1} s\n",
+            self.api_calls, self.rate_limited, self.retries, self.duration_secs
+        ));
+        out
+    }
+}

@@ -1,0 +1,117 @@
+//! Finding Intercom's ids: companies by `company_id`, contacts by `external_id` then
+//! `email`. Never creates anything: a record that is not there is `not found`.
+
+use std::collections::HashMap;
+
+use crate::intercom::{ApiError, Client, Contact, ContactKey};
+
+/// Values per `IN` search (Intercom's documented maximum for one query value list).
+pub const SEARCH_BATCH: usize = 100;
+
+/// Every company Intercom lists, company_id → Intercom id, with the scroll API (one call per
+/// page). `Err` when a scroll can't be had (e.g. another scroll is open for the app): the
+/// caller then looks companies up one by one.
+pub async fn company_directory(client: &Client) -> Result<HashMap<String, String>, ApiError> {
+    let mut directory = HashMap::new();
+    let mut param: Option<String> = None;
+    loop {
+        let page = client.scroll_companies(param.as_deref()).await?;
+        if page.companies.is_empty() {
+            return Ok(directory);
+        }
+        for company in page.companies {
+            if let Some(company_id) = company.company_id {
+                directory.insert(company_id, company.id);
+            }
+        }
+        match page.scroll_param {
+            Some(next) => param = Some(next),
+            None => return Ok(directory),
+        }
+    }
+}
+
+/// A contact lookup's answer for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactMatch {
+    Found(String),
+    NotFound,
+    Ambiguous(String),
+}
+
+/// A user's keys, for resolution.
+#[derive(Debug, Clone)]
+pub struct UserKeys {
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Resolves users to contact ids: by external_id first, then (for those not found) by email;
+/// only a unique match counts. Calls `POST /contacts/search` with `IN` on up to 100 values.
+pub async fn resolve_contacts(client: &Client, users: &[UserKeys]) -> Result<Vec<ContactMatch>, ApiError> {
+    let external_ids: Vec<String> = users.iter().filter_map(|u| u.external_id.clone()).collect();
+    let by_external = search_all(client, ContactKey::ExternalId, &external_ids, |c| c.external_id.clone()).await?;
+    let mut results: Vec<Option<ContactMatch>> = users
+        .iter()
+        .map(|u| {
+            let found = u.external_id.as_ref().and_then(|id| by_external.get(id))?;
+            Some(match found.as_slice() {
+                [one] => ContactMatch::Found(one.clone()),
+                many => ContactMatch::Ambiguous(format!("{} contacts have external_id {:?}", many.len(), u.external_id.as_deref().unwrap_or_default())),
+            })
+        })
+        .collect();
+    let emails: Vec<String> = users
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_none())
+        .filter_map(|(u, _)| u.email.as_ref().map(|e| e.to_lowercase()))
+        .collect();
+    let by_email = search_all(client, ContactKey::Email, &emails, |c| c.email.as_ref().map(|e| e.to_lowercase())).await?;
+    for (user, result) in users.iter().zip(results.iter_mut()) {
+        if result.is_some() {
+            continue;
+        }
+        let email = user.email.as_ref().map(|e| e.to_lowercase());
+        *result = Some(match email.as_ref().and_then(|e| by_email.get(e)).map(Vec::as_slice) {
+            Some([one]) => ContactMatch::Found(one.clone()),
+            Some(many) if many.len() > 1 => {
+                ContactMatch::Ambiguous(format!("{} contacts have email {}: not guessing which one", many.len(), email.unwrap_or_default()))
+            }
+            _ => ContactMatch::NotFound,
+        });
+    }
+    Ok(results.into_iter().map(|r| r.unwrap_or(ContactMatch::NotFound)).collect())
+}
+
+/// Searches `field IN values` in batches, following pagination; key → contact ids.
+async fn search_all(
+    client: &Client,
+    field: ContactKey,
+    values: &[String],
+    key_of: impl Fn(&Contact) -> Option<String>,
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    let mut found: HashMap<String, Vec<String>> = HashMap::new();
+    let mut unique: Vec<String> = values.to_vec();
+    unique.sort();
+    unique.dedup();
+    for batch in unique.chunks(SEARCH_BATCH) {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = client.search_contacts(field, batch, cursor.as_deref()).await?;
+            for contact in &page.contacts {
+                if let Some(key) = key_of(contact) {
+                    let ids = found.entry(key).or_default();
+                    if !ids.contains(&contact.id) {
+                        ids.push(contact.id.clone());
+                    }
+                }
+            }
+            match page.next {
+                Some(next) if !page.contacts.is_empty() => cursor = Some(next),
+                _ => break,
+            }
+        }
+    }
+    Ok(found)
+}
