@@ -1,13 +1,15 @@
 //! intercom-push: warehouse export → SQLite → Intercom payloads → Intercom.
 //!
 //! Stages, each a module: [`extract`] (files → extract tables), [`transform`] (extract →
-//! payloads + hashes), and the push (payloads that changed → Intercom). [`store`] is the
-//! only module that speaks SQL.
+//! payloads + hashes), [`push`] (payloads that changed → Intercom through [`intercom`]).
+//! [`store`] is the only module that speaks SQL.
 
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod extract;
+pub mod intercom;
 pub mod progress;
+pub mod push;
 pub mod store;
 pub mod transform;
