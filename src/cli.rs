@@ -53,6 +53,78 @@ pub enum Command {
     Transform(MappingArgs),
     /// Show what the next push would send: payloads that differ from what Intercom accepted.
     Plan(PlanArgs),
+    /// Send every company/user payload that changed since Intercom last accepted it.
+    ///
+    /// Updates existing companies (PUT /companies/{id}) and contacts (PUT /contacts/{id})
+    /// only; a record Intercom doesn't have is reported as not_found, never created. The
+    /// access token is read from INTERCOM_ACCESS_TOKEN. Exit 0 when every record succeeded,
+    /// 1 when some failed, 2 for bad input or settings.
+    Push(PushArgs),
+    /// The nightly job: load + transform + push.
+    Run(RunArgs),
+}
+
+/// Where and how to talk to Intercom.
+#[derive(Debug, Args, Clone, Default)]
+pub struct IntercomArgs {
+    /// Intercom's data region: us (api.intercom.io), eu (api.eu.intercom.io) or au
+    /// (api.au.intercom.io). [default: us]
+    #[arg(long, value_enum)]
+    pub region: Option<RegionArg>,
+    /// API base URL instead of the region's (e.g. a local mock); plain http:// only on
+    /// loopback.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Intercom-Version header. [default: 2.16]
+    #[arg(long, value_name = "VERSION")]
+    pub intercom_version: Option<String>,
+    /// Ceiling in requests per 10 s. [default: what Intercom's X-RateLimit headers say,
+    /// starting at 1,666 = 10,000/min]
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// Requests in flight at most. [default: 16]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegionArg {
+    Us,
+    Eu,
+    Au,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub intercom: IntercomArgs,
+    /// Send every payload, ignoring what Intercom accepted before.
+    #[arg(long)]
+    pub full_resync: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Directory holding the export's files.
+    #[arg(long, short, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    #[command(flatten)]
+    pub intercom: IntercomArgs,
+    /// Load and transform, then show the plan instead of pushing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send every payload, ignoring what Intercom accepted before.
+    #[arg(long)]
+    pub full_resync: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{GlobalArgs, MappingArgs};
+use crate::cli::{GlobalArgs, IntercomArgs, MappingArgs, RegionArg};
+use crate::intercom::{AccessToken, ClientConfig, Region};
 use crate::transform::mapping::MappingSettings;
 
 pub const DEFAULT_DB: &str = "intercom-push.db";
@@ -29,6 +30,32 @@ pub struct FileConfig {
     pub monthly_spend: Option<bool>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    pub region: Option<RegionArg>,
+    pub base_url: Option<String>,
+    pub intercom_version: Option<String>,
+    pub rate_limit: Option<u32>,
+    pub concurrency: Option<usize>,
+}
+
+/// How to reach Intercom (the token is not here: it is read from the environment only
+/// when a client is built).
+#[derive(Debug, Clone)]
+pub struct IntercomSettings {
+    pub base_url: String,
+    pub intercom_version: String,
+    pub rate_limit: Option<u32>,
+    pub concurrency: usize,
+}
+
+impl IntercomSettings {
+    /// The client configuration, with the token from INTERCOM_ACCESS_TOKEN.
+    pub fn client_config(&self) -> Result<ClientConfig, crate::intercom::ConfigError> {
+        let mut config = ClientConfig::new(self.base_url.clone(), AccessToken::from_env()?);
+        config.intercom_version = self.intercom_version.clone();
+        config.rate_limit = self.rate_limit;
+        config.concurrency = self.concurrency;
+        Ok(config)
+    }
 }
 
 /// Everything a command needs to know, validated.
@@ -37,6 +64,7 @@ pub struct Settings {
     pub db: PathBuf,
     pub input: Option<PathBuf>,
     pub mapping: MappingSettings,
+    pub intercom: IntercomSettings,
 }
 
 impl Settings {
@@ -44,9 +72,22 @@ impl Settings {
     pub fn resolve(
         global: &GlobalArgs,
         mapping: Option<&MappingArgs>,
+        intercom: Option<&IntercomArgs>,
         input: Option<&Path>,
     ) -> Result<Settings, ConfigError> {
         let file = load_file(global.config.as_deref())?;
+        let intercom = intercom.cloned().unwrap_or_default();
+        let region = match intercom.region.or(file.region).unwrap_or(RegionArg::Us) {
+            RegionArg::Us => Region::Us,
+            RegionArg::Eu => Region::Eu,
+            RegionArg::Au => Region::Au,
+        };
+        let concurrency = intercom.concurrency.or(file.concurrency).unwrap_or(16);
+        if concurrency == 0 || intercom.rate_limit.or(file.rate_limit) == Some(0) {
+            return Err(ConfigError::Invalid(
+                "--concurrency and --rate-limit must be at least 1".into(),
+            ));
+        }
         let defaults = MappingSettings::default();
         let mapping_args = mapping.cloned().unwrap_or_default();
         let mut excludes = file.exclude.clone();
@@ -65,6 +106,18 @@ impl Settings {
                     .unwrap_or(defaults.prefix),
                 monthly_spend: !mapping_args.no_monthly_spend && file.monthly_spend.unwrap_or(true),
                 excludes,
+            },
+            intercom: IntercomSettings {
+                base_url: intercom
+                    .base_url
+                    .or(file.base_url)
+                    .unwrap_or_else(|| region.base_url().to_string()),
+                intercom_version: intercom
+                    .intercom_version
+                    .or(file.intercom_version)
+                    .unwrap_or_else(|| "2.16".into()),
+                rate_limit: intercom.rate_limit.or(file.rate_limit),
+                concurrency,
             },
         };
         if settings.mapping.prefix.trim().is_empty()

@@ -21,16 +21,31 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
+    let global = &cli.global;
     match &cli.command {
         Command::Load(args) => cmd::load::run(&Settings::resolve(
-            &cli.global,
+            global,
+            None,
             None,
             args.input.as_deref(),
         )?),
         Command::Transform(mapping) => {
-            cmd::transform::run(&Settings::resolve(&cli.global, Some(mapping), None)?)
+            cmd::transform::run(&Settings::resolve(global, Some(mapping), None, None)?)
         }
-        Command::Plan(args) => cmd::plan::run(&Settings::resolve(&cli.global, None, None)?, args),
+        Command::Plan(args) => cmd::plan::run(&Settings::resolve(global, None, None, None)?, args),
+        Command::Push(args) => cmd::push::run(
+            &Settings::resolve(global, None, Some(&args.intercom), None)?,
+            args,
+        ),
+        Command::Run(args) => {
+            let settings = Settings::resolve(
+                global,
+                Some(&args.mapping),
+                Some(&args.intercom),
+                args.input.as_deref(),
+            )?;
+            cmd::run::run(&settings, args)
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use crate::store::Store;
 
 /// Loads the export; on failure a database this call created is removed again, so a
 /// failed load leaves the filesystem as it was.
+/// The caller holds the run lock.
 pub fn load_export(settings: &Settings) -> Result<LoadSummary> {
     let input = settings.require_input()?;
     let existed = settings.db.exists();
@@ -32,7 +33,18 @@ fn remove_database(db: &Path) {
 }
 
 pub fn run(settings: &Settings) -> Result<u8> {
-    let summary = load_export(settings)?;
+    settings.require_input()?;
+    let existed = settings.db.exists();
+    let mut store = Store::open(&settings.db)?;
+    let lock = store.acquire_run_lock("load")?;
+    super::print_warnings(lock.warning.as_slice());
+    let summary = load_export(settings);
+    drop(lock);
+    drop(store);
+    if summary.is_err() && !existed {
+        remove_database(&settings.db);
+    }
+    let summary = summary?;
     super::print_warnings(&summary.warnings);
     let tables: Vec<String> = summary
         .rows

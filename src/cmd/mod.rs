@@ -3,18 +3,30 @@
 
 pub mod load;
 pub mod plan;
+pub mod push;
+pub mod run;
 pub mod transform;
 
 use crate::config::ConfigError;
 use crate::extract::ExtractError;
+use crate::push::PushError;
 use crate::transform::TransformError;
 
 /// Exit codes: 0 all done, 1 some records failed, 2 bad input or configuration,
 /// 3 anything else (database, I/O, Intercom unreachable).
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
-        if cause.downcast_ref::<ConfigError>().is_some() {
+        if cause.downcast_ref::<ConfigError>().is_some()
+            || cause
+                .downcast_ref::<crate::intercom::ConfigError>()
+                .is_some()
+        {
             return 2;
+        }
+        match cause.downcast_ref::<PushError>() {
+            Some(PushError::Attributes(_) | PushError::NotReady(_)) => return 2,
+            Some(PushError::Api(_) | PushError::Store(_)) => return 3,
+            None => {}
         }
         match cause.downcast_ref::<ExtractError>() {
             Some(ExtractError::Input { .. }) => return 2,

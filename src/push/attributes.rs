@@ -32,12 +32,19 @@ fn compatible(ours: &str, theirs: &str) -> bool {
 }
 
 /// Makes every attribute of `catalog` exist with a compatible type; returns the names created.
-pub async fn ensure_attributes(client: &Client, catalog: &[Attribute]) -> Result<Vec<String>, PushError> {
-    let mut existing: Vec<DataAttribute> = client.list_data_attributes(Model::Company, true).await?;
+pub async fn ensure_attributes(
+    client: &Client,
+    catalog: &[Attribute],
+) -> Result<Vec<String>, PushError> {
+    let mut existing: Vec<DataAttribute> =
+        client.list_data_attributes(Model::Company, true).await?;
     existing.extend(client.list_data_attributes(Model::Contact, true).await?);
     let mut missing = Vec::new();
     for attribute in catalog {
-        let same_name: Vec<&DataAttribute> = existing.iter().filter(|a| a.name == attribute.name).collect();
+        let same_name: Vec<&DataAttribute> = existing
+            .iter()
+            .filter(|a| a.name == attribute.name)
+            .collect();
         let Some(found) = same_name.iter().find(|a| a.model == attribute.model) else {
             if let Some(other) = same_name.first() {
                 return Err(PushError::Attributes(format!(
@@ -70,7 +77,13 @@ pub async fn ensure_attributes(client: &Client, catalog: &[Attribute]) -> Result
     }
     let mut created = Vec::new();
     for attribute in missing {
-        client.create_data_attribute(&attribute.name, model(attribute.model), data_type(attribute.data_type)).await?;
+        client
+            .create_data_attribute(
+                &attribute.name,
+                model(attribute.model),
+                data_type(attribute.data_type),
+            )
+            .await?;
         created.push(attribute.name.clone());
     }
     Ok(created)

@@ -50,12 +50,18 @@ const PAGE: usize = 2000;
 const DIRECTORY_THRESHOLD: u64 = 100;
 
 /// Pushes changed payloads. `store` must hold fresh payloads (see `transform::check_fresh`).
-pub fn push(store: &Store, client: &Client, runtime: &tokio::runtime::Runtime, options: PushOptions) -> Result<PushReport, PushError> {
+pub fn push(
+    store: &Store,
+    client: &Client,
+    runtime: &tokio::runtime::Runtime,
+    options: PushOptions,
+) -> Result<PushReport, PushError> {
     let started = Instant::now();
     crate::transform::check_fresh(store).map_err(PushError::NotReady)?;
     let mut report = PushReport::default();
     let catalog = store.attributes()?;
-    report.attributes_created = runtime.block_on(attributes::ensure_attributes(client, &catalog))?;
+    report.attributes_created =
+        runtime.block_on(attributes::ensure_attributes(client, &catalog))?;
 
     let (tx, rx) = mpsc::channel::<SyncRecord>();
     let mut writer = store.sync_writer()?;
@@ -74,19 +80,33 @@ pub fn push(store: &Store, client: &Client, runtime: &tokio::runtime::Runtime, o
     });
 
     let result = (|| -> Result<(), PushError> {
-        push_companies(store, client, runtime, options, &tx, &mut report.companies, &mut report.warnings)?;
+        push_companies(
+            store,
+            client,
+            runtime,
+            options,
+            &tx,
+            &mut report.companies,
+            &mut report.warnings,
+        )?;
         push_users(store, client, runtime, options, &tx, &mut report.users)?;
         Ok(())
     })();
     drop(tx);
-    let written = writer_thread.join().unwrap_or_else(|_| Err(StoreError::Locked("the result writer panicked".into())));
+    let written = writer_thread
+        .join()
+        .unwrap_or_else(|_| Err(StoreError::Locked("the result writer panicked".into())));
     result?;
     written?;
 
-    for (kind, counts) in store.payload_counts()? {
-        let k = if kind == "company" { &mut report.companies } else { &mut report.users };
+    for (kind, total, _) in store.payload_counts()? {
+        let k = if kind == "company" {
+            &mut report.companies
+        } else {
+            &mut report.users
+        };
         let attempted = k.updated + k.not_found + k.ambiguous + k.failed;
-        k.unchanged = (counts as u64).saturating_sub(attempted);
+        k.unchanged = (total as u64).saturating_sub(attempted);
     }
     let stats = client.stats();
     report.api_calls = stats.requests_sent;
@@ -97,7 +117,11 @@ pub fn push(store: &Store, client: &Client, runtime: &tokio::runtime::Runtime, o
 }
 
 /// Counts an outcome and hands it to the writer.
-fn settle(tx: &mpsc::Sender<SyncRecord>, counts: &mut KindReport, record: SyncRecord) -> Result<(), PushError> {
+fn settle(
+    tx: &mpsc::Sender<SyncRecord>,
+    counts: &mut KindReport,
+    record: SyncRecord,
+) -> Result<(), PushError> {
     match &record.outcome {
         RecordOutcome::Updated { .. } => counts.updated += 1,
         RecordOutcome::NotFound => counts.not_found += 1,
@@ -110,7 +134,9 @@ fn settle(tx: &mpsc::Sender<SyncRecord>, counts: &mut KindReport, record: SyncRe
             counts.problem(&record.record_key, "failed", reason.clone());
         }
     }
-    tx.send(record).map_err(|_| StoreError::Locked("the result writer stopped (see the error above)".into()).into())
+    tx.send(record).map_err(|_| {
+        StoreError::Locked("the result writer stopped (see the error above)".into()).into()
+    })
 }
 
 fn push_companies(
@@ -130,7 +156,9 @@ fn push_companies(
     if unknown > DIRECTORY_THRESHOLD {
         match runtime.block_on(resolve::company_directory(client)) {
             Ok(found) => directory = Some(found),
-            Err(e) => warnings.push(format!("could not scroll the company list ({e}); looking companies up one by one")),
+            Err(e) => warnings.push(format!(
+                "could not scroll the company list ({e}); looking companies up one by one"
+            )),
         }
     }
     let progress = Progress::new("pushing companies", "companies");
@@ -142,12 +170,20 @@ fn push_companies(
         runtime.block_on(async {
             let mut tasks = JoinSet::new();
             for record in page {
-                let known = record.intercom_id.clone().or_else(|| directory.as_ref().and_then(|d| d.get(&record.record_key).cloned()));
+                let known = record.intercom_id.clone().or_else(|| {
+                    directory
+                        .as_ref()
+                        .and_then(|d| d.get(&record.record_key).cloned())
+                });
                 let client = client.clone();
                 tasks.spawn(async move { push_company(&client, record, known).await });
             }
             while let Some(done) = tasks.join_next().await {
-                let record = done.unwrap_or_else(|e| SyncRecord { kind: "company", record_key: String::new(), outcome: RecordOutcome::Failed(format!("task failed: {e}")) });
+                let record = done.unwrap_or_else(|e| SyncRecord {
+                    kind: "company",
+                    record_key: String::new(),
+                    outcome: RecordOutcome::Failed(format!("task failed: {e}")),
+                });
                 progress.inc(1);
                 settle(tx, counts, record)?;
             }
@@ -159,7 +195,11 @@ fn push_companies(
 
 /// Looks up (if needed) and updates one company; a 404 on the PUT drops the id and
 /// re-resolves once.
-async fn push_company(client: &Client, record: PendingRecord, known_id: Option<String>) -> SyncRecord {
+async fn push_company(
+    client: &Client,
+    record: PendingRecord,
+    known_id: Option<String>,
+) -> SyncRecord {
     let outcome = async {
         let body = request_body(&record.payload, record.pushed_payload.as_deref(), true);
         let mut id = match known_id {
@@ -172,10 +212,12 @@ async fn push_company(client: &Client, record: PendingRecord, known_id: Option<S
         for attempt in 0..2 {
             match client.update_company(&id, &body).await {
                 Ok(()) => return Ok(updated(id, &record)),
-                Err(e) if e.is_not_found() && attempt == 0 => match client.find_company(&record.record_key).await? {
-                    Some(company) => id = company.id,
-                    None => return Ok(RecordOutcome::NotFound),
-                },
+                Err(e) if e.is_not_found() && attempt == 0 => {
+                    match client.find_company(&record.record_key).await? {
+                        Some(company) => id = company.id,
+                        None => return Ok(RecordOutcome::NotFound),
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -183,11 +225,19 @@ async fn push_company(client: &Client, record: PendingRecord, known_id: Option<S
     }
     .await
     .unwrap_or_else(|e: ApiError| RecordOutcome::Failed(e.to_string()));
-    SyncRecord { kind: "company", record_key: record.record_key, outcome }
+    SyncRecord {
+        kind: "company",
+        record_key: record.record_key,
+        outcome,
+    }
 }
 
 fn updated(intercom_id: String, record: &PendingRecord) -> RecordOutcome {
-    RecordOutcome::Updated { intercom_id, hash: record.hash.clone(), payload: record.payload.clone() }
+    RecordOutcome::Updated {
+        intercom_id,
+        hash: record.hash.clone(),
+        payload: record.payload.clone(),
+    }
 }
 
 fn push_users(
@@ -205,11 +255,16 @@ fn push_users(
         let Some(last) = page.last() else { break };
         after = last.record_key.clone();
         runtime.block_on(async {
-            let unresolved: Vec<(usize, UserKeys)> =
-                page.iter().enumerate().filter(|(_, r)| r.intercom_id.is_none()).map(|(i, r)| (i, user_keys(&r.payload))).collect();
+            let unresolved: Vec<(usize, UserKeys)> = page
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.intercom_id.is_none())
+                .map(|(i, r)| (i, user_keys(&r.payload)))
+                .collect();
             let keys: Vec<UserKeys> = unresolved.iter().map(|(_, k)| k.clone()).collect();
             let matches = resolve::resolve_contacts(client, &keys).await?;
-            let mut resolved: HashMap<usize, ContactMatch> = unresolved.iter().map(|(i, _)| *i).zip(matches).collect();
+            let mut resolved: HashMap<usize, ContactMatch> =
+                unresolved.iter().map(|(i, _)| *i).zip(matches).collect();
             let mut tasks = JoinSet::new();
             for (i, record) in page.into_iter().enumerate() {
                 let found = match &record.intercom_id {
@@ -220,7 +275,11 @@ fn push_users(
                 tasks.spawn(async move { push_user(&client, record, found).await });
             }
             while let Some(done) = tasks.join_next().await {
-                let record = done.unwrap_or_else(|e| SyncRecord { kind: "user", record_key: String::new(), outcome: RecordOutcome::Failed(format!("task failed: {e}")) });
+                let record = done.unwrap_or_else(|e| SyncRecord {
+                    kind: "user",
+                    record_key: String::new(),
+                    outcome: RecordOutcome::Failed(format!("task failed: {e}")),
+                });
                 progress.inc(1);
                 settle(tx, counts, record)?;
             }
@@ -243,9 +302,14 @@ async fn push_user(client: &Client, record: PendingRecord, found: ContactMatch) 
             match client.update_contact(&id, &body).await {
                 Ok(()) => return Ok(updated(id, &record)),
                 Err(e) if attempt == 0 && (e.is_not_found() || e.status == Some(410)) => {
-                    match resolve::resolve_contacts(client, &[user_keys(&record.payload)]).await?.pop() {
+                    match resolve::resolve_contacts(client, &[user_keys(&record.payload)])
+                        .await?
+                        .pop()
+                    {
                         Some(ContactMatch::Found(new_id)) => id = new_id,
-                        Some(ContactMatch::Ambiguous(reason)) => return Ok(RecordOutcome::Ambiguous(reason)),
+                        Some(ContactMatch::Ambiguous(reason)) => {
+                            return Ok(RecordOutcome::Ambiguous(reason))
+                        }
                         _ => return Ok(RecordOutcome::NotFound),
                     }
                 }
@@ -256,13 +320,20 @@ async fn push_user(client: &Client, record: PendingRecord, found: ContactMatch) 
     }
     .await
     .unwrap_or_else(|e: ApiError| RecordOutcome::Failed(e.to_string()));
-    SyncRecord { kind: "user", record_key: record.record_key, outcome }
+    SyncRecord {
+        kind: "user",
+        record_key: record.record_key,
+        outcome,
+    }
 }
 
 fn user_keys(payload: &str) -> UserKeys {
     let value: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
     let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
-    UserKeys { external_id: text("external_id"), email: text("email") }
+    UserKeys {
+        external_id: text("external_id"),
+        email: text("email"),
+    }
 }
 
 /// The PUT body for a payload: its custom attributes (and monthly_spend for companies), plus
@@ -270,7 +341,11 @@ fn user_keys(payload: &str) -> UserKeys {
 /// has, which clears it. Keys we never sent are never touched.
 pub fn request_body(payload: &str, pushed_payload: Option<&str>, company: bool) -> Value {
     let payload: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
-    let mut attributes: Map<String, Value> = payload.get("custom_attributes").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut attributes: Map<String, Value> = payload
+        .get("custom_attributes")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     if let Some(old) = pushed_payload.and_then(|p| serde_json::from_str::<Value>(p).ok()) {
         if let Some(old_attributes) = old.get("custom_attributes").and_then(Value::as_object) {
             for key in old_attributes.keys() {
@@ -296,11 +371,18 @@ mod tests {
 
     #[test]
     fn body_clears_only_keys_we_sent_before() {
-        let old = r#"{"company_id":"a","custom_attributes":{"V Old":3,"V Kept":1},"monthly_spend":5}"#;
+        let old =
+            r#"{"company_id":"a","custom_attributes":{"V Old":3,"V Kept":1},"monthly_spend":5}"#;
         let new = r#"{"company_id":"a","custom_attributes":{"V Kept":2,"V New":true}}"#;
         let body = request_body(new, Some(old), true);
-        assert_eq!(body, serde_json::json!({"custom_attributes": {"V Old": null, "V Kept": 2, "V New": true}}));
+        assert_eq!(
+            body,
+            serde_json::json!({"custom_attributes": {"V Old": null, "V Kept": 2, "V New": true}})
+        );
         let first = request_body(new, None, true);
-        assert_eq!(first, serde_json::json!({"custom_attributes": {"V Kept": 2, "V New": true}}));
+        assert_eq!(
+            first,
+            serde_json::json!({"custom_attributes": {"V Kept": 2, "V New": true}})
+        );
     }
 }

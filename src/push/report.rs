@@ -27,7 +27,11 @@ pub const PROBLEMS_SHOWN: usize = 20;
 impl KindReport {
     pub fn problem(&mut self, record: &str, outcome: &'static str, reason: String) {
         if self.problems.len() < PROBLEMS_SHOWN {
-            self.problems.push(Problem { record: record.to_string(), outcome, reason });
+            self.problems.push(Problem {
+                record: record.to_string(),
+                outcome,
+                reason,
+            });
         }
     }
 }
@@ -72,7 +76,10 @@ impl PushReport {
             }
         }
         if !self.attributes_created.is_empty() {
-            out.push_str(&format!("created data attributes: {}\n", self.attributes_created.join(", ")));
+            out.push_str(&format!(
+                "created data attributes: {}\n",
+                self.attributes_created.join(", ")
+            ));
         }
         out.push_str(&format!(
             "API calls {} (429s {}, retries {}) in {:.1} s\n",

@@ -48,16 +48,26 @@ pub struct UserKeys {
 
 /// Resolves users to contact ids: by external_id first, then (for those not found) by email;
 /// only a unique match counts. Calls `POST /contacts/search` with `IN` on up to 100 values.
-pub async fn resolve_contacts(client: &Client, users: &[UserKeys]) -> Result<Vec<ContactMatch>, ApiError> {
+pub async fn resolve_contacts(
+    client: &Client,
+    users: &[UserKeys],
+) -> Result<Vec<ContactMatch>, ApiError> {
     let external_ids: Vec<String> = users.iter().filter_map(|u| u.external_id.clone()).collect();
-    let by_external = search_all(client, ContactKey::ExternalId, &external_ids, |c| c.external_id.clone()).await?;
+    let by_external = search_all(client, ContactKey::ExternalId, &external_ids, |c| {
+        c.external_id.clone()
+    })
+    .await?;
     let mut results: Vec<Option<ContactMatch>> = users
         .iter()
         .map(|u| {
             let found = u.external_id.as_ref().and_then(|id| by_external.get(id))?;
             Some(match found.as_slice() {
                 [one] => ContactMatch::Found(one.clone()),
-                many => ContactMatch::Ambiguous(format!("{} contacts have external_id {:?}", many.len(), u.external_id.as_deref().unwrap_or_default())),
+                many => ContactMatch::Ambiguous(format!(
+                    "{} contacts have external_id {:?}",
+                    many.len(),
+                    u.external_id.as_deref().unwrap_or_default()
+                )),
             })
         })
         .collect();
@@ -67,21 +77,35 @@ pub async fn resolve_contacts(client: &Client, users: &[UserKeys]) -> Result<Vec
         .filter(|(_, r)| r.is_none())
         .filter_map(|(u, _)| u.email.as_ref().map(|e| e.to_lowercase()))
         .collect();
-    let by_email = search_all(client, ContactKey::Email, &emails, |c| c.email.as_ref().map(|e| e.to_lowercase())).await?;
+    let by_email = search_all(client, ContactKey::Email, &emails, |c| {
+        c.email.as_ref().map(|e| e.to_lowercase())
+    })
+    .await?;
     for (user, result) in users.iter().zip(results.iter_mut()) {
         if result.is_some() {
             continue;
         }
         let email = user.email.as_ref().map(|e| e.to_lowercase());
-        *result = Some(match email.as_ref().and_then(|e| by_email.get(e)).map(Vec::as_slice) {
-            Some([one]) => ContactMatch::Found(one.clone()),
-            Some(many) if many.len() > 1 => {
-                ContactMatch::Ambiguous(format!("{} contacts have email {}: not guessing which one", many.len(), email.unwrap_or_default()))
-            }
-            _ => ContactMatch::NotFound,
-        });
+        *result = Some(
+            match email
+                .as_ref()
+                .and_then(|e| by_email.get(e))
+                .map(Vec::as_slice)
+            {
+                Some([one]) => ContactMatch::Found(one.clone()),
+                Some(many) if many.len() > 1 => ContactMatch::Ambiguous(format!(
+                    "{} contacts have email {}: not guessing which one",
+                    many.len(),
+                    email.unwrap_or_default()
+                )),
+                _ => ContactMatch::NotFound,
+            },
+        );
     }
-    Ok(results.into_iter().map(|r| r.unwrap_or(ContactMatch::NotFound)).collect())
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or(ContactMatch::NotFound))
+        .collect())
 }
 
 /// Searches `field IN values` in batches, following pagination; key → contact ids.
@@ -98,7 +122,9 @@ async fn search_all(
     for batch in unique.chunks(SEARCH_BATCH) {
         let mut cursor: Option<String> = None;
         loop {
-            let page = client.search_contacts(field, batch, cursor.as_deref()).await?;
+            let page = client
+                .search_contacts(field, batch, cursor.as_deref())
+                .await?;
             for contact in &page.contacts {
                 if let Some(key) = key_of(contact) {
                     let ids = found.entry(key).or_default();

@@ -23,7 +23,11 @@ pub struct PendingRecord {
 #[derive(Clone, Debug)]
 pub enum RecordOutcome {
     /// Intercom answered 2xx to the PUT of `payload` (whose hash is `hash`).
-    Updated { intercom_id: String, hash: Vec<u8>, payload: String },
+    Updated {
+        intercom_id: String,
+        hash: Vec<u8>,
+        payload: String,
+    },
     /// No such company/contact in Intercom: looked up again on the next run.
     NotFound,
     /// Several contacts match the user's email: not guessed.
@@ -56,7 +60,13 @@ impl Store {
     }
 
     /// The next page of records to push, in record_key order after `after`.
-    pub fn pending_page(&self, kind: &str, full_resync: bool, after: &str, limit: usize) -> Result<Vec<PendingRecord>, StoreError> {
+    pub fn pending_page(
+        &self,
+        kind: &str,
+        full_resync: bool,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<PendingRecord>, StoreError> {
         self.rows_with(
             "SELECT p.record_key, p.payload, p.hash, s.intercom_id, s.pushed_payload
              FROM payloads p LEFT JOIN sync_state s ON s.kind = p.kind AND s.record_key = p.record_key
@@ -83,7 +93,12 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn finish_run(&self, run_id: i64, exit_code: u8, report_json: &str) -> Result<(), StoreError> {
+    pub fn finish_run(
+        &self,
+        run_id: i64,
+        exit_code: u8,
+        report_json: &str,
+    ) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), exit_code = ?2, report = ?3 WHERE run_id = ?1",
@@ -99,9 +114,16 @@ impl Store {
         let path = self.path.clone();
         let pid = std::process::id();
         let host = hostname();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| sqlite_err(&path, e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| sqlite_err(&path, e))?;
         let holder: Option<(i64, String, String, String)> = tx
-            .query_row("SELECT pid, host, command, started_at FROM run_lock WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_row(
+                "SELECT pid, host, command, started_at FROM run_lock WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
             .optional()
             .map_err(|e| sqlite_err(&path, e))?;
         let mut warning = None;
@@ -132,7 +154,9 @@ impl Store {
 
     /// A writer for outcomes, on its own connection (for the writer thread).
     pub fn sync_writer(&self) -> Result<SyncWriter, StoreError> {
-        Ok(SyncWriter { store: self.reopen()? })
+        Ok(SyncWriter {
+            store: self.reopen()?,
+        })
     }
 }
 
@@ -153,7 +177,9 @@ impl Drop for RunLock {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Whether `pid` is a live intercom-push process (a reused pid running something else is
@@ -175,7 +201,11 @@ impl SyncWriter {
     /// payload; the other outcomes never touch them.
     pub fn record(&mut self, batch: &[SyncRecord]) -> Result<(), StoreError> {
         let path = self.store.path.clone();
-        let tx = self.store.conn.transaction().map_err(|e| sqlite_err(&path, e))?;
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(|e| sqlite_err(&path, e))?;
         for record in batch {
             let key = (record.kind, record.record_key.as_str());
             let result = match &record.outcome {
@@ -208,7 +238,11 @@ impl SyncWriter {
     /// Remembers Intercom ids found by a lookup, before any write.
     pub fn remember_ids(&mut self, kind: &str, ids: &[(String, String)]) -> Result<(), StoreError> {
         let path = self.store.path.clone();
-        let tx = self.store.conn.transaction().map_err(|e| sqlite_err(&path, e))?;
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(|e| sqlite_err(&path, e))?;
         for (record_key, intercom_id) in ids {
             tx.execute(
                 "INSERT INTO sync_state (kind, record_key, intercom_id) VALUES (?1, ?2, ?3)

@@ -1,0 +1,45 @@
+//! `run`: load + transform + push (or plan with `--dry-run`) under one run lock.
+
+use anyhow::Result;
+
+use crate::cli::{PlanArgs, RunArgs};
+use crate::config::Settings;
+use crate::push::PushOptions;
+use crate::store::Store;
+
+pub fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
+    let mut store = Store::open(&settings.db)?;
+    let lock = store.acquire_run_lock("run")?;
+    super::print_warnings(lock.warning.as_slice());
+    let loaded = super::load::load_export(settings)?;
+    super::print_warnings(&loaded.warnings);
+    let transformed = crate::transform::transform(&mut store, &settings.mapping)?;
+    super::print_warnings(&transformed.warnings);
+    if !args.json {
+        eprintln!(
+            "loaded {} accounts; computed {} company and {} user payloads",
+            loaded.rows.get("accounts").unwrap_or(&0),
+            transformed.companies,
+            transformed.users
+        );
+    }
+    if args.dry_run {
+        return super::plan::run(
+            settings,
+            &PlanArgs {
+                json: args.json,
+                all: false,
+                limit: 20,
+            },
+        );
+    }
+    super::push::push_and_report(
+        &store,
+        settings,
+        "run",
+        PushOptions {
+            full_resync: args.full_resync,
+        },
+        args.json,
+    )
+}
