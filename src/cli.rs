@@ -62,6 +62,33 @@ pub enum Command {
     Push(PushArgs),
     /// The nightly job: load + transform + push.
     Run(RunArgs),
+    /// Try it all on the bundled fixtures against an embedded mock Intercom on 127.0.0.1:
+    /// runs `run` twice and prints both reports (the second makes no writes).
+    Demo(DemoArgs),
+    /// Serve the mock Intercom (for tests, benchmarks and trying things) until interrupted.
+    ///
+    /// It accepts the token in INTERCOM_ACCESS_TOKEN (default `mock-token`). Control endpoints
+    /// without auth: GET /_mock/state, POST /_mock/seed, POST /_mock/faults.
+    Mock(MockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Export to use. [default: fixtures/export]
+    #[arg(long, short, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// Latency the mock adds to every answer, in ms.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    #[command(flatten)]
+    pub config: crate::mock::MockConfig,
+    /// JSON file with companies, contacts and data attributes to start with.
+    #[arg(long, value_name = "FILE")]
+    pub seed_file: Option<PathBuf>,
 }
 
 /// Where and how to talk to Intercom.

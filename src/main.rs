@@ -46,6 +46,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             )?;
             cmd::run::run(&settings, args)
         }
+        Command::Demo(args) => cmd::demo::run(global, args),
+        Command::Mock(args) => cmd::mock::run(args),
     }
 }
 

@@ -1,7 +1,9 @@
 //! One module per subcommand. Each returns the process exit code or an error that
 //! `main` maps to one (see [`exit_code`]).
 
+pub mod demo;
 pub mod load;
+pub mod mock;
 pub mod plan;
 pub mod push;
 pub mod run;
