@@ -1,1 +1,2 @@
 //! intercom-push: warehouse export → SQLite → Intercom payloads → Intercom.
+pub mod mock;
