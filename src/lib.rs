@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod extract;
 pub mod intercom;
+pub mod mock;
 pub mod progress;
 pub mod push;
 pub mod store;

@@ -1,0 +1,325 @@
+//! A mock Intercom REST API on loopback, for tests and benchmarks of the loader.
+//!
+//! It serves what the loader uses (see `CONTRACT.md`): company find/update/list/scroll, contact
+//! search/update, data attribute list/create/archive, with Intercom's answer shapes and error
+//! codes (OpenAPI 2.16), bearer auth, fixed-window rate limiting with `X-RateLimit-*` headers,
+//! seeded fault injection, and recording of every call (counters, violations — `POST /companies`
+//! and `POST /contacts` the loader must never make — and optionally each request).
+//!
+//! Control endpoints (no auth, no faults, no rate limit, not recorded): `GET /_mock/state` (the
+//! [`MockServer::dump`]), `POST /_mock/seed` (a [`Seed`]; answers the assigned ids),
+//! `GET`/`POST /_mock/faults[?seed=N]` (a [`FaultConfig`]).
+
+mod error;
+mod faults;
+mod ratelimit;
+mod record;
+mod routes;
+mod search;
+mod state;
+#[cfg(test)]
+mod tests;
+
+pub use error::ApiError;
+pub use faults::FaultConfig;
+pub use record::{RecordedRequest, Stats, Violation};
+pub use state::{Seed, SeedAttribute, SeedCompany, SeedContact, SeedError, SeedIds};
+
+use routes::Shared;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Environment variable holding the token the mock accepts.
+pub const TOKEN_ENV: &str = "INTERCOM_ACCESS_TOKEN";
+/// Token accepted when [`TOKEN_ENV`] is unset.
+pub const DEFAULT_TOKEN: &str = "mock-token";
+
+/// The token from [`TOKEN_ENV`], or [`DEFAULT_TOKEN`].
+pub fn token_from_env() -> String {
+    std::env::var(TOKEN_ENV).unwrap_or_else(|_| DEFAULT_TOKEN.to_owned())
+}
+
+/// Parses a whole number of milliseconds.
+fn parse_ms(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("{s:?}: {e} (expected milliseconds)"))
+}
+
+/// Mock settings. Also usable as CLI flags (`intercom-push mock …`); the token comes only from
+/// `INTERCOM_ACCESS_TOKEN` (default `mock-token`) and is never printed (`Debug` redacts it).
+#[derive(Clone, clap::Args)]
+pub struct MockConfig {
+    /// Bearer token the mock accepts.
+    #[arg(skip = token_from_env())]
+    pub token: String,
+    /// Requests allowed per rate-limit window.
+    #[arg(long = "rate-limit", default_value_t = 1667)]
+    pub rate_limit: u32,
+    /// Rate-limit window length in ms (windows aligned to multiples of it in unix time).
+    #[arg(long = "window-ms", value_parser = parse_ms, default_value = "10000")]
+    pub window: Duration,
+    /// Delay added to every answer, in ms.
+    #[arg(long = "latency-ms", value_parser = parse_ms, default_value = "0")]
+    pub latency: Duration,
+    /// Probability of an injected 500/502/503 (nothing applied).
+    #[arg(long = "p-5xx", default_value_t = 0.0)]
+    pub p_5xx: f64,
+    /// Probability of an injected 429 (nothing applied).
+    #[arg(long = "p-429", default_value_t = 0.0)]
+    pub p_429: f64,
+    /// Probability of dropping the connection before applying the request.
+    #[arg(long = "p-drop-before", default_value_t = 0.0)]
+    pub p_drop_before: f64,
+    /// Probability of applying the request, then dropping the connection.
+    #[arg(long = "p-drop-after", default_value_t = 0.0)]
+    pub p_drop_after: f64,
+    /// Probability of applying the request, then answering after --slow-ms.
+    #[arg(long = "p-slow", default_value_t = 0.0)]
+    pub p_slow: f64,
+    /// Extra delay of slow answers, in ms.
+    #[arg(long = "slow-ms", value_parser = parse_ms, default_value = "30000")]
+    pub slow: Duration,
+    /// company_id whose PUT always answers 500 (repeatable).
+    #[arg(long = "fail-company-id")]
+    pub fail_company_ids: Vec<String>,
+    /// Seed of the fault RNG.
+    #[arg(long = "fault-seed", default_value_t = 0)]
+    pub seed: u64,
+    /// Custom data attributes allowed per workspace (archived ones count).
+    #[arg(long = "max-custom-attributes", default_value_t = 250)]
+    pub max_custom_attributes: usize,
+    /// Record every request (method, path, query, headers without Authorization, body, status).
+    #[arg(long = "record-requests")]
+    pub record_requests: bool,
+    /// Companies per `GET /companies/scroll` page (Intercom does not document its page size).
+    #[arg(long = "scroll-page-size", default_value_t = 50)]
+    pub scroll_page_size: usize,
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long = "mock-port", default_value_t = 0)]
+    pub port: u16,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            token: token_from_env(),
+            rate_limit: 1667,
+            window: Duration::from_secs(10),
+            latency: Duration::ZERO,
+            p_5xx: 0.0,
+            p_429: 0.0,
+            p_drop_before: 0.0,
+            p_drop_after: 0.0,
+            p_slow: 0.0,
+            slow: Duration::from_secs(30),
+            fail_company_ids: Vec::new(),
+            seed: 0,
+            max_custom_attributes: 250,
+            record_requests: false,
+            scroll_page_size: 50,
+            port: 0,
+        }
+    }
+}
+
+impl fmt::Debug for MockConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockConfig")
+            .field("token", &"<redacted>")
+            .field("rate_limit", &self.rate_limit)
+            .field("window", &self.window)
+            .field("faults", &self.faults())
+            .field("seed", &self.seed)
+            .field("max_custom_attributes", &self.max_custom_attributes)
+            .field("record_requests", &self.record_requests)
+            .field("scroll_page_size", &self.scroll_page_size)
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl MockConfig {
+    /// The fault settings part of the config.
+    pub fn faults(&self) -> FaultConfig {
+        FaultConfig {
+            latency_ms: self.latency.as_millis() as u64,
+            p_5xx: self.p_5xx,
+            p_429: self.p_429,
+            p_drop_before: self.p_drop_before,
+            p_drop_after: self.p_drop_after,
+            p_slow: self.p_slow,
+            slow_ms: self.slow.as_millis() as u64,
+            fail_company_ids: self.fail_company_ids.clone(),
+        }
+    }
+}
+
+/// How the server is run, and how to stop it.
+enum Runner {
+    /// A task on the caller's runtime; stopped by a graceful-shutdown signal.
+    Task(Option<oneshot::Sender<()>>),
+    /// An own runtime on a thread; stopped by a signal, then the runtime is shut down.
+    Thread(Option<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>),
+}
+
+/// A running mock. Dropping it stops the server.
+pub struct MockServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    runner: Runner,
+}
+
+impl MockServer {
+    /// Binds 127.0.0.1:`config.port` and serves on the current tokio runtime.
+    pub async fn start(config: MockConfig) -> std::io::Result<MockServer> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(&config));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = routes::router(shared.clone());
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!("mock server stopped: {e}");
+            }
+        });
+        Ok(MockServer {
+            shared,
+            addr,
+            runner: Runner::Task(Some(stop)),
+        })
+    }
+
+    /// Like [`MockServer::start`], on an own 2-thread tokio runtime on a background thread (for
+    /// synchronous tests and the CLI). Callable from outside any runtime.
+    pub fn start_background(config: MockConfig) -> std::io::Result<MockServer> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mock-intercom")
+            .enable_all()
+            .build()?;
+        let listener = rt.block_on(tokio::net::TcpListener::bind(("127.0.0.1", config.port)))?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(&config));
+        let app = routes::router(shared.clone());
+        rt.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!("mock server stopped: {e}");
+            }
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("mock-intercom-main".to_owned())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+                rt.shutdown_timeout(Duration::from_millis(200));
+            })?;
+        Ok(MockServer {
+            shared,
+            addr,
+            runner: Runner::Thread(Some((stop, thread))),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Replaces all companies, contacts and data attributes with `seed` (stats are kept) and
+    /// returns the Intercom ids assigned, in seed order. On error nothing changes.
+    pub fn seed(&self, seed: Seed) -> Result<SeedIds, SeedError> {
+        self.shared.seed(seed)
+    }
+
+    /// `{companies, contacts, data_attributes, violations, stats, requests}` (API object shapes;
+    /// contacts also carry `merged`; `requests` is empty unless `record_requests`).
+    pub fn dump(&self) -> serde_json::Value {
+        self.shared.dump()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().recorder.stats.clone()
+    }
+
+    /// The calls the loader must never make, in order.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.shared.lock().recorder.violations.clone()
+    }
+
+    /// The recorded requests (empty unless `record_requests`).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared
+            .lock()
+            .recorder
+            .requests
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// The current fault settings.
+    pub fn faults(&self) -> FaultConfig {
+        self.shared.lock().faults.clone()
+    }
+
+    /// Replaces the fault settings (the fault RNG continues its sequence).
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.shared.lock().faults = faults;
+    }
+
+    /// Stops the server (and joins its thread for [`MockServer::start_background`]).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        match &mut self.runner {
+            Runner::Task(stop) => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+            }
+            Runner::Thread(parts) => {
+                if let Some((stop, thread)) = parts.take() {
+                    let _ = stop.send(());
+                    let _ = thread.join();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs a mock until Ctrl-C (for `intercom-push mock`): starts it, loads `seed` if given, prints
+/// `mock Intercom listening on http://127.0.0.1:PORT` on stdout, then waits.
+pub async fn serve_forever(config: MockConfig, seed: Option<Seed>) -> std::io::Result<()> {
+    let server = MockServer::start(config).await?;
+    if let Some(seed) = seed {
+        server
+            .seed(seed)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    }
+    println!("mock Intercom listening on {}", server.base_url());
+    tokio::signal::ctrl_c().await?;
+    server.shutdown();
+    Ok(())
+}

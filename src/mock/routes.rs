@@ -1,0 +1,566 @@
+//! The HTTP layer: the API gate (auth, rate limit, faults, recording), routing to the store, and
+//! the `/_mock/` control endpoints.
+
+use super::error::ApiError;
+use super::faults::{AbortBody, FaultConfig, PreFault, Roll};
+use super::ratelimit::{RateInfo, RateLimiter};
+use super::record::{body_value, headers_value, RecordedRequest, Recorder, Violation};
+use super::state::{uuid_like, Model, Seed, Store};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Largest accepted request body.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// State shared by all requests.
+pub struct Shared {
+    pub token: String,
+    pub scroll_page_size: usize,
+    pub max_custom_attributes: usize,
+    inner: Mutex<Inner>,
+}
+
+/// Everything mutable, behind one lock (held only briefly, never across a sleep).
+pub struct Inner {
+    pub store: Store,
+    pub recorder: Recorder,
+    pub limiter: RateLimiter,
+    pub faults: FaultConfig,
+    pub rng: StdRng,
+}
+
+impl Shared {
+    /// Shared state for a server with these settings.
+    pub fn new(config: &super::MockConfig) -> Self {
+        Shared {
+            token: config.token.clone(),
+            scroll_page_size: config.scroll_page_size,
+            max_custom_attributes: config.max_custom_attributes,
+            inner: Mutex::new(Inner {
+                store: Store::default(),
+                recorder: Recorder::new(config.record_requests),
+                limiter: RateLimiter::new(config.rate_limit, config.window.as_millis() as u64),
+                faults: config.faults(),
+                rng: StdRng::seed_from_u64(config.seed),
+            }),
+        }
+    }
+
+    /// Locks the mutable state (a poisoned lock is still usable: every update is validated first).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The full state dump: store, stats, violations, recorded requests.
+    pub fn dump(&self) -> Value {
+        let inner = self.lock();
+        let mut v = inner.store.dump();
+        if let (Some(o), Value::Object(r)) = (v.as_object_mut(), inner.recorder.dump()) {
+            o.extend(r);
+        }
+        v
+    }
+
+    /// Loads `seed` in place of all data (stats are kept).
+    pub fn seed(&self, seed: Seed) -> Result<super::state::SeedIds, super::state::SeedError> {
+        self.lock().store.load(seed, now_ms())
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The router: control endpoints under `/_mock/`, everything else goes through the API gate.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/_mock/state", get(control_state))
+        .route("/_mock/seed", axum::routing::post(control_seed))
+        .route(
+            "/_mock/faults",
+            get(control_get_faults).post(control_set_faults),
+        )
+        .fallback(api)
+        .with_state(shared)
+}
+
+/// `GET /_mock/state`: the dump.
+async fn control_state(State(shared): State<Arc<Shared>>) -> Response {
+    json_response(StatusCode::OK, &shared.dump())
+}
+
+/// `POST /_mock/seed` with a [`Seed`]: replaces the data; answers the assigned ids.
+async fn control_seed(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let result = serde_json::from_slice::<Seed>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|seed| shared.seed(seed).map_err(|e| e.to_string()));
+    match result {
+        Ok(ids) => json_response(StatusCode::OK, &json!(ids)),
+        Err(e) => control_error(&e),
+    }
+}
+
+/// `GET /_mock/faults`: the current fault settings.
+async fn control_get_faults(State(shared): State<Arc<Shared>>) -> Response {
+    let faults = shared.lock().faults.clone();
+    json_response(StatusCode::OK, &json!(faults))
+}
+
+/// `POST /_mock/faults[?seed=N]` with a [`FaultConfig`]: replaces the fault settings (and
+/// reseeds the fault RNG when `seed` is given).
+async fn control_set_faults(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let reseed = query_map(req.uri().query())
+        .get("seed")
+        .map(|s| s.parse::<u64>());
+    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return control_error(&e.to_string()),
+    };
+    let faults = match serde_json::from_slice::<FaultConfig>(&body) {
+        Ok(f) => f,
+        Err(e) => return control_error(&e.to_string()),
+    };
+    let mut inner = shared.lock();
+    match reseed {
+        Some(Ok(seed)) => inner.rng = StdRng::seed_from_u64(seed),
+        Some(Err(e)) => return control_error(&format!("seed: {e}")),
+        None => {}
+    }
+    inner.faults = faults;
+    json_response(StatusCode::OK, &json!(inner.faults))
+}
+
+/// A control-endpoint error, shaped like the API's.
+fn control_error(message: &str) -> Response {
+    let id = uuid_like(rand::random());
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"type": "error.list", "request_id": id, "errors": [{"code": "bad_request", "message": message}]}),
+    )
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Query string → map (last value wins; undecodable → empty).
+fn query_map(query: Option<&str>) -> HashMap<String, String> {
+    let uri = format!("/?{}", query.unwrap_or(""));
+    uri.parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|u| axum::extract::Query::<HashMap<String, String>>::try_from_uri(&u).ok())
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+/// An API operation, resolved from method and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    FindCompanies,
+    CreateCompany,
+    UpdateCompany(String),
+    ListCompanies,
+    ScrollCompanies,
+    SearchContacts,
+    UpdateContact(String),
+    CreateContact,
+    ListAttributes,
+    CreateAttribute,
+    UpdateAttribute(String),
+    Unknown,
+}
+
+impl Route {
+    /// The route and its template (used in stats).
+    fn resolve(method: &Method, path: &str) -> (Route, &'static str) {
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let m = method.as_str();
+        match (m, segs.as_slice()) {
+            ("GET", ["companies"]) => (Route::FindCompanies, "/companies"),
+            ("POST", ["companies"]) => (Route::CreateCompany, "/companies"),
+            ("POST", ["companies", "list"]) => (Route::ListCompanies, "/companies/list"),
+            ("GET", ["companies", "scroll"]) => (Route::ScrollCompanies, "/companies/scroll"),
+            ("PUT", ["companies", id]) if !id.is_empty() => {
+                (Route::UpdateCompany(id.to_string()), "/companies/{id}")
+            }
+            ("POST", ["contacts", "search"]) => (Route::SearchContacts, "/contacts/search"),
+            ("POST", ["contacts"]) => (Route::CreateContact, "/contacts"),
+            ("PUT", ["contacts", id]) if !id.is_empty() => {
+                (Route::UpdateContact(id.to_string()), "/contacts/{id}")
+            }
+            ("GET", ["data_attributes"]) => (Route::ListAttributes, "/data_attributes"),
+            ("POST", ["data_attributes"]) => (Route::CreateAttribute, "/data_attributes"),
+            ("PUT", ["data_attributes", id]) if !id.is_empty() => (
+                Route::UpdateAttribute(id.to_string()),
+                "/data_attributes/{id}",
+            ),
+            _ => (Route::Unknown, "(unknown)"),
+        }
+    }
+
+    /// Calls the loader must never make.
+    fn is_violation(&self) -> bool {
+        matches!(self, Route::CreateCompany | Route::CreateContact)
+    }
+}
+
+/// Whether the `Intercom-Version` asks for ≥ 2.16 (missing or `Unstable` → yes); a value that is
+/// not `MAJOR.MINOR` → 400 `intercom_version_invalid`.
+fn version_at_least_2_16(version: Option<&str>) -> Result<bool, ApiError> {
+    let Some(v) = version else { return Ok(true) };
+    if v == "Unstable" {
+        return Ok(true);
+    }
+    let parsed = v
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
+    match parsed {
+        Some(pair) => Ok(pair >= (2, 16)),
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "intercom_version_invalid",
+            format!("Intercom-Version '{v}' is not a valid version"),
+        )),
+    }
+}
+
+/// The request body as JSON; empty or malformed → 400 `bad_request`.
+fn json_body(body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("Request body is required"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
+}
+
+/// A positive integer query/body parameter with a default.
+fn positive(
+    q: &HashMap<String, String>,
+    body: &Value,
+    key: &str,
+    default: usize,
+) -> Result<usize, ApiError> {
+    match (q.get(key), body.get(key)) {
+        (Some(s), _) => s
+            .parse()
+            .map_err(|_| ApiError::parameter_invalid(format!("{key} must be an integer"))),
+        (None, Some(v)) => v
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| ApiError::parameter_invalid(format!("{key} must be an integer"))),
+        (None, None) => Ok(default),
+    }
+}
+
+/// Performs one API operation on the locked state.
+fn dispatch(
+    shared: &Shared,
+    inner: &mut Inner,
+    route: &Route,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+    version: Option<&str>,
+    now: u64,
+) -> Result<Value, ApiError> {
+    let new_shape = version_at_least_2_16(version)?;
+    let store = &mut inner.store;
+    match route {
+        Route::FindCompanies => match (q.get("company_id"), q.get("name")) {
+            (None, None) => {
+                let page = positive(q, &Value::Null, "page", 1)?;
+                store.list_companies(page, positive(q, &Value::Null, "per_page", 15)?)
+            }
+            (cid, name) => {
+                let c = store
+                    .find_company(cid.map(String::as_str), name.map(String::as_str))?
+                    .to_json();
+                Ok(if new_shape {
+                    json!({"type": "list", "data": [c],
+                           "pages": {"type": "pages", "next": null, "page": 1, "per_page": 15, "total_pages": 1},
+                           "total_count": 1})
+                } else {
+                    c
+                })
+            }
+        },
+        Route::CreateCompany => store.create_or_update_company(&json_body(body)?, now),
+        Route::UpdateCompany(id) => {
+            if let Some(cid) = store.company_id_of(id) {
+                if inner.faults.fail_company_ids.iter().any(|f| f == cid) {
+                    inner.recorder.stats.permanent_failures += 1;
+                    return Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "Server Error",
+                    ));
+                }
+            }
+            let v = store.update_company(id, &json_body(body)?, now)?;
+            inner.recorder.stats.company_writes += 1;
+            Ok(v)
+        }
+        Route::ListCompanies => {
+            let b = if body.is_empty() {
+                Value::Null
+            } else {
+                json_body(body)?
+            };
+            store.list_companies(
+                positive(q, &b, "page", 1)?,
+                positive(q, &b, "per_page", 15)?,
+            )
+        }
+        Route::ScrollCompanies => store.scroll(
+            q.get("scroll_param").map(String::as_str),
+            shared.scroll_page_size,
+            now,
+        ),
+        Route::SearchContacts => store.search_contacts(&json_body(body)?),
+        Route::UpdateContact(id) => {
+            let v = store.update_contact(id, &json_body(body)?, now)?;
+            inner.recorder.stats.contact_writes += 1;
+            Ok(v)
+        }
+        Route::CreateContact => store.create_contact(&json_body(body)?, now),
+        Route::ListAttributes => {
+            let model = match q.get("model").map(String::as_str) {
+                None => None,
+                Some("conversation") => {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "parameter_invalid",
+                        "model=conversation is no longer supported. Use GET /conversations/attributes instead",
+                    ))
+                }
+                Some(m) => Some(Model::parse(m).ok_or_else(|| {
+                    ApiError::parameter_invalid("The Data Attribute model field must be either contact or company")
+                })?),
+            };
+            let include_archived = match q.get("include_archived").map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => {
+                    return Err(ApiError::parameter_invalid(
+                        "include_archived must be true or false",
+                    ))
+                }
+            };
+            Ok(store.list_attributes(model, include_archived))
+        }
+        Route::CreateAttribute => {
+            store.create_attribute(&json_body(body)?, shared.max_custom_attributes, now)
+        }
+        Route::UpdateAttribute(id) => store.update_attribute(id, &json_body(body)?, now),
+        Route::Unknown => Err(ApiError::not_found("Resource Not Found")),
+    }
+}
+
+/// An answer with the rate-limit and request-id headers.
+fn answer(status: StatusCode, body: &Value, rate: RateInfo, request_id: &str) -> Response {
+    let mut resp = json_response(status, body);
+    let h = resp.headers_mut();
+    for (name, value) in [
+        ("x-ratelimit-limit", rate.limit.to_string()),
+        ("x-ratelimit-remaining", rate.remaining.to_string()),
+        ("x-ratelimit-reset", rate.reset.to_string()),
+        ("x-request-id", request_id.to_owned()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    resp
+}
+
+/// The error.list body of an error.
+fn error_body(e: &ApiError, request_id: &str) -> Value {
+    json!({"type": "error.list", "request_id": request_id,
+           "errors": [{"code": e.code, "message": e.message}]})
+}
+
+/// What the gate decided before dispatching.
+enum Gate {
+    /// Answer this error without dispatching.
+    Refuse(ApiError),
+    /// Drop the connection without dispatching.
+    Drop,
+    /// Dispatch.
+    Pass,
+}
+
+/// What happens to the connection.
+enum Outcome {
+    /// Answer with this result.
+    Answer(Result<Value, ApiError>),
+    /// Close the connection without an answer.
+    Drop,
+}
+
+/// Every API request: auth (401), rate limit (429), injected faults, dispatch, recording; then
+/// the delay (latency, slow) and the answer or the dropped connection.
+async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, MAX_BODY).await;
+    let request_id = uuid_like(rand::random());
+    let (outcome, rate, delay) = process(&shared, &parts, &body);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match outcome {
+        Outcome::Drop => Response::new(Body::new(AbortBody)),
+        Outcome::Answer(Ok(v)) => answer(StatusCode::OK, &v, rate, &request_id),
+        Outcome::Answer(Err(e)) => {
+            answer(e.status, &error_body(&e, &request_id), rate, &request_id)
+        }
+    }
+}
+
+/// The synchronous part of [`api`], under the state lock: decides the outcome, applies it,
+/// records it, and returns it with the rate-limit headers and the delay before answering.
+fn process(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    body: &Result<Bytes, axum::Error>,
+) -> (Outcome, RateInfo, Duration) {
+    let now = now_ms();
+    let (route, template) = Route::resolve(&parts.method, parts.uri.path());
+    let version = parts
+        .headers
+        .get("intercom-version")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let authorized = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == shared.token);
+    let q = query_map(parts.uri.query());
+    let method = parts.method.as_str();
+    let body_json = || body.as_ref().map(body_value).unwrap_or(Value::Null);
+
+    let mut inner = shared.lock();
+    let inner = &mut *inner;
+    let stats = &mut inner.recorder.stats;
+    stats.total_requests += 1;
+    *stats
+        .intercom_versions
+        .entry(version.clone().unwrap_or_else(|| "(none)".to_owned()))
+        .or_default() += 1;
+    if route.is_violation() {
+        stats.violations += 1;
+        inner.recorder.violations.push(Violation {
+            method: method.to_owned(),
+            path: parts.uri.path().to_owned(),
+            body: body_json(),
+        });
+    }
+    let mut roll = Roll::default();
+    let rate_limited = || {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded",
+            "Rate Limit Exceeded",
+        )
+    };
+    let (gate, rate) = if !authorized {
+        inner.recorder.stats.unauthorized += 1;
+        let e = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Access Token Invalid",
+        );
+        (Gate::Refuse(e), inner.limiter.peek(now))
+    } else {
+        let (allowed, rate) = inner.limiter.take(now);
+        if !allowed {
+            inner.recorder.stats.rate_limited += 1;
+            (Gate::Refuse(rate_limited()), rate)
+        } else {
+            roll = inner.faults.roll(&mut inner.rng);
+            let gate = match roll.pre {
+                Some(PreFault::Inject429) => {
+                    inner.recorder.stats.injected_429 += 1;
+                    Gate::Refuse(rate_limited())
+                }
+                Some(PreFault::Inject5xx(status)) => {
+                    inner.recorder.stats.injected_5xx += 1;
+                    let code = match status {
+                        StatusCode::BAD_GATEWAY => "bad_gateway",
+                        StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+                        _ => "server_error",
+                    };
+                    Gate::Refuse(ApiError::new(status, code, "Server Error"))
+                }
+                Some(PreFault::DropBefore) => {
+                    inner.recorder.stats.dropped_before += 1;
+                    Gate::Drop
+                }
+                None => Gate::Pass,
+            };
+            (gate, rate)
+        }
+    };
+    let outcome = match gate {
+        Gate::Refuse(e) => Outcome::Answer(Err(e)),
+        Gate::Drop => Outcome::Drop,
+        Gate::Pass => {
+            let result = match body {
+                Ok(b) => dispatch(shared, inner, &route, &q, b, version.as_deref(), now),
+                Err(_) => Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "bad_request",
+                    "Request body unreadable or too large",
+                )),
+            };
+            if roll.drop_after {
+                inner.recorder.stats.dropped_after += 1;
+                Outcome::Drop
+            } else {
+                Outcome::Answer(result)
+            }
+        }
+    };
+    let status = match &outcome {
+        Outcome::Drop => 0,
+        Outcome::Answer(Ok(_)) => 200,
+        Outcome::Answer(Err(e)) => e.status.as_u16(),
+    };
+    let slowed = roll.slow && status != 0;
+    if slowed {
+        inner.recorder.stats.slowed += 1;
+    }
+    inner.recorder.count(method, template, status);
+    if let Some(log) = inner.recorder.requests.as_mut() {
+        log.push(RecordedRequest {
+            method: method.to_owned(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: headers_value(&parts.headers),
+            body: body_json(),
+            status,
+        });
+    }
+    let mut delay = Duration::from_millis(inner.faults.latency_ms);
+    if slowed {
+        delay += Duration::from_millis(inner.faults.slow_ms);
+    }
+    (outcome, rate, delay)
+}

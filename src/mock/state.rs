@@ -1,0 +1,1166 @@
+//! The mock workspace: companies, contacts and custom data attributes, and the operations the
+//! API routes perform on them. Every operation validates fully before changing anything.
+
+use super::error::ApiError;
+use super::search::{self, Query};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// Initial workspace content, loadable from JSON (`POST /_mock/seed`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Seed {
+    pub companies: Vec<SeedCompany>,
+    pub contacts: Vec<SeedContact>,
+    pub data_attributes: Vec<SeedAttribute>,
+}
+
+/// A company to seed; its Intercom `id` is assigned by the mock.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeedCompany {
+    pub company_id: String,
+    pub name: Option<String>,
+    /// Companies with 0 users are left out of `POST /companies/list`.
+    pub user_count: u32,
+    pub monthly_spend: Option<i64>,
+    pub custom_attributes: Map<String, Value>,
+}
+
+/// A contact to seed; its Intercom `id` is assigned by the mock.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeedContact {
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// A merged contact answers 410 `contact_merged` on PUT and is left out of search results.
+    pub merged: bool,
+    pub custom_attributes: Map<String, Value>,
+}
+
+/// A custom data attribute to seed; its integer `id` is assigned by the mock.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeedAttribute {
+    pub name: String,
+    /// `company` or `contact`.
+    pub model: String,
+    /// `string`, `integer`, `float`, `boolean` or `date`.
+    pub data_type: String,
+    pub archived: bool,
+}
+
+/// Intercom ids assigned to a seed's records, in seed order.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SeedIds {
+    pub companies: Vec<String>,
+    pub contacts: Vec<String>,
+    pub data_attributes: Vec<u64>,
+}
+
+/// Why a seed was refused (nothing is loaded then).
+#[derive(Debug, Error, PartialEq)]
+pub enum SeedError {
+    #[error("duplicate company_id {0:?}")]
+    DuplicateCompanyId(String),
+    #[error("company with an empty company_id")]
+    EmptyCompanyId,
+    #[error("duplicate contact external_id {0:?}")]
+    DuplicateExternalId(String),
+    #[error("duplicate data attribute name {0:?}")]
+    DuplicateAttribute(String),
+    #[error("data attribute {name:?}: {reason}")]
+    InvalidAttribute { name: String, reason: String },
+}
+
+/// Data attribute model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    Company,
+    Contact,
+}
+
+impl Model {
+    /// Parses `company` / `contact`.
+    pub fn parse(s: &str) -> Option<Model> {
+        match s {
+            "company" => Some(Model::Company),
+            "contact" => Some(Model::Contact),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Model::Company => "company",
+            Model::Contact => "contact",
+        }
+    }
+
+    /// How Intercom's messages name the model's data ("company data" / "people data").
+    fn data_word(self) -> &'static str {
+        match self {
+            Model::Company => "company",
+            Model::Contact => "people",
+        }
+    }
+
+    /// Names of the model's standard (non-custom) attributes, which a custom one may not reuse.
+    fn standard_names(self) -> &'static [&'static str] {
+        match self {
+            Model::Company => &[
+                "id",
+                "app_id",
+                "company_id",
+                "name",
+                "created_at",
+                "updated_at",
+                "remote_created_at",
+                "last_request_at",
+                "monthly_spend",
+                "session_count",
+                "user_count",
+                "size",
+                "industry",
+                "website",
+                "plan",
+            ],
+            Model::Contact => &[
+                "id",
+                "external_id",
+                "email",
+                "name",
+                "phone",
+                "role",
+                "avatar",
+                "owner_id",
+                "created_at",
+                "updated_at",
+                "signed_up_at",
+                "last_seen_at",
+                "unsubscribed_from_emails",
+            ],
+        }
+    }
+}
+
+/// Custom data attribute type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataType {
+    String,
+    Integer,
+    Float,
+    Boolean,
+    /// Unix timestamp in seconds (a JSON integer).
+    Date,
+}
+
+impl DataType {
+    /// Parses `string`, `integer`, `float`, `boolean`, `date`.
+    pub fn parse(s: &str) -> Option<DataType> {
+        match s {
+            "string" => Some(DataType::String),
+            "integer" => Some(DataType::Integer),
+            "float" => Some(DataType::Float),
+            "boolean" => Some(DataType::Boolean),
+            "date" => Some(DataType::Date),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            DataType::String => "string",
+            DataType::Integer => "integer",
+            DataType::Float => "float",
+            DataType::Boolean => "boolean",
+            DataType::Date => "date",
+        }
+    }
+
+    /// Whether a non-null JSON value fits this type.
+    fn accepts(self, v: &Value) -> bool {
+        match self {
+            DataType::String => v.is_string(),
+            DataType::Integer => v.is_i64() || v.is_u64(),
+            DataType::Float => v.is_number(),
+            DataType::Boolean => v.is_boolean(),
+            DataType::Date => v.is_u64(),
+        }
+    }
+}
+
+/// A company record.
+#[derive(Debug, Clone)]
+pub struct Company {
+    pub id: String,
+    pub company_id: String,
+    pub name: Option<String>,
+    pub monthly_spend: i64,
+    pub user_count: u32,
+    pub size: Option<i64>,
+    pub website: Option<String>,
+    pub industry: Option<String>,
+    pub plan: Option<String>,
+    pub custom_attributes: Map<String, Value>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl Company {
+    /// The spec's `company` object.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "type": "company",
+            "company_id": self.company_id,
+            "id": self.id,
+            "app_id": APP_ID,
+            "name": self.name,
+            "remote_created_at": self.created_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "monthly_spend": self.monthly_spend,
+            "session_count": 0,
+            "user_count": self.user_count,
+            "tags": {"type": "tag.list", "tags": []},
+            "segments": {"type": "segment.list", "segments": []},
+            "plan": match &self.plan {
+                Some(p) => json!({"type": "plan", "id": "1", "name": p}),
+                None => json!({}),
+            },
+            "custom_attributes": self.custom_attributes,
+        });
+        for (k, val) in [
+            ("size", self.size.map(Value::from)),
+            ("website", self.website.clone().map(Value::from)),
+            ("industry", self.industry.clone().map(Value::from)),
+        ] {
+            if let (Some(val), Some(obj)) = (val, v.as_object_mut()) {
+                obj.insert(k.to_owned(), val);
+            }
+        }
+        v
+    }
+}
+
+/// A contact record.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub role: String,
+    pub merged: bool,
+    pub custom_attributes: Map<String, Value>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl Contact {
+    /// The spec's `contact` object (the fields the mock keeps, others null/empty).
+    pub fn to_json(&self) -> Value {
+        let list = |what: &str| {
+            json!({"type": "list", "data": [], "url": format!("/contacts/{}/{what}", self.id),
+                   "total_count": 0, "has_more": false})
+        };
+        json!({
+            "type": "contact",
+            "id": self.id,
+            "workspace_id": APP_ID,
+            "external_id": self.external_id,
+            "role": self.role,
+            "email": self.email,
+            "phone": self.phone,
+            "name": self.name,
+            "avatar": null,
+            "owner_id": null,
+            "social_profiles": {"type": "list", "data": []},
+            "has_hard_bounced": false,
+            "marked_email_as_spam": false,
+            "unsubscribed_from_emails": false,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "signed_up_at": self.created_at,
+            "last_seen_at": null,
+            "custom_attributes": self.custom_attributes,
+            "tags": list("tags"),
+            "notes": list("notes"),
+            "companies": list("companies"),
+            "location": {"type": "location", "country": null, "region": null, "city": null,
+                         "country_code": null, "continent_code": null},
+        })
+    }
+}
+
+/// A custom data attribute.
+#[derive(Debug, Clone)]
+pub struct Attribute {
+    pub id: u64,
+    pub name: String,
+    pub model: Model,
+    pub data_type: DataType,
+    pub archived: bool,
+    pub description: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl Attribute {
+    /// The spec's `data_attribute` object.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "type": "data_attribute",
+            "name": self.name,
+            "full_name": format!("custom_attributes.{}", self.name),
+            "label": self.name,
+            "description": self.description.clone().unwrap_or_default(),
+            "data_type": self.data_type.as_str(),
+            "api_writable": true,
+            "ui_writable": false,
+            "messenger_writable": false,
+            "custom": true,
+            "archived": self.archived,
+            "admin_id": ADMIN_ID,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "model": self.model.as_str(),
+        })
+    }
+}
+
+/// The one open company scroll of the workspace.
+#[derive(Debug)]
+struct Scroll {
+    param: String,
+    /// Index into `companies` of the next company to return.
+    position: usize,
+    last_used_ms: u64,
+}
+
+const APP_ID: &str = "mockapp1";
+const ADMIN_ID: &str = "991267001";
+/// A scroll expires after this long without a call (Intercom: 1 minute).
+const SCROLL_TTL_MS: u64 = 60_000;
+/// Intercom's `monthly_spend` upper limit (2**31-1).
+const MAX_MONTHLY_SPEND: f64 = 2_147_483_647.0;
+/// `POST /companies/list` pages no deeper than this many companies (as Intercom documents).
+const LIST_LIMIT: usize = 10_000;
+
+/// All workspace data.
+#[derive(Debug, Default)]
+pub struct Store {
+    companies: Vec<Company>,
+    company_by_id: HashMap<String, usize>,
+    company_by_company_id: HashMap<String, usize>,
+    pub(super) contacts: Vec<Contact>,
+    pub(super) contact_by_id: HashMap<String, usize>,
+    pub(super) contact_by_external_id: HashMap<String, usize>,
+    /// Lower-cased email → contacts (emails need not be unique).
+    pub(super) contact_by_email: HashMap<String, Vec<usize>>,
+    attributes: Vec<Attribute>,
+    /// Attribute name → index; names are unique across both models.
+    attribute_by_name: HashMap<String, usize>,
+    scroll: Option<Scroll>,
+    id_counter: u64,
+}
+
+/// Unix time in seconds for a millisecond timestamp.
+fn secs(now_ms: u64) -> u64 {
+    now_ms / 1000
+}
+
+/// The JSON object in a request body, or 400.
+fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
+    body.as_object()
+        .ok_or_else(|| ApiError::bad_request("Request body must be a JSON object"))
+}
+
+/// An optional string parameter: absent → None; present but not a string (or null) → 400.
+fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::parameter_invalid(format!(
+            "{key} must be a string"
+        ))),
+    }
+}
+
+/// Rejects keys outside `allowed` with the spec's `bad 'X' parameter` error.
+fn only_keys(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(format!("bad '{k}' parameter"))),
+        None => Ok(()),
+    }
+}
+
+/// `{"type":"pages",…}` for page-numbered lists; `next` is null on the last page.
+fn page_info(page: usize, per_page: usize, total: usize) -> Value {
+    let total_pages = total.div_ceil(per_page);
+    let next = if page < total_pages {
+        json!({"page": page + 1, "per_page": per_page})
+    } else {
+        Value::Null
+    };
+    json!({"type": "pages", "next": next, "page": page, "per_page": per_page, "total_pages": total_pages})
+}
+
+impl Store {
+    /// A new Intercom-like 24-hex-digit id: creation time, then a per-store counter.
+    fn new_id(&mut self, now_ms: u64) -> String {
+        self.id_counter += 1;
+        let mixed = self.id_counter.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
+        format!(
+            "{:08x}{:04x}{:012x}",
+            secs(now_ms) as u32,
+            self.id_counter & 0xffff,
+            mixed & 0xffff_ffff_ffff
+        )
+    }
+
+    /// Replaces all data with `seed`; on error nothing changes.
+    pub fn load(&mut self, seed: Seed, now_ms: u64) -> Result<SeedIds, SeedError> {
+        let mut fresh = Store {
+            id_counter: self.id_counter,
+            ..Store::default()
+        };
+        let ids = fresh.fill(seed, now_ms)?;
+        *self = fresh;
+        Ok(ids)
+    }
+
+    fn fill(&mut self, seed: Seed, now_ms: u64) -> Result<SeedIds, SeedError> {
+        let now = secs(now_ms);
+        let mut ids = SeedIds::default();
+        for a in seed.data_attributes {
+            let invalid = |reason: &str| SeedError::InvalidAttribute {
+                name: a.name.clone(),
+                reason: reason.to_owned(),
+            };
+            let model = Model::parse(&a.model).ok_or_else(|| invalid("unknown model"))?;
+            let data_type =
+                DataType::parse(&a.data_type).ok_or_else(|| invalid("unknown data_type"))?;
+            if self.attribute_by_name.contains_key(&a.name) {
+                return Err(SeedError::DuplicateAttribute(a.name));
+            }
+            let id = self.attributes.len() as u64 + 1;
+            self.attribute_by_name
+                .insert(a.name.clone(), self.attributes.len());
+            self.attributes.push(Attribute {
+                id,
+                name: a.name,
+                model,
+                data_type,
+                archived: a.archived,
+                description: None,
+                created_at: now,
+                updated_at: now,
+            });
+            ids.data_attributes.push(id);
+        }
+        for c in seed.companies {
+            if c.company_id.is_empty() {
+                return Err(SeedError::EmptyCompanyId);
+            }
+            if self.company_by_company_id.contains_key(&c.company_id) {
+                return Err(SeedError::DuplicateCompanyId(c.company_id));
+            }
+            let id = self.new_id(now_ms);
+            ids.companies.push(id.clone());
+            self.insert_company(Company {
+                id,
+                company_id: c.company_id,
+                name: c.name,
+                monthly_spend: c.monthly_spend.unwrap_or(0),
+                user_count: c.user_count,
+                size: None,
+                website: None,
+                industry: None,
+                plan: None,
+                custom_attributes: c.custom_attributes,
+                created_at: now,
+                updated_at: now,
+            });
+        }
+        for c in seed.contacts {
+            if let Some(ext) = &c.external_id {
+                if self.contact_by_external_id.contains_key(ext) {
+                    return Err(SeedError::DuplicateExternalId(ext.clone()));
+                }
+            }
+            let id = self.new_id(now_ms);
+            ids.contacts.push(id.clone());
+            self.insert_contact(Contact {
+                id,
+                external_id: c.external_id,
+                email: c.email,
+                name: c.name,
+                phone: None,
+                role: "user".to_owned(),
+                merged: c.merged,
+                custom_attributes: c.custom_attributes,
+                created_at: now,
+                updated_at: now,
+            });
+        }
+        Ok(ids)
+    }
+
+    fn insert_company(&mut self, c: Company) {
+        let i = self.companies.len();
+        self.company_by_id.insert(c.id.clone(), i);
+        self.company_by_company_id.insert(c.company_id.clone(), i);
+        self.companies.push(c);
+    }
+
+    fn insert_contact(&mut self, c: Contact) {
+        let i = self.contacts.len();
+        self.contact_by_id.insert(c.id.clone(), i);
+        if let Some(ext) = &c.external_id {
+            self.contact_by_external_id.insert(ext.clone(), i);
+        }
+        if let Some(email) = &c.email {
+            self.contact_by_email
+                .entry(email.to_lowercase())
+                .or_default()
+                .push(i);
+        }
+        self.contacts.push(c);
+    }
+
+    /// `{companies, contacts, data_attributes}` as API objects (contacts also carry `merged`).
+    pub fn dump(&self) -> Value {
+        let contacts: Vec<Value> = self
+            .contacts
+            .iter()
+            .map(|c| {
+                let mut v = c.to_json();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("merged".to_owned(), Value::Bool(c.merged));
+                }
+                v
+            })
+            .collect();
+        json!({
+            "companies": self.companies.iter().map(Company::to_json).collect::<Vec<_>>(),
+            "contacts": contacts,
+            "data_attributes": self.attributes.iter().map(Attribute::to_json).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The `company_id` of the company with Intercom id `id`, if any.
+    pub fn company_id_of(&self, id: &str) -> Option<&str> {
+        self.company_by_id
+            .get(id)
+            .map(|&i| self.companies[i].company_id.as_str())
+    }
+
+    // ----- companies -----
+
+    /// `GET /companies?company_id=` / `?name=`: the matching company, or 404 `company_not_found`.
+    pub fn find_company(
+        &self,
+        company_id: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<&Company, ApiError> {
+        let found = match (company_id, name) {
+            (Some(cid), _) => self
+                .company_by_company_id
+                .get(cid)
+                .map(|&i| &self.companies[i]),
+            (None, Some(n)) => self.companies.iter().find(|c| c.name.as_deref() == Some(n)),
+            (None, None) => None,
+        };
+        found.ok_or_else(ApiError::company_not_found)
+    }
+
+    /// `POST /companies/list` (and `GET /companies` without filters): companies with at least one
+    /// user, in creation order, page-numbered (pages start at 1), at most 10,000 deep.
+    pub fn list_companies(&self, page: usize, per_page: usize) -> Result<Value, ApiError> {
+        if page == 0 || per_page == 0 {
+            return Err(ApiError::parameter_invalid(
+                "page and per_page must be positive",
+            ));
+        }
+        let visible: Vec<&Company> = self.companies.iter().filter(|c| c.user_count > 0).collect();
+        let start = (page - 1).saturating_mul(per_page);
+        let end = start
+            .saturating_add(per_page)
+            .min(visible.len())
+            .min(LIST_LIMIT);
+        let data: Vec<Value> = visible
+            .get(start..end.max(start))
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.to_json())
+            .collect();
+        Ok(json!({
+            "type": "list",
+            "data": data,
+            "pages": page_info(page, per_page, visible.len().min(LIST_LIMIT)),
+            "total_count": visible.len(),
+        }))
+    }
+
+    /// `GET /companies/scroll[?scroll_param=]`: all companies (users or not) in creation order,
+    /// `page_size` at a time. Only one scroll may be open: starting one while another is open
+    /// (used within the last 60 s) → 400 `scroll_exists`. An unknown or expired param → 404
+    /// `not_found`. The page after the last company is empty and closes the scroll.
+    pub fn scroll(
+        &mut self,
+        param: Option<&str>,
+        page_size: usize,
+        now_ms: u64,
+    ) -> Result<Value, ApiError> {
+        if self
+            .scroll
+            .as_ref()
+            .is_some_and(|s| now_ms.saturating_sub(s.last_used_ms) >= SCROLL_TTL_MS)
+        {
+            self.scroll = None;
+        }
+        let position = match (param, &self.scroll) {
+            (None, Some(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "scroll_exists",
+                    "scroll already exists for this workspace",
+                ))
+            }
+            (None, None) => 0,
+            (Some(p), Some(s)) if s.param == p => s.position,
+            (Some(_), _) => return Err(ApiError::not_found("scroll parameter not found")),
+        };
+        let param = match param {
+            Some(p) => p.to_owned(),
+            None => uuid_like(rand::random()),
+        };
+        let end = (position + page_size.max(1)).min(self.companies.len());
+        let data: Vec<Value> = self.companies[position..end]
+            .iter()
+            .map(Company::to_json)
+            .collect();
+        self.scroll = if data.is_empty() {
+            None
+        } else {
+            Some(Scroll {
+                param: param.clone(),
+                position: end,
+                last_used_ms: now_ms,
+            })
+        };
+        Ok(
+            json!({"type": "list", "data": data, "pages": null, "total_count": null, "scroll_param": param}),
+        )
+    }
+
+    /// `PUT /companies/{id}`: validates the whole body (allowed keys, types, custom attributes),
+    /// then applies it. Unknown id → 404 `company_not_found`.
+    pub fn update_company(
+        &mut self,
+        id: &str,
+        body: &Value,
+        now_ms: u64,
+    ) -> Result<Value, ApiError> {
+        let i = *self
+            .company_by_id
+            .get(id)
+            .ok_or_else(ApiError::company_not_found)?;
+        let obj = object(body)?;
+        only_keys(
+            obj,
+            &[
+                "name",
+                "plan",
+                "size",
+                "website",
+                "industry",
+                "custom_attributes",
+                "monthly_spend",
+            ],
+        )?;
+        let name = opt_string(obj, "name")?;
+        let plan = opt_string(obj, "plan")?;
+        let website = opt_string(obj, "website")?;
+        let industry = opt_string(obj, "industry")?;
+        let size = match obj.get("size") {
+            None => None,
+            Some(v) => Some(
+                v.as_i64()
+                    .ok_or_else(|| ApiError::parameter_invalid("size must be an integer"))?,
+            ),
+        };
+        // Intercom truncates a float monthly_spend to an integer and caps it at 2**31-1.
+        let monthly_spend = match obj.get("monthly_spend") {
+            None => None,
+            Some(v) => match v.as_f64() {
+                Some(f) if (0.0..=MAX_MONTHLY_SPEND).contains(&f) => Some(f.trunc() as i64),
+                _ => {
+                    return Err(ApiError::parameter_invalid(
+                        "monthly_spend must be a number between 0 and 2147483647",
+                    ))
+                }
+            },
+        };
+        let changes = match obj.get("custom_attributes") {
+            None => Vec::new(),
+            Some(ca) => self.validate_custom_attributes(Model::Company, ca)?,
+        };
+        let c = &mut self.companies[i];
+        if name.is_some() {
+            c.name = name;
+        }
+        if plan.is_some() {
+            c.plan = plan;
+        }
+        if website.is_some() {
+            c.website = website;
+        }
+        if industry.is_some() {
+            c.industry = industry;
+        }
+        if size.is_some() {
+            c.size = size;
+        }
+        if let Some(m) = monthly_spend {
+            c.monthly_spend = m;
+        }
+        apply_custom_attributes(&mut c.custom_attributes, changes);
+        c.updated_at = secs(now_ms);
+        Ok(c.to_json())
+    }
+
+    /// `POST /companies` (create or update by `company_id`) as the spec describes. The loader must
+    /// never call it; the caller records the call as a violation.
+    pub fn create_or_update_company(
+        &mut self,
+        body: &Value,
+        now_ms: u64,
+    ) -> Result<Value, ApiError> {
+        let obj = object(body)?;
+        let company_id = opt_string(obj, "company_id")?
+            .ok_or_else(|| ApiError::parameter_invalid("company_id is required"))?;
+        let id = match self.company_by_company_id.get(&company_id) {
+            Some(&i) => self.companies[i].id.clone(),
+            None => {
+                let id = self.new_id(now_ms);
+                self.insert_company(Company {
+                    id: id.clone(),
+                    company_id,
+                    name: None,
+                    monthly_spend: 0,
+                    user_count: 0,
+                    size: None,
+                    website: None,
+                    industry: None,
+                    plan: None,
+                    custom_attributes: Map::new(),
+                    created_at: secs(now_ms),
+                    updated_at: secs(now_ms),
+                });
+                id
+            }
+        };
+        let mut update = obj.clone();
+        for k in ["company_id", "remote_created_at", "update_last_request_at"] {
+            update.remove(k);
+        }
+        self.update_company(&id, &Value::Object(update), now_ms)
+    }
+
+    // ----- contacts -----
+
+    /// `POST /contacts/search`. See [`search`] for the query language; merged contacts are never
+    /// returned.
+    pub fn search_contacts(&self, body: &Value) -> Result<Value, ApiError> {
+        let obj = object(body)?;
+        only_keys(obj, &["query", "pagination", "sort"])?;
+        let query = Query::parse(
+            obj.get("query")
+                .ok_or_else(|| ApiError::parameter_invalid("query is required"))?,
+        )?;
+        search::check_sort(obj.get("sort"))?;
+        let (per_page, after) = search::parse_pagination(obj.get("pagination"))?;
+        let mut hits: Vec<usize> = query
+            .eval(self)
+            .into_iter()
+            .filter(|&i| !self.contacts[i].merged)
+            .collect();
+        hits.sort_unstable();
+        let before = after.map_or(0, |a| hits.partition_point(|&i| i <= a));
+        let rest = &hits[before..];
+        let page: Vec<usize> = rest.iter().take(per_page).copied().collect();
+        let mut pages = json!({
+            "type": "pages",
+            "page": before / per_page + 1,
+            "per_page": per_page,
+            "total_pages": hits.len().div_ceil(per_page),
+        });
+        if let (true, Some(&last), Some(o)) =
+            (rest.len() > page.len(), page.last(), pages.as_object_mut())
+        {
+            o.insert(
+                "next".to_owned(),
+                json!({"per_page": per_page, "starting_after": search::cursor(last)}),
+            );
+        }
+        Ok(json!({
+            "type": "list",
+            "data": page.iter().map(|&i| self.contacts[i].to_json()).collect::<Vec<_>>(),
+            "total_count": hits.len(),
+            "pages": pages,
+        }))
+    }
+
+    /// `PUT /contacts/{id}`: validates, then applies. Unknown id → 404 `not_found`; a merged
+    /// contact → 410 `contact_merged` (the spec's code for merged contacts).
+    pub fn update_contact(
+        &mut self,
+        id: &str,
+        body: &Value,
+        now_ms: u64,
+    ) -> Result<Value, ApiError> {
+        let i = *self
+            .contact_by_id
+            .get(id)
+            .ok_or_else(|| ApiError::not_found("User Not Found"))?;
+        if self.contacts[i].merged {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "contact_merged",
+                "This contact has been merged. See the 'Link' header for the canonical contact.",
+            ));
+        }
+        let obj = object(body)?;
+        only_keys(
+            obj,
+            &[
+                "role",
+                "external_id",
+                "email",
+                "email_verified",
+                "phone",
+                "name",
+                "avatar",
+                "signed_up_at",
+                "last_seen_at",
+                "owner_id",
+                "unsubscribed_from_emails",
+                "custom_attributes",
+            ],
+        )?;
+        let name = opt_string(obj, "name")?;
+        let phone = opt_string(obj, "phone")?;
+        let email = opt_string(obj, "email")?;
+        let external_id = opt_string(obj, "external_id")?;
+        if let Some(ext) = &external_id {
+            if self
+                .contact_by_external_id
+                .get(ext)
+                .is_some_and(|&j| j != i)
+            {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "A contact matching those details already exists",
+                ));
+            }
+        }
+        let changes = match obj.get("custom_attributes") {
+            None => Vec::new(),
+            Some(ca) => self.validate_custom_attributes(Model::Contact, ca)?,
+        };
+        if let Some(ext) = external_id {
+            if let Some(old) = self.contacts[i].external_id.take() {
+                self.contact_by_external_id.remove(&old);
+            }
+            self.contact_by_external_id.insert(ext.clone(), i);
+            self.contacts[i].external_id = Some(ext);
+        }
+        if let Some(email) = email {
+            if let Some(old) = self.contacts[i].email.take() {
+                if let Some(v) = self.contact_by_email.get_mut(&old.to_lowercase()) {
+                    v.retain(|&j| j != i);
+                }
+            }
+            self.contact_by_email
+                .entry(email.to_lowercase())
+                .or_default()
+                .push(i);
+            self.contacts[i].email = Some(email);
+        }
+        let c = &mut self.contacts[i];
+        if name.is_some() {
+            c.name = name;
+        }
+        if phone.is_some() {
+            c.phone = phone;
+        }
+        apply_custom_attributes(&mut c.custom_attributes, changes);
+        c.updated_at = secs(now_ms);
+        Ok(c.to_json())
+    }
+
+    /// `POST /contacts`: creates a contact (the loader must never call it; the caller records a
+    /// violation). Needs `email`, `external_id` or `role: lead`.
+    pub fn create_contact(&mut self, body: &Value, now_ms: u64) -> Result<Value, ApiError> {
+        let obj = object(body)?;
+        let external_id = opt_string(obj, "external_id")?;
+        let email = opt_string(obj, "email")?;
+        if external_id.is_none() && email.is_none() {
+            return Err(ApiError::parameter_invalid(
+                "email or external_id is required",
+            ));
+        }
+        if external_id
+            .as_ref()
+            .is_some_and(|e| self.contact_by_external_id.contains_key(e))
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "A contact matching those details already exists",
+            ));
+        }
+        let id = self.new_id(now_ms);
+        self.insert_contact(Contact {
+            id: id.clone(),
+            external_id,
+            email,
+            name: None,
+            phone: None,
+            role: opt_string(obj, "role")?.unwrap_or_else(|| "user".to_owned()),
+            merged: false,
+            custom_attributes: Map::new(),
+            created_at: secs(now_ms),
+            updated_at: secs(now_ms),
+        });
+        let mut rest = obj.clone();
+        for k in ["external_id", "email", "role"] {
+            rest.remove(k);
+        }
+        self.update_contact(&id, &Value::Object(rest), now_ms)
+    }
+
+    // ----- data attributes -----
+
+    /// Checks a `custom_attributes` value against the model's custom data attributes and returns
+    /// the changes to apply. Every key must name an existing, non-archived custom attribute of
+    /// `model` and every non-null value must match its data type, else 400 `parameter_invalid`.
+    ///
+    /// `null` clears a value: real Intercom accepts `null` for a custom attribute and removes the
+    /// value (the attribute then no longer appears in the record's `custom_attributes`); the mock
+    /// does the same.
+    fn validate_custom_attributes(
+        &self,
+        model: Model,
+        ca: &Value,
+    ) -> Result<Vec<(String, Value)>, ApiError> {
+        let obj = ca
+            .as_object()
+            .ok_or_else(|| ApiError::parameter_invalid("custom_attributes must be an object"))?;
+        let mut changes = Vec::with_capacity(obj.len());
+        for (k, v) in obj {
+            let attr = self
+                .attribute_by_name
+                .get(k)
+                .map(|&i| &self.attributes[i])
+                .filter(|a| a.model == model && !a.archived)
+                .ok_or_else(|| {
+                    ApiError::parameter_invalid(format!("Custom attribute '{k}' does not exist"))
+                })?;
+            if !v.is_null() && !attr.data_type.accepts(v) {
+                return Err(ApiError::parameter_invalid(format!(
+                    "Custom attribute '{k}' must be of type {}",
+                    attr.data_type.as_str()
+                )));
+            }
+            changes.push((k.clone(), v.clone()));
+        }
+        Ok(changes)
+    }
+
+    /// `GET /data_attributes`: the custom attributes of `model` (both models when None),
+    /// archived ones only with `include_archived`. Intercom also lists its standard attributes
+    /// (without `id`, `custom: false`); the mock lists custom ones only.
+    pub fn list_attributes(&self, model: Option<Model>, include_archived: bool) -> Value {
+        let data: Vec<Value> = self
+            .attributes
+            .iter()
+            .filter(|a| model.is_none_or(|m| a.model == m) && (include_archived || !a.archived))
+            .map(Attribute::to_json)
+            .collect();
+        json!({"type": "list", "data": data})
+    }
+
+    /// `POST /data_attributes {name, model, data_type[, description, messenger_writable]}`.
+    /// Names are unique across both models and may not reuse a standard attribute's name; at most
+    /// `max` custom attributes may exist (archived ones count). All errors are 400
+    /// `parameter_invalid` with the spec's messages where it has one.
+    pub fn create_attribute(
+        &mut self,
+        body: &Value,
+        max: usize,
+        now_ms: u64,
+    ) -> Result<Value, ApiError> {
+        let obj = object(body)?;
+        only_keys(
+            obj,
+            &[
+                "name",
+                "model",
+                "data_type",
+                "description",
+                "messenger_writable",
+                "options",
+            ],
+        )?;
+        let name = opt_string(obj, "name")?.unwrap_or_default();
+        let model = opt_string(obj, "model")?
+            .as_deref()
+            .and_then(Model::parse)
+            .ok_or_else(|| {
+                ApiError::parameter_invalid(
+                    "The Data Attribute model field must be either contact or company",
+                )
+            })?;
+        let data_type = opt_string(obj, "data_type")?
+            .as_deref()
+            .and_then(DataType::parse)
+            .ok_or_else(|| ApiError::parameter_invalid("Data Type isn't an option"))?;
+        let description = opt_string(obj, "description")?;
+        let valid_char = |c: char| c.is_alphanumeric() || " _-$€£¥".contains(c);
+        if name.trim().is_empty() || !name.chars().all(valid_char) {
+            return Err(ApiError::parameter_invalid(
+                "Your name for this attribute must only contain alphanumeric characters, currency symbols, and hyphens",
+            ));
+        }
+        if model.standard_names().contains(&name.as_str()) {
+            return Err(ApiError::parameter_invalid(format!(
+                "'{name}' is one of our standard attributes for your {} data. To save this as new {} data, use a different name.",
+                model.data_word(),
+                model.data_word()
+            )));
+        }
+        if let Some(&i) = self.attribute_by_name.get(&name) {
+            return Err(ApiError::parameter_invalid(format!(
+                "You already have '{name}' in your {} data. To save this as new {} data, use a different name.",
+                self.attributes[i].model.data_word(),
+                model.data_word()
+            )));
+        }
+        if self.attributes.len() >= max {
+            return Err(ApiError::parameter_invalid(format!(
+                "You have reached the limit of {max} custom data attributes (archived attributes count towards the limit)"
+            )));
+        }
+        let id = self.attributes.iter().map(|a| a.id).max().unwrap_or(0) + 1;
+        self.attribute_by_name
+            .insert(name.clone(), self.attributes.len());
+        let attr = Attribute {
+            id,
+            name,
+            model,
+            data_type,
+            archived: false,
+            description,
+            created_at: secs(now_ms),
+            updated_at: secs(now_ms),
+        };
+        let v = attr.to_json();
+        self.attributes.push(attr);
+        Ok(v)
+    }
+
+    /// `PUT /data_attributes/{id} {archived?, description?}`: unknown id → 404 `field_not_found`
+    /// (the spec's code).
+    pub fn update_attribute(
+        &mut self,
+        id: &str,
+        body: &Value,
+        now_ms: u64,
+    ) -> Result<Value, ApiError> {
+        let not_found = || {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "field_not_found",
+                "We couldn't find that data attribute to update",
+            )
+        };
+        let id: u64 = id.parse().map_err(|_| not_found())?;
+        let i = self
+            .attributes
+            .iter()
+            .position(|a| a.id == id)
+            .ok_or_else(not_found)?;
+        let obj = object(body)?;
+        only_keys(
+            obj,
+            &["archived", "description", "messenger_writable", "options"],
+        )?;
+        let archived = match obj.get("archived") {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => return Err(ApiError::parameter_invalid("archived must be a boolean")),
+        };
+        let description = opt_string(obj, "description")?;
+        let a = &mut self.attributes[i];
+        if let Some(b) = archived {
+            a.archived = b;
+        }
+        if description.is_some() {
+            a.description = description;
+        }
+        a.updated_at = secs(now_ms);
+        Ok(a.to_json())
+    }
+
+    /// The attribute's stored value of a contact field used in search (`None` when unset).
+    pub(super) fn contact_field<'a>(&'a self, i: usize, field: &str) -> Option<Value> {
+        let c = &self.contacts[i];
+        let s = |v: &'a Option<String>| v.as_ref().map(|s| Value::String(s.clone()));
+        match field {
+            "id" => Some(Value::String(c.id.clone())),
+            "external_id" => s(&c.external_id),
+            "email" => s(&c.email),
+            "name" => s(&c.name),
+            "phone" => s(&c.phone),
+            "role" => Some(Value::String(c.role.clone())),
+            _ => field
+                .strip_prefix("custom_attributes.")
+                .and_then(|k| c.custom_attributes.get(k).cloned()),
+        }
+    }
+}
+
+/// Applies validated custom attribute changes: `null` removes the key, other values set it.
+fn apply_custom_attributes(target: &mut Map<String, Value>, changes: Vec<(String, Value)>) {
+    for (k, v) in changes {
+        if v.is_null() {
+            target.remove(&k);
+        } else {
+            target.insert(k, v);
+        }
+    }
+}
+
+/// A uuid-shaped hex string derived from `n` (not random; unique per distinct `n`).
+pub fn uuid_like(n: u64) -> String {
+    let a = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let b = a.rotate_left(29) ^ 0xD6E8_FEB8_6659_FD93;
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        (a >> 32) as u32,
+        (a >> 16) as u16,
+        a & 0xfff,
+        (b >> 52) & 0xfff,
+        b & 0xffff_ffff_ffff
+    )
+}
