@@ -33,28 +33,49 @@ fn intercom_push(db: &Path, args: &[&str]) -> Run {
 }
 
 fn mock(config: MockConfig) -> MockServer {
-    MockServer::start_background(MockConfig { token: TOKEN.into(), ..config }).expect("start mock")
+    MockServer::start_background(MockConfig {
+        token: TOKEN.into(),
+        ..config
+    })
+    .expect("start mock")
 }
 
 /// `run --json` against the mock; returns the parsed report.
 fn run_json(db: &Path, input: &Path, mock: &MockServer, extra: &[&str]) -> (i32, Value, String) {
     let url = mock.base_url();
-    let mut args = vec!["run", "--input", input.to_str().unwrap(), "--base-url", &url, "--json"];
+    let mut args = vec![
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--json",
+    ];
     args.extend_from_slice(extra);
     let run = intercom_push(db, &args);
-    let report = run.stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
+    let report = run
+        .stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
     (run.code, report, run.stderr)
 }
 
 fn count(report: &Value, kind: &str, what: &str) -> u64 {
-    report[kind][what].as_u64().unwrap_or_else(|| panic!("report has no {kind}.{what}: {report}"))
+    report[kind][what]
+        .as_u64()
+        .unwrap_or_else(|| panic!("report has no {kind}.{what}: {report}"))
 }
 
 /// Every payload (`plan --json --all`) by key.
 fn payloads(db: &Path) -> Vec<Value> {
     let run = intercom_push(db, &["plan", "--json", "--all"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Asserts that every company/contact the mock has holds exactly the payload's values.
@@ -63,12 +84,26 @@ fn assert_mock_holds_payloads(db: &Path, mock: &MockServer, expect_companies: us
     let mut matched = 0;
     for payload in payloads(db) {
         if payload["type"] == "company" {
-            let Some(company) = state["companies"].as_array().unwrap().iter().find(|c| c["company_id"] == payload["company_id"]) else {
+            let Some(company) = state["companies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["company_id"] == payload["company_id"])
+            else {
                 continue;
             };
-            assert_eq!(company["custom_attributes"], payload["custom_attributes"], "company {}", payload["company_id"]);
+            assert_eq!(
+                company["custom_attributes"], payload["custom_attributes"],
+                "company {}",
+                payload["company_id"]
+            );
             if let Some(spend) = payload.get("monthly_spend") {
-                assert_eq!(company["monthly_spend"].as_f64(), spend.as_f64(), "monthly_spend of {}", payload["company_id"]);
+                assert_eq!(
+                    company["monthly_spend"].as_f64(),
+                    spend.as_f64(),
+                    "monthly_spend of {}",
+                    payload["company_id"]
+                );
             }
             matched += 1;
         } else {
@@ -77,12 +112,22 @@ fn assert_mock_holds_payloads(db: &Path, mock: &MockServer, expect_companies: us
                     || (payload["external_id"].is_null() && c["email"] == payload["email"])
             });
             if let Some(contact) = contact {
-                assert_eq!(contact["custom_attributes"], payload["custom_attributes"], "contact {payload}");
+                assert_eq!(
+                    contact["custom_attributes"], payload["custom_attributes"],
+                    "contact {payload}"
+                );
             }
         }
     }
-    assert_eq!(matched, expect_companies, "companies in the mock matching a payload");
-    assert!(mock.violations().is_empty(), "create calls: {:?}", mock.violations().len());
+    assert_eq!(
+        matched, expect_companies,
+        "companies in the mock matching a payload"
+    );
+    assert!(
+        mock.violations().is_empty(),
+        "create calls: {:?}",
+        mock.violations().len()
+    );
 }
 
 /// A small export: accounts a, b, c (owned by u1, u2, nobody), users u1..u3.
@@ -93,17 +138,37 @@ fn small_export(dir: &Path, owner_of_a: &str, health_of_b: &str) {
         format!("externalId,accountOwnerId,mrr,healthScore,plan\na,{owner_of_a},100,5,pro\nb,u2,200.5,{health_of_b},team\nc,,,7,free\n"),
     )
     .unwrap();
-    std::fs::write(dir.join("users.csv"), "externalId,email\nu1,one@x.example\nu2,two@x.example\nu3,three@x.example\n").unwrap();
+    std::fs::write(
+        dir.join("users.csv"),
+        "externalId,email\nu1,one@x.example\nu2,two@x.example\nu3,three@x.example\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("elements.csv"), "id,name\ne1,Dashboards\n").unwrap();
-    std::fs::write(dir.join("element_counts.csv"), "account_id,element_id,count\na,e1,3\n").unwrap();
+    std::fs::write(
+        dir.join("element_counts.csv"),
+        "account_id,element_id,count\na,e1,3\n",
+    )
+    .unwrap();
 }
 
 fn seed_small(mock: &MockServer) {
-    let company = |id: &str| SeedCompany { company_id: id.into(), user_count: 1, ..SeedCompany::default() };
-    let contact = |id: &str, email: &str| SeedContact { external_id: Some(id.into()), email: Some(email.into()), ..SeedContact::default() };
+    let company = |id: &str| SeedCompany {
+        company_id: id.into(),
+        user_count: 1,
+        ..SeedCompany::default()
+    };
+    let contact = |id: &str, email: &str| SeedContact {
+        external_id: Some(id.into()),
+        email: Some(email.into()),
+        ..SeedContact::default()
+    };
     mock.seed(Seed {
         companies: vec![company("a"), company("b"), company("c")],
-        contacts: vec![contact("u1", "one@x.example"), contact("u2", "two@x.example"), contact("u3", "three@x.example")],
+        contacts: vec![
+            contact("u1", "one@x.example"),
+            contact("u2", "two@x.example"),
+            contact("u3", "three@x.example"),
+        ],
         data_attributes: vec![],
     })
     .unwrap();
@@ -129,15 +194,34 @@ fn first_run_updates_every_existing_record_and_creates_nothing_then_second_run_s
         .iter()
         .filter(|id| *id != "hooli" && *id != "zorg")
         .enumerate()
-        .map(|(i, id)| SeedCompany { company_id: id.clone(), user_count: u32::from(i % 3 != 0), ..SeedCompany::default() })
+        .map(|(i, id)| SeedCompany {
+            company_id: id.clone(),
+            user_count: u32::from(i % 3 != 0),
+            ..SeedCompany::default()
+        })
         .collect();
     let seeded = companies.len();
     let contacts = vec![
-        SeedContact { external_id: Some("u-001".into()), email: Some("ada@acme.example".into()), ..SeedContact::default() },
-        SeedContact { external_id: Some("u-002".into()), ..SeedContact::default() },
-        SeedContact { email: Some("linus@umbrella.example".into()), ..SeedContact::default() },
+        SeedContact {
+            external_id: Some("u-001".into()),
+            email: Some("ada@acme.example".into()),
+            ..SeedContact::default()
+        },
+        SeedContact {
+            external_id: Some("u-002".into()),
+            ..SeedContact::default()
+        },
+        SeedContact {
+            email: Some("linus@umbrella.example".into()),
+            ..SeedContact::default()
+        },
     ];
-    mock.seed(Seed { companies, contacts, data_attributes: vec![] }).unwrap();
+    mock.seed(Seed {
+        companies,
+        contacts,
+        data_attributes: vec![],
+    })
+    .unwrap();
 
     let (code, report, stderr) = run_json(&db, &fixtures(), &mock, &[]);
     assert_eq!(code, 0, "{stderr}\n{report}");
@@ -153,7 +237,11 @@ fn first_run_updates_every_existing_record_and_creates_nothing_then_second_run_s
     assert_eq!(count(&report, "companies", "updated"), 0);
     assert_eq!(count(&report, "users", "updated"), 0);
     assert_eq!(count(&report, "companies", "unchanged"), seeded as u64);
-    assert_eq!(mock.stats().company_writes + mock.stats().contact_writes, writes_before, "second run wrote");
+    assert_eq!(
+        mock.stats().company_writes + mock.stats().contact_writes,
+        writes_before,
+        "second run wrote"
+    );
     // Missing companies are looked up again (they may appear), never created.
     assert_eq!(count(&report, "companies", "not_found"), 2);
     assert!(mock.violations().is_empty());
@@ -167,13 +255,21 @@ fn changing_one_account_resends_exactly_that_company() {
     seed_small(&mock);
     small_export(&input, "u1", "6");
     let (code, report, stderr) = run_json(&db, &input, &mock, &[]);
-    assert_eq!((code, count(&report, "companies", "updated")), (0, 3), "{stderr}");
+    assert_eq!(
+        (code, count(&report, "companies", "updated")),
+        (0, 3),
+        "{stderr}"
+    );
     small_export(&input, "u1", "9");
     let (code, report, _) = run_json(&db, &input, &mock, &[]);
     assert_eq!(code, 0);
     assert_eq!(count(&report, "companies", "updated"), 1);
     assert_eq!(count(&report, "users", "updated"), 0);
-    assert_eq!(report["api_calls"].as_u64(), Some(3), "2 attribute lists + 1 PUT: {report}");
+    assert_eq!(
+        report["api_calls"].as_u64(),
+        Some(3),
+        "2 attribute lists + 1 PUT: {report}"
+    );
     assert_mock_holds_payloads(&db, &mock, 3);
 }
 
@@ -191,22 +287,63 @@ fn a_changed_owner_resends_exactly_the_two_affected_users() {
     assert_eq!(count(&report, "users", "updated"), 2, "{report}");
     assert_eq!(count(&report, "companies", "updated"), 0);
     let state = mock.dump();
-    let owner = |id: &str| state["contacts"].as_array().unwrap().iter().find(|c| c["external_id"] == id).unwrap()["custom_attributes"]["Vitally Account Owner"].clone();
-    assert_eq!((owner("u1"), owner("u2"), owner("u3")), (Value::Bool(false), Value::Bool(true), Value::Bool(true)));
+    let owner = |id: &str| {
+        state["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["external_id"] == id)
+            .unwrap()["custom_attributes"]["Vitally Account Owner"]
+            .clone()
+    };
+    assert_eq!(
+        (owner("u1"), owner("u2"), owner("u3")),
+        (Value::Bool(false), Value::Bool(true), Value::Bool(true))
+    );
 }
 
 #[test]
 fn faults_5xx_429_and_dropped_connections_end_with_the_payloads_in_intercom() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("s.db");
-    let mock = mock(MockConfig { p_5xx: 0.10, p_429: 0.05, p_drop_before: 0.01, p_drop_after: 0.01, seed: 7, ..MockConfig::default() });
-    let ids: Vec<String> = std::fs::read_to_string(fixtures().join("accounts.csv")).unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().to_string()).collect();
-    let companies = ids.iter().map(|id| SeedCompany { company_id: id.clone(), user_count: 1, ..SeedCompany::default() }).collect();
-    mock.seed(Seed { companies, contacts: vec![], data_attributes: vec![] }).unwrap();
+    // A 1 s rate window: a 429 makes the client wait for the window's reset, so keep it short.
+    let window = std::time::Duration::from_secs(1);
+    let mock = mock(MockConfig {
+        p_5xx: 0.10,
+        p_429: 0.05,
+        p_drop_before: 0.01,
+        p_drop_after: 0.01,
+        seed: 7,
+        window,
+        ..MockConfig::default()
+    });
+    let ids: Vec<String> = std::fs::read_to_string(fixtures().join("accounts.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .collect();
+    let companies = ids
+        .iter()
+        .map(|id| SeedCompany {
+            company_id: id.clone(),
+            user_count: 1,
+            ..SeedCompany::default()
+        })
+        .collect();
+    mock.seed(Seed {
+        companies,
+        contacts: vec![],
+        data_attributes: vec![],
+    })
+    .unwrap();
     let (code, report, stderr) = run_json(&db, &fixtures(), &mock, &[]);
     assert_eq!(code, 0, "{stderr}\n{report}");
     assert_eq!(count(&report, "companies", "updated"), ids.len() as u64);
-    assert!(report["retries"].as_u64().unwrap() > 0, "faults were injected, so some requests were retried: {report}");
+    assert!(
+        report["retries"].as_u64().unwrap() > 0,
+        "faults were injected, so some requests were retried: {report}"
+    );
     assert_mock_holds_payloads(&db, &mock, ids.len());
 }
 
@@ -214,14 +351,23 @@ fn faults_5xx_429_and_dropped_connections_end_with_the_payloads_in_intercom() {
 fn a_permanent_5xx_fails_that_record_only_with_exit_1() {
     let tmp = tempfile::tempdir().unwrap();
     let (db, input) = (tmp.path().join("s.db"), tmp.path().join("in"));
-    let mock = mock(MockConfig { fail_company_ids: vec!["b".into()], ..MockConfig::default() });
+    let mock = mock(MockConfig {
+        fail_company_ids: vec!["b".into()],
+        ..MockConfig::default()
+    });
     seed_small(&mock);
     small_export(&input, "u1", "6");
     let (code, report, _) = run_json(&db, &input, &mock, &[]);
     assert_eq!(code, 1, "{report}");
     assert_eq!(count(&report, "companies", "failed"), 1);
     assert_eq!(count(&report, "companies", "updated"), 2);
-    assert!(report["companies"]["problems"][0]["reason"].as_str().unwrap().contains("500"), "{report}");
+    assert!(
+        report["companies"]["problems"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -238,7 +384,10 @@ fn renaming_an_element_clears_the_old_attribute_on_every_company_that_had_it() {
     assert_eq!(count(&report, "companies", "updated"), 3);
     for company in mock.dump()["companies"].as_array().unwrap() {
         let attrs = company["custom_attributes"].as_object().unwrap();
-        assert!(!attrs.contains_key("Vitally Dashboards"), "old attribute still set: {company}");
+        assert!(
+            !attrs.contains_key("Vitally Dashboards"),
+            "old attribute still set: {company}"
+        );
         assert!(attrs.contains_key("Vitally Dashboards V2"), "{company}");
     }
 }
@@ -248,17 +397,31 @@ fn a_second_run_on_the_same_database_is_refused_while_the_first_holds_the_lock()
     let tmp = tempfile::tempdir().unwrap();
     let (db, input) = (tmp.path().join("s.db"), tmp.path().join("in"));
     small_export(&input, "u1", "6");
-    assert_eq!(intercom_push(&db, &["load", "--input", input.to_str().unwrap()]).code, 0);
+    assert_eq!(
+        intercom_push(&db, &["load", "--input", input.to_str().unwrap()]).code,
+        0
+    );
     // A live intercom-push process holding the lock: this test binary's own child.
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_intercom-push")).args(["mock", "--mock-port", "0"]).spawn().unwrap();
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_intercom-push"))
+        .args(["mock", "--mock-port", "0"])
+        .spawn()
+        .unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute("INSERT INTO run_lock (id, pid, host, command, started_at) VALUES (1, ?1, ?2, 'run', 'now')", rusqlite::params![holder.id(), std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim()]).unwrap();
     let refused = intercom_push(&db, &["transform"]);
     assert_ne!(refused.code, 0);
-    assert!(refused.stderr.contains("one run at a time"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("one run at a time"),
+        "{}",
+        refused.stderr
+    );
     holder.kill().unwrap();
     holder.wait().unwrap();
     let taken_over = intercom_push(&db, &["transform"]);
     assert_eq!(taken_over.code, 0, "{}", taken_over.stderr);
-    assert!(taken_over.stderr.contains("took over the lock"), "{}", taken_over.stderr);
+    assert!(
+        taken_over.stderr.contains("took over the lock"),
+        "{}",
+        taken_over.stderr
+    );
 }

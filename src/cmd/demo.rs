@@ -13,7 +13,10 @@ use crate::store::Store;
 const MISSING_EVERY: usize = 7;
 
 pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
-    let input = args.input.clone().unwrap_or_else(|| PathBuf::from("fixtures/export"));
+    let input = args
+        .input
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("fixtures/export"));
     if !input.is_dir() {
         return Err(ConfigError::Invalid(format!(
             "no export at {}: run `demo` from the repository root, or pass --input DIR",
@@ -23,19 +26,35 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
     }
     let workdir = std::env::temp_dir().join(format!("intercom-push-demo-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
-    let mut global = GlobalArgs { db: global.db.clone(), config: global.config.clone(), quiet: global.quiet, verbose: global.verbose };
+    let mut global = GlobalArgs {
+        db: global.db.clone(),
+        config: global.config.clone(),
+        quiet: global.quiet,
+        verbose: global.verbose,
+    };
     global.db.get_or_insert_with(|| workdir.join("demo.db"));
     if std::env::var_os("INTERCOM_ACCESS_TOKEN").is_none() {
         // The mock and the client read the same variable; the demo makes one up.
         std::env::set_var("INTERCOM_ACCESS_TOKEN", "demo-token");
     }
-    let mock = MockServer::start_background(MockConfig { latency: std::time::Duration::from_millis(args.latency_ms), ..MockConfig::default() })
-        .context("starting the mock Intercom on 127.0.0.1")?;
-    let intercom = IntercomArgs { base_url: Some(mock.base_url()), ..IntercomArgs::default() };
+    let mock = MockServer::start_background(MockConfig {
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        ..MockConfig::default()
+    })
+    .context("starting the mock Intercom on 127.0.0.1")?;
+    let intercom = IntercomArgs {
+        base_url: Some(mock.base_url()),
+        ..IntercomArgs::default()
+    };
     let settings = Settings::resolve(&global, None, Some(&intercom), Some(&input))?;
-    println!("mock Intercom listening on {}; state database {}", mock.base_url(), settings.db.display());
+    println!(
+        "mock Intercom listening on {}; state database {}",
+        mock.base_url(),
+        settings.db.display()
+    );
 
-    mock.seed(seed_from(&settings)?).map_err(|e| anyhow::anyhow!("seeding the mock: {e}"))?;
+    mock.seed(seed_from(&settings)?)
+        .map_err(|e| anyhow::anyhow!("seeding the mock: {e}"))?;
     let run_args = RunArgs {
         input: Some(input),
         mapping: MappingArgs::default(),
@@ -72,14 +91,26 @@ fn seed_from(settings: &Settings) -> Result<Seed> {
         .into_iter()
         .enumerate()
         .filter(|(i, _)| i % MISSING_EVERY != MISSING_EVERY - 1)
-        .map(|(i, company_id)| SeedCompany { company_id, user_count: u32::from(i % 4 != 0), ..SeedCompany::default() })
+        .map(|(i, company_id)| SeedCompany {
+            company_id,
+            user_count: u32::from(i % 4 != 0),
+            ..SeedCompany::default()
+        })
         .collect();
     let contacts = store
         .users()?
         .into_iter()
         .enumerate()
         .filter(|(i, _)| i % MISSING_EVERY != MISSING_EVERY - 1)
-        .map(|(_, user)| SeedContact { external_id: user.external_id, email: user.email, ..SeedContact::default() })
+        .map(|(_, user)| SeedContact {
+            external_id: user.external_id,
+            email: user.email,
+            ..SeedContact::default()
+        })
         .collect();
-    Ok(Seed { companies, contacts, data_attributes: Vec::new() })
+    Ok(Seed {
+        companies,
+        contacts,
+        data_attributes: Vec::new(),
+    })
 }

@@ -248,7 +248,10 @@ impl Store {
 
     /// Every account's external_id, in file order.
     pub fn account_external_ids(&self) -> Result<Vec<String>, StoreError> {
-        self.rows("SELECT external_id FROM accounts ORDER BY account_key", |r| r.get(0))
+        self.rows(
+            "SELECT external_id FROM accounts ORDER BY account_key",
+            |r| r.get(0),
+        )
     }
 
     /// Every distinct accountOwnerId.
