@@ -425,3 +425,154 @@ fn a_second_run_on_the_same_database_is_refused_while_the_first_holds_the_lock()
         taken_over.stderr
     );
 }
+
+/// An export of `n` accounts `acct-0000…` with one numeric field set to `version`.
+fn wide_export(dir: &Path, n: usize, version: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut csv = String::from("externalId,mrr,score\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "acct-{i:04},{},{}\n",
+            10 * i,
+            version * 1000 + i as u32
+        ));
+    }
+    std::fs::write(dir.join("accounts.csv"), csv).unwrap();
+}
+
+fn committed_pushes(db: &Path) -> u64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM payloads p JOIN sync_state s USING (kind, record_key) WHERE p.kind = 'company' AND s.pushed_hash = p.hash",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap() as u64
+}
+
+#[test]
+fn a_push_killed_at_any_moment_resumes_without_losing_and_duplicates_at_most_the_in_flight_requests(
+) {
+    const N: usize = 600;
+    const CONCURRENCY: u64 = 16;
+    let mut killed_mid_push = 0;
+    for (trial, kill_after_ms) in [700u64, 1500, 2600].into_iter().enumerate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (db, input) = (tmp.path().join("s.db"), tmp.path().join("in"));
+        let mock = mock(MockConfig {
+            latency: std::time::Duration::from_millis(10),
+            ..MockConfig::default()
+        });
+        let companies = (0..N)
+            .map(|i| SeedCompany {
+                company_id: format!("acct-{i:04}"),
+                user_count: 1,
+                ..SeedCompany::default()
+            })
+            .collect();
+        mock.seed(Seed {
+            companies,
+            contacts: vec![],
+            data_attributes: vec![],
+        })
+        .unwrap();
+        wide_export(&input, N, 1);
+        assert_eq!(
+            intercom_push(&db, &["load", "--input", input.to_str().unwrap()]).code,
+            0
+        );
+        assert_eq!(intercom_push(&db, &["transform"]).code, 0);
+
+        let url = mock.base_url();
+        let mut push = Command::new(env!("CARGO_BIN_EXE_intercom-push"))
+            .args([
+                "--quiet",
+                "--db",
+                db.to_str().unwrap(),
+                "push",
+                "--base-url",
+                &url,
+                "--concurrency",
+                "16",
+            ])
+            .env("INTERCOM_ACCESS_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(kill_after_ms));
+        push.kill().unwrap(); // SIGKILL
+        push.wait().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100)); // let the mock finish what it received
+        let written_before_kill = mock.stats().company_writes;
+        let committed = committed_pushes(&db);
+        println!("trial {trial}: killed after {kill_after_ms} ms with {committed} of {N} recorded, {written_before_kill} written");
+        killed_mid_push += usize::from(committed > 0 && committed < N as u64);
+        assert!(
+            committed <= written_before_kill,
+            "trial {trial}: a hash was saved without a write ({committed} > {written_before_kill})"
+        );
+
+        let (code, report, stderr) = {
+            let run = intercom_push(&db, &["push", "--base-url", &url, "--json"]);
+            (
+                run.code,
+                serde_json::from_str::<Value>(run.stdout.trim()).unwrap_or(Value::Null),
+                run.stderr,
+            )
+        };
+        assert_eq!(code, 0, "trial {trial}: {stderr}");
+        let resent = count(&report, "companies", "updated");
+        assert_eq!(
+            resent,
+            N as u64 - committed,
+            "trial {trial}: the resume sends exactly what was not recorded"
+        );
+        let duplicates = written_before_kill - committed;
+        assert!(duplicates <= CONCURRENCY, "trial {trial}: {duplicates} writes were repeated, more than the {CONCURRENCY} in flight");
+        assert_eq!(
+            mock.stats().company_writes,
+            N as u64 + duplicates,
+            "trial {trial}"
+        );
+        assert_mock_holds_payloads(&db, &mock, N);
+    }
+    assert!(
+        killed_mid_push >= 2,
+        "the kills must land while records are being pushed"
+    );
+}
+
+#[test]
+fn many_unknown_companies_are_resolved_by_scrolling_not_one_lookup_each() {
+    const N: usize = 400;
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, input) = (tmp.path().join("s.db"), tmp.path().join("in"));
+    let mock = mock(MockConfig::default());
+    // Half of them have no users: a list API would miss those; the scroll must not.
+    let companies = (0..N)
+        .map(|i| SeedCompany {
+            company_id: format!("acct-{i:04}"),
+            user_count: (i % 2) as u32,
+            ..SeedCompany::default()
+        })
+        .collect();
+    mock.seed(Seed {
+        companies,
+        contacts: vec![],
+        data_attributes: vec![],
+    })
+    .unwrap();
+    wide_export(&input, N + 5, 1); // 5 that Intercom doesn't have
+    let (code, report, stderr) = run_json(&db, &input, &mock, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(count(&report, "companies", "updated"), N as u64);
+    assert_eq!(count(&report, "companies", "not_found"), 5);
+    let calls = report["api_calls"].as_u64().unwrap();
+    // 2 attribute lists + 3 creates + 9 scroll pages (50 a page) + 5 confirming lookups + N PUTs.
+    assert!(
+        calls <= N as u64 + 25,
+        "{calls} calls for {N} companies: {report}"
+    );
+    assert_mock_holds_payloads(&db, &mock, N);
+}
