@@ -121,6 +121,16 @@ CREATE TABLE IF NOT EXISTS sync_state (
     PRIMARY KEY (kind, record_key)
 ) WITHOUT ROWID;
 
+-- Every data attribute this tool ever created or sent (with the model), so `attributes` can
+-- tell ours (current or stale) from foreign ones that merely share the prefix.
+CREATE TABLE IF NOT EXISTS known_attributes (
+    model      TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    data_type  TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    PRIMARY KEY (model, name)
+) WITHOUT ROWID;
+
 -- One row per run of push/run, with its report as JSON.
 CREATE TABLE IF NOT EXISTS runs (
     run_id      INTEGER PRIMARY KEY,

@@ -62,6 +62,12 @@ pub enum Command {
     Push(PushArgs),
     /// The nightly job: load + transform + push.
     Run(RunArgs),
+    /// List the workspace's data attributes that are ours or carry our prefix — current,
+    /// stale (no source makes them any more) or foreign (never touched) — and archive the
+    /// stale ones once no record holds a value of ours for them.
+    Attributes(AttributesArgs),
+    /// Last runs, pending changes, records not found or failing, and the mapping in use.
+    Status(StatusArgs),
     /// Try it all on the bundled fixtures against an embedded mock Intercom on 127.0.0.1:
     /// runs `run` twice and prints both reports (the second makes no writes).
     Demo(DemoArgs),
@@ -188,4 +194,27 @@ pub struct PlanArgs {
     /// Records shown in detail by the human plan (totals always count all).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct AttributesArgs {
+    #[command(flatten)]
+    pub intercom: IntercomArgs,
+    /// Archive the stale attributes (PUT /data_attributes/{id} {"archived": true}) whose
+    /// values were cleared on every record we pushed.
+    #[arg(long)]
+    pub archive_stale: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -46,6 +46,13 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             )?;
             cmd::run::run(&settings, args)
         }
+        Command::Attributes(args) => cmd::attributes::run(
+            &Settings::resolve(global, None, Some(&args.intercom), None)?,
+            args,
+        ),
+        Command::Status(args) => {
+            cmd::status::run(&Settings::resolve(global, None, None, None)?, args)
+        }
         Command::Demo(args) => cmd::demo::run(global, args),
         Command::Mock(args) => cmd::mock::run(args),
     }

@@ -1,12 +1,14 @@
 //! One module per subcommand. Each returns the process exit code or an error that
 //! `main` maps to one (see [`exit_code`]).
 
+pub mod attributes;
 pub mod demo;
 pub mod load;
 pub mod mock;
 pub mod plan;
 pub mod push;
 pub mod run;
+pub mod status;
 pub mod transform;
 
 use crate::config::ConfigError;

@@ -32,9 +32,11 @@ fn compatible(ours: &str, theirs: &str) -> bool {
 }
 
 /// Makes every attribute of `catalog` exist with a compatible type; returns the names created.
+/// `stale` (ours, no longer produced) are named when the workspace cap would be passed.
 pub async fn ensure_attributes(
     client: &Client,
     catalog: &[Attribute],
+    stale: &[String],
 ) -> Result<Vec<String>, PushError> {
     let mut existing: Vec<DataAttribute> =
         client.list_data_attributes(Model::Company, true).await?;
@@ -70,8 +72,13 @@ pub async fn ensure_attributes(
     }
     let custom_now = existing.iter().filter(|a| a.custom).count();
     if custom_now + missing.len() > ATTRIBUTE_CAP {
+        let archivable = if stale.is_empty() {
+            String::new()
+        } else {
+            format!(" Stale attributes of ours you could archive (`intercom-push attributes --archive-stale`): {}.", stale.join(", "))
+        };
         return Err(PushError::Attributes(format!(
-            "creating {} attributes would take the workspace past Intercom's cap of {ATTRIBUTE_CAP} custom attributes ({custom_now} exist, archived ones count): nothing was written. Exclude sources (--exclude), or archive unused attributes in Intercom (see `intercom-push attributes`)",
+            "creating {} attributes would take the workspace past Intercom's cap of {ATTRIBUTE_CAP} custom attributes ({custom_now} exist, archived ones count): nothing was written. Exclude sources (--exclude), or archive unused attributes in Intercom.{archivable}",
             missing.len()
         )));
     }
@@ -87,4 +94,79 @@ pub async fn ensure_attributes(
         created.push(attribute.name.clone());
     }
     Ok(created)
+}
+
+/// Where a workspace attribute carrying our prefix comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Produced by the present mapping.
+    Current,
+    /// Ours (created or sent by this tool) but no source makes it any more.
+    Stale,
+    /// Not ours: never touched.
+    Foreign,
+}
+
+/// One workspace attribute, classified.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkspaceAttribute {
+    pub name: String,
+    pub model: String,
+    pub data_type: String,
+    pub archived: bool,
+    pub origin: Origin,
+    /// Records Intercom still holds a value of ours for.
+    pub records_with_value: i64,
+    #[serde(skip)]
+    pub id: Option<i64>,
+}
+
+/// Classifies `existing` attributes that are ours (known) or carry `prefix`.
+pub fn classify(
+    existing: &[DataAttribute],
+    catalog: &[Attribute],
+    known: &[(String, String)],
+    held: &[(String, String, i64)],
+    prefix: &str,
+) -> Vec<WorkspaceAttribute> {
+    let starts = format!("{prefix} ");
+    let mut out: Vec<WorkspaceAttribute> = existing
+        .iter()
+        .filter(|a| a.custom)
+        .filter_map(|a| {
+            let is = |m: &str, n: &str| m == a.model && n == a.name;
+            let origin = if catalog.iter().any(|c| is(c.model, &c.name)) {
+                Origin::Current
+            } else if known.iter().any(|(m, n)| is(m, n)) {
+                Origin::Stale
+            } else if a.name.starts_with(&starts) {
+                Origin::Foreign
+            } else {
+                return None;
+            };
+            let kind = if a.model == "company" {
+                "company"
+            } else {
+                "user"
+            };
+            let records_with_value = held
+                .iter()
+                .find(|(k, n, _)| k == kind && n == &a.name)
+                .map_or(0, |h| h.2);
+            Some(WorkspaceAttribute {
+                name: a.name.clone(),
+                model: a.model.clone(),
+                data_type: a.data_type.clone(),
+                archived: a.archived,
+                origin,
+                records_with_value,
+                id: a.id,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (a.model.as_str(), a.name.as_str()).cmp(&(b.model.as_str(), b.name.as_str()))
+    });
+    out
 }

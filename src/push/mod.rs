@@ -60,8 +60,15 @@ pub fn push(
     crate::transform::check_fresh(store).map_err(PushError::NotReady)?;
     let mut report = PushReport::default();
     let catalog = store.attributes()?;
+    let stale: Vec<String> = store
+        .known_attributes()?
+        .into_iter()
+        .filter(|(model, name)| !catalog.iter().any(|c| c.model == model && &c.name == name))
+        .map(|(_, name)| name)
+        .collect();
     report.attributes_created =
-        runtime.block_on(attributes::ensure_attributes(client, &catalog))?;
+        runtime.block_on(attributes::ensure_attributes(client, &catalog, &stale))?;
+    store.remember_attributes(&catalog)?;
 
     let (tx, rx) = mpsc::channel::<SyncRecord>();
     let mut writer = store.sync_writer()?;

@@ -10,7 +10,7 @@ mod sync;
 
 pub use extract::{AccountChunk, AccountRecord, ExtractWriter, Inserted, UserRecord};
 pub use payloads::{Attribute, PayloadRow, PayloadWriter};
-pub use sync::{PendingRecord, RecordOutcome, RunLock, SyncRecord, SyncWriter};
+pub use sync::{PendingRecord, RecordOutcome, RunLock, RunRow, SyncRecord, SyncWriter};
 
 const SCHEMA: &str = include_str!("../../schema.sql");
 pub const SCHEMA_VERSION: &str = "1";

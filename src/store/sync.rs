@@ -85,6 +85,78 @@ impl Store {
         )
     }
 
+    /// Remembers the attributes a push is about to send as ours.
+    pub fn remember_attributes(&self, attributes: &[super::Attribute]) -> Result<(), StoreError> {
+        for a in attributes {
+            self.conn
+                .execute(
+                    "INSERT OR IGNORE INTO known_attributes (model, name, data_type, first_seen) VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                    params![a.model, a.name, a.data_type],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// (model, name) of every attribute this tool ever created or sent.
+    pub fn known_attributes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.rows(
+            "SELECT model, name FROM known_attributes ORDER BY model, name",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    /// (kind, attribute name, records) for every attribute Intercom holds a value of ours for.
+    pub fn held_value_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        self.rows(
+            "SELECT s.kind, j.key, COUNT(*) FROM sync_state s, json_each(s.pushed_payload, '$.custom_attributes') j
+             WHERE s.pushed_payload IS NOT NULL GROUP BY s.kind, j.key ORDER BY s.kind, j.key",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// The last `limit` runs: (run_id, command, started_at, finished_at, exit_code, report).
+    pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        self.rows_with(
+            "SELECT run_id, command, started_at, finished_at, exit_code, report FROM runs ORDER BY run_id DESC LIMIT ?1",
+            [limit as i64],
+            |r| {
+                Ok(RunRow {
+                    run_id: r.get(0)?,
+                    command: r.get(1)?,
+                    started_at: r.get(2)?,
+                    finished_at: r.get(3)?,
+                    exit_code: r.get(4)?,
+                    report: r.get(5)?,
+                })
+            },
+        )
+    }
+
+    /// Records whose last outcome is `status` (not_found, failed, ambiguous) with at least
+    /// `min_failures` consecutive failures: (kind, record_key, failures, last_error).
+    pub fn records_with_status(
+        &self,
+        status: &str,
+        min_failures: i64,
+        limit: usize,
+    ) -> Result<(u64, Vec<(String, String, i64, Option<String>)>), StoreError> {
+        let total: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sync_state WHERE status = ?1 AND failures >= ?2",
+                params![status, min_failures],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = self.rows_with(
+            "SELECT kind, record_key, failures, last_error FROM sync_state WHERE status = ?1 AND failures >= ?2 ORDER BY kind, record_key LIMIT ?3",
+            params![status, min_failures, limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        Ok((total as u64, rows))
+    }
+
     /// Starts a `runs` row; returns its id.
     pub fn start_run(&self, command: &str) -> Result<i64, StoreError> {
         self.conn
@@ -158,6 +230,18 @@ impl Store {
             store: self.reopen()?,
         })
     }
+}
+
+/// A row of the `runs` table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub run_id: i64,
+    pub command: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub exit_code: Option<i64>,
+    #[serde(skip)]
+    pub report: Option<String>,
 }
 
 /// Holds the run lock; dropping it releases the lock.

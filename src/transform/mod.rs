@@ -154,6 +154,7 @@ pub fn transform(
     summary.users = computed.len() as u64;
     writer.set_meta("payload_extract_version", &extract_version.to_string())?;
     writer.set_meta("mapping", &mapping.version)?;
+    writer.set_meta("prefix", &settings.prefix)?;
     writer.commit()?;
 
     if clamped > 0 {

@@ -1,0 +1,180 @@
+//! Shared by the tests that run the binary against the mock Intercom.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+use intercom_push::mock::{MockConfig, MockServer, Seed, SeedCompany, SeedContact};
+use serde_json::Value;
+
+pub const TOKEN: &str = "test-token-5f1e";
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn intercom_push(db: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_intercom-push"))
+        .arg("--db")
+        .arg(db)
+        .arg("--quiet")
+        .args(args)
+        .env("INTERCOM_ACCESS_TOKEN", TOKEN)
+        .env_remove("INTERCOM_PUSH_CONFIG")
+        .output()
+        .expect("run intercom-push");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn mock(config: MockConfig) -> MockServer {
+    MockServer::start_background(MockConfig {
+        token: TOKEN.into(),
+        ..config
+    })
+    .expect("start mock")
+}
+
+/// `run --json` against the mock; returns the parsed report.
+pub fn run_json(
+    db: &Path,
+    input: &Path,
+    mock: &MockServer,
+    extra: &[&str],
+) -> (i32, Value, String) {
+    let url = mock.base_url();
+    let mut args = vec![
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let run = intercom_push(db, &args);
+    let report = run
+        .stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    (run.code, report, run.stderr)
+}
+
+pub fn count(report: &Value, kind: &str, what: &str) -> u64 {
+    report[kind][what]
+        .as_u64()
+        .unwrap_or_else(|| panic!("report has no {kind}.{what}: {report}"))
+}
+
+/// Every payload (`plan --json --all`) by key.
+pub fn payloads(db: &Path) -> Vec<Value> {
+    let run = intercom_push(db, &["plan", "--json", "--all"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Asserts that every company/contact the mock has holds exactly the payload's values.
+pub fn assert_mock_holds_payloads(db: &Path, mock: &MockServer, expect_companies: usize) {
+    let state = mock.dump();
+    let mut matched = 0;
+    for payload in payloads(db) {
+        if payload["type"] == "company" {
+            let Some(company) = state["companies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["company_id"] == payload["company_id"])
+            else {
+                continue;
+            };
+            assert_eq!(
+                company["custom_attributes"], payload["custom_attributes"],
+                "company {}",
+                payload["company_id"]
+            );
+            if let Some(spend) = payload.get("monthly_spend") {
+                assert_eq!(
+                    company["monthly_spend"].as_f64(),
+                    spend.as_f64(),
+                    "monthly_spend of {}",
+                    payload["company_id"]
+                );
+            }
+            matched += 1;
+        } else {
+            let contact = state["contacts"].as_array().unwrap().iter().find(|c| {
+                (payload["external_id"].is_string() && c["external_id"] == payload["external_id"])
+                    || (payload["external_id"].is_null() && c["email"] == payload["email"])
+            });
+            if let Some(contact) = contact {
+                assert_eq!(
+                    contact["custom_attributes"], payload["custom_attributes"],
+                    "contact {payload}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        matched, expect_companies,
+        "companies in the mock matching a payload"
+    );
+    assert!(
+        mock.violations().is_empty(),
+        "create calls: {:?}",
+        mock.violations().len()
+    );
+}
+
+/// A small export: accounts a, b, c (owned by u1, u2, nobody), users u1..u3.
+pub fn small_export(dir: &Path, owner_of_a: &str, health_of_b: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("accounts.csv"),
+        format!("externalId,accountOwnerId,mrr,healthScore,plan\na,{owner_of_a},100,5,pro\nb,u2,200.5,{health_of_b},team\nc,,,7,free\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("users.csv"),
+        "externalId,email\nu1,one@x.example\nu2,two@x.example\nu3,three@x.example\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("elements.csv"), "id,name\ne1,Dashboards\n").unwrap();
+    std::fs::write(
+        dir.join("element_counts.csv"),
+        "account_id,element_id,count\na,e1,3\n",
+    )
+    .unwrap();
+}
+
+pub fn seed_small(mock: &MockServer) {
+    let company = |id: &str| SeedCompany {
+        company_id: id.into(),
+        user_count: 1,
+        ..SeedCompany::default()
+    };
+    let contact = |id: &str, email: &str| SeedContact {
+        external_id: Some(id.into()),
+        email: Some(email.into()),
+        ..SeedContact::default()
+    };
+    mock.seed(Seed {
+        companies: vec![company("a"), company("b"), company("c")],
+        contacts: vec![
+            contact("u1", "one@x.example"),
+            contact("u2", "two@x.example"),
+            contact("u3", "three@x.example"),
+        ],
+        data_attributes: vec![],
+    })
+    .unwrap();
+}
