@@ -144,8 +144,13 @@ fn embedded(out: &mut AccountRow, kind: Embedded, key: &str, value: &Value) -> R
             }
         }
         (_, other) => {
+            let expected = match kind {
+                Embedded::Segments => "an array of names or of {id, name} objects",
+                Embedded::ElementCounts | Embedded::MetricValues => "an object keyed by id or name",
+                Embedded::Indicators(_) => "an object name → date or an array of names",
+            };
             return Err(format!(
-                "`{key}`: unexpected {}",
+                "`{key}`: expected {expected}, found {}",
                 super::rows::json_type(other)
             ));
         }

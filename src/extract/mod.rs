@@ -377,7 +377,7 @@ impl<'w, 'c> Loader<'w, 'c> {
                 return Err(ExtractError::at(
                     file,
                     line,
-                    format!("`{name}` must be a number (it becomes monthly_spend), found {value}"),
+                    format!("`{name}` must be a number (it becomes monthly_spend), found {value}: fix the value, or leave the cell empty for no monthly_spend"),
                 ));
             }
             let position = self.fields.len();
