@@ -663,3 +663,90 @@ fn failed_load_keeps_the_previous_extract_rows() {
     ws.transform(&[]).ok();
     assert_eq!(ws.plan_all().len(), 2);
 }
+
+#[test]
+fn one_column_spelled_twice() {
+    assert_rejected(
+        &[(
+            "accounts.csv",
+            b"externalId,external_id,name\nacme,other,Acme\n",
+        )],
+        "accounts.csv:2:",
+        &[
+            "`externalId` and `external_id` are the same column",
+            "keep one",
+        ],
+    );
+    assert_rejected(
+        &[(
+            "accounts.ndjson",
+            b"{\"externalId\":\"acme\",\"accountOwnerId\":\"u1\",\"account_owner_id\":\"u2\"}\n",
+        )],
+        "accounts.ndjson:1:",
+        &["`accountOwnerId` and `account_owner_id` are the same column"],
+    );
+    assert_rejected(
+        &[
+            ("accounts.csv", ACCOUNTS),
+            ("segments.csv", b"account_id,accountId,name\nacme,x,VIP\n"),
+        ],
+        "segments.csv:1:",
+        &["`account_id` and `accountId` are the same column"],
+    );
+}
+
+#[test]
+fn json_accounts_with_an_id_on_only_some() {
+    // The first account decides whether accounts are referred to by `id`: a later one
+    // cannot switch (its child rows would be silently unmatched).
+    assert_rejected(
+        &[(
+            "accounts.ndjson",
+            b"{\"externalId\":\"a\"}\n{\"id\":\"v2\",\"externalId\":\"b\"}\n",
+        )],
+        "accounts.ndjson:2:",
+        &[
+            "has an `id` but the first one has none",
+            "give every account",
+        ],
+    );
+    assert_rejected(
+        &[(
+            "accounts.ndjson",
+            b"{\"id\":\"v1\",\"externalId\":\"a\"}\n{\"externalId\":\"b\"}\n",
+        )],
+        "accounts.ndjson:2:",
+        &["`id` is empty, but other accounts have one"],
+    );
+}
+
+#[test]
+fn transform_and_plan_before_any_load() {
+    let ws = Workspace::new();
+    for args in [&["transform"][..], &["plan", "--json"], &["plan"]] {
+        let run = ws.run(args);
+        run.expect_code(2);
+        assert!(
+            run.stderr
+                .contains("run `intercom-push load --input DIR` first"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(!ws.db().exists(), "{args:?} created {}", ws.db().display());
+    }
+    // An existing database without an export: also exit 2, and it stays as it was.
+    rusqlite::Connection::open(ws.db())
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let run = ws.run(&["transform"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("holds no export yet"), "{}", run.stderr);
+    let run = ws.run(&["plan", "--json"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("no export loaded yet"),
+        "{}",
+        run.stderr
+    );
+}

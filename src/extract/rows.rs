@@ -175,6 +175,20 @@ fn read_csv(
         .iter()
         .map(|w| normalized.iter().position(|n| n == w))
         .collect();
+    for want in wanted {
+        let mut same = headers
+            .iter()
+            .zip(&normalized)
+            .filter(|(_, n)| *n == want)
+            .map(|(h, _)| h);
+        if let (Some(first), Some(second)) = (same.next(), same.next()) {
+            return Err(ExtractError::at(
+                file,
+                1,
+                format!("`{first}` and `{second}` are the same column (camelCase and snake_case spellings of one name): keep one"),
+            ));
+        }
+    }
     for need in required {
         if !normalized.iter().any(|n| n == need) {
             return Err(ExtractError::at(
