@@ -1354,3 +1354,87 @@ fn config_file_refuses_a_token() {
     run.expect_code(2);
     assert!(run.stderr.contains("prefx"), "{}", run.stderr);
 }
+
+#[test]
+fn plan_lists_only_what_differs_from_the_last_push() {
+    let ws = export(&[
+        (
+            "accounts.csv",
+            &lines(&["externalId,mrr", "a,1", "b,2", "c,3"]),
+        ),
+        ("users.csv", &lines(&["externalId", "u1"])),
+    ]);
+    ws.load().ok();
+    ws.transform(&[]).ok();
+    // Pretend Intercom accepted a's and u1's current payloads, and an older one of b.
+    let conn = rusqlite::Connection::open(ws.db()).unwrap();
+    conn.execute_batch(
+        "INSERT INTO sync_state (kind, record_key, pushed_hash, pushed_payload)
+           SELECT kind, record_key, hash, payload FROM payloads
+           WHERE record_key IN ('a', 'e:u1');
+         INSERT INTO sync_state (kind, record_key, pushed_hash, pushed_payload)
+           VALUES ('company', 'b', x'00', '{\"company_id\":\"b\",\"custom_attributes\":{},\"monthly_spend\":1}');",
+    )
+    .unwrap();
+    drop(conn);
+    let changed = ws.run(&["plan", "--json"]);
+    changed.ok();
+    let ids: Vec<String> = changed
+        .ndjson()
+        .iter()
+        .map(|l| l["company_id"].as_str().unwrap_or("user").to_string())
+        .collect();
+    assert_eq!(ids, vec!["b", "c"]);
+    assert_eq!(ws.plan_all().len(), 4);
+    let human = ws.run(&["plan"]);
+    human.ok();
+    assert!(
+        human
+            .stdout
+            .contains("plan: 2 of 3 companies and 0 of 1 users to update (1 never pushed)"),
+        "{}",
+        human.stdout
+    );
+    assert!(human.stdout.contains("~ company b"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("monthly_spend: 1 → 2"),
+        "{}",
+        human.stdout
+    );
+    // A config change that touches every payload puts everything back in the plan.
+    ws.transform(&["--prefix", "Other"]).ok();
+    assert_eq!(ws.run(&["plan", "--json"]).ok().stdout.lines().count(), 4);
+}
+
+#[test]
+fn stored_payloads_are_canonical_json() {
+    let ws = export(&[
+        (
+            "accounts.csv",
+            &lines(&[
+                "externalId,zeta,alpha,Mid,mrr",
+                "a,1,x,true,2.5",
+                "b,,y,false,",
+            ]),
+        ),
+        (
+            "users.csv",
+            &lines(&["externalId,email", "u1,", ",m@example.com"]),
+        ),
+    ]);
+    ws.load().ok();
+    ws.transform(&[]).ok();
+    let conn = ws.sql();
+    let mut stmt = conn.prepare("SELECT payload FROM payloads").unwrap();
+    let payloads: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(payloads.len(), 4);
+    for payload in payloads {
+        // serde_json::Value keeps keys sorted: re-serializing canonical bytes is the identity.
+        let value: Value = serde_json::from_str(&payload).unwrap();
+        assert_eq!(value.to_string(), payload);
+    }
+}
