@@ -750,3 +750,106 @@ fn transform_and_plan_before_any_load() {
         run.stderr
     );
 }
+
+/// Deterministic mutations of the fixtures (bytes flipped, cut, inserted; gzip content
+/// mutated inside a valid gzip): every load exits 0 or 2, never panics, and every error
+/// names a file of the export (`file:line: ` or `file: `).
+#[test]
+fn mutated_fixtures_never_panic() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: usize| -> usize {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    const INSERTS: [&[u8]; 9] = [
+        b"\"",
+        b",",
+        b"\n",
+        b"null",
+        b"[{}]",
+        b"-",
+        b"1e999",
+        b"\xff",
+        b"{\"a\":[1]}",
+    ];
+    let ws = Workspace::new();
+    let mut failures = 0;
+    for round in 0..60 {
+        let fixture = ["export", "vitally-json"][round % 2];
+        let src = common::manifest_dir().join("fixtures").join(fixture);
+        ws.clear_export();
+        let mut names: Vec<String> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        for name in &names {
+            std::fs::copy(src.join(name), ws.export().join(name)).unwrap();
+        }
+        let victim = &names[next(names.len())];
+        let raw = std::fs::read(src.join(victim)).unwrap();
+        let gz = victim.ends_with(".gz");
+        let mut data = if gz {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)
+                .unwrap();
+            out
+        } else {
+            raw
+        };
+        for _ in 0..1 + next(3) {
+            if data.is_empty() {
+                break;
+            }
+            let i = next(data.len());
+            match next(4) {
+                0 => data[i] = next(256) as u8,
+                1 => {
+                    let end = (i + 1 + next(20)).min(data.len());
+                    data.drain(i..end);
+                }
+                2 => data.truncate(i),
+                _ => {
+                    let insert = INSERTS[next(INSERTS.len())];
+                    data.splice(i..i, insert.iter().copied());
+                }
+            }
+        }
+        let bytes = if gz { gzip(&data) } else { data };
+        std::fs::write(ws.export().join(victim), bytes).unwrap();
+        let _ = std::fs::remove_file(ws.db());
+        let load = ws.load();
+        let context = format!("round {round}, {fixture}/{victim}: {}", load.stderr);
+        assert!(!load.stderr.contains("panicked"), "{context}");
+        match load.code {
+            0 => {
+                let transform = ws.transform(&[]);
+                assert!(
+                    matches!(transform.code, 0 | 2),
+                    "{context}\n{}",
+                    transform.stderr
+                );
+                assert!(
+                    !transform.stderr.contains("panicked"),
+                    "{}",
+                    transform.stderr
+                );
+            }
+            2 => {
+                failures += 1;
+                let message = load.stderr.strip_prefix("error: ").expect(&context);
+                let (location, _) = message.split_once(": ").expect(&context);
+                let file = location.split(':').next().unwrap();
+                assert!(names.iter().any(|n| n == file), "{context}");
+                if let Some((_, line)) = location.split_once(':') {
+                    assert!(line.parse::<u64>().is_ok_and(|l| l >= 1), "{context}");
+                }
+            }
+            other => panic!("exit {other}: {context}"),
+        }
+    }
+    eprintln!("{failures} of 60 mutations rejected");
+    assert!(failures >= 20, "most mutations are bad input: {failures}");
+}
