@@ -23,6 +23,14 @@ fn run_fixture(name: &str) -> Golden {
     load.ok();
     let transform = ws.transform(&[]);
     transform.ok();
+    for (what, run) in [("load", &load), ("transform", &transform)] {
+        for line in run.stderr.lines() {
+            assert!(
+                line.starts_with("warning: "),
+                "{what} printed something other than warnings on stderr: {line}"
+            );
+        }
+    }
     let plan = ws.run(&["plan", "--json"]);
     plan.ok();
     assert_eq!(plan.stderr, "", "plan --json prints nothing on stderr");
