@@ -1386,6 +1386,10 @@ fn plan_lists_only_what_differs_from_the_last_push() {
         .collect();
     assert_eq!(ids, vec!["b", "c"]);
     assert_eq!(ws.plan_all().len(), 4);
+    // A new load of the same export keeps the sync state: same plan after transform.
+    ws.load().ok();
+    ws.transform(&[]).ok();
+    assert_eq!(ws.run(&["plan", "--json"]).ok().stdout, changed.stdout);
     let human = ws.run(&["plan"]);
     human.ok();
     assert!(
