@@ -1442,3 +1442,60 @@ fn stored_payloads_are_canonical_json() {
         assert_eq!(value.to_string(), payload);
     }
 }
+
+#[test]
+fn every_format_with_or_without_gzip_and_bom_reads_the_same() {
+    let csv_accounts = lines(&["external_id,plan,seats", "a,Gold,5", "b,Free,"]);
+    let json_rows = [
+        json!({"externalId": "a", "plan": "Gold", "seats": 5}),
+        json!({"external_id": "b", "plan": "Free", "seats": null}),
+    ];
+    let ndjson_accounts: String = json_rows.iter().map(|r| format!("{r}\n")).collect();
+    let json_accounts = format!("\u{feff}[\n  {},\n  {}\n]\n", json_rows[0], json_rows[1]);
+    let segments_csv = lines(&["accountId,name", "a,VIP", "b,Trial"]);
+    let segments_json = json!([
+        {"account_id": "a", "name": "VIP"},
+        {"account_id": "b", "name": "Trial"}
+    ])
+    .to_string();
+    let variants: Vec<[(&str, &str); 2]> = vec![
+        [
+            ("accounts.csv", &csv_accounts),
+            ("segments.csv", &segments_csv),
+        ],
+        [
+            ("accounts.csv.gz", &csv_accounts),
+            ("segments.json.gz", &segments_json),
+        ],
+        [
+            ("accounts.ndjson", &ndjson_accounts),
+            ("segments.json", &segments_json),
+        ],
+        [
+            ("accounts.jsonl.gz", &ndjson_accounts),
+            ("segments.csv.gz", &segments_csv),
+        ],
+        [
+            ("accounts.json", &json_accounts),
+            ("segments.csv", &segments_csv),
+        ],
+        [
+            ("accounts.json.gz", &json_accounts),
+            ("segments.json", &segments_json),
+        ],
+    ];
+    let mut first: Option<Vec<Value>> = None;
+    for files in &variants {
+        let p = run(files, &[]);
+        assert_eq!(p.attr("a", "Vitally Seats"), Some(&json!(5)), "{files:?}");
+        assert_eq!(
+            p.attr("b", "Vitally Segments"),
+            Some(&json!("Trial")),
+            "{files:?}"
+        );
+        match &first {
+            None => first = Some(p.plan),
+            Some(plan) => assert_eq!(&p.plan, plan, "{:?}", files.map(|f| f.0)),
+        }
+    }
+}
