@@ -30,6 +30,7 @@ struct UserLine<'a> {
 }
 
 pub fn run(settings: &Settings, args: &PlanArgs) -> Result<u8> {
+    super::transform::require_database(settings)?;
     let store = Store::open(&settings.db)?;
     if let Err(message) = crate::transform::check_fresh(&store) {
         bail!(crate::config::ConfigError::Invalid(message));

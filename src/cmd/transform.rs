@@ -7,6 +7,7 @@ use crate::store::Store;
 use crate::transform::{self, TransformSummary};
 
 pub fn transform_payloads(settings: &Settings) -> Result<TransformSummary> {
+    require_database(settings)?;
     let mut store = Store::open(&settings.db)?;
     let lock = store.acquire_run_lock("transform")?;
     super::print_warnings(lock.warning.as_slice());
@@ -21,4 +22,15 @@ pub fn run(settings: &Settings) -> Result<u8> {
         summary.companies, summary.users, summary.attributes, settings.mapping.prefix
     );
     Ok(0)
+}
+
+/// Fails (instead of creating an empty database) when `--db` names no file yet.
+pub fn require_database(settings: &Settings) -> Result<(), crate::config::ConfigError> {
+    if settings.db.exists() {
+        return Ok(());
+    }
+    Err(crate::config::ConfigError::Invalid(format!(
+        "no database at {}: run `intercom-push load --input DIR` first (or pass the right --db)",
+        settings.db.display()
+    )))
 }

@@ -57,9 +57,13 @@ pub fn field_name(raw: &str) -> &str {
 /// Splits one accounts row into identifiers, fields and embedded collections.
 pub fn split_row(row: &Row<'_>) -> Result<AccountRow, String> {
     let mut out = AccountRow::default();
+    let mut seen: [Option<&str>; 3] = [None; 3];
     for (name, cell) in row.cells() {
         let normalized = normalize_column(name);
         if let Some(id) = identifier(&normalized) {
+            if let Some(first) = seen[id as usize].replace(name) {
+                return Err(format!("`{first}` and `{name}` are the same column (camelCase and snake_case spellings of one name): keep one"));
+            }
             let value = cell.as_key().map_err(|e| format!("`{name}`: {e}"))?;
             match id {
                 Identifier::Id => out.vitally_id = value,
@@ -144,8 +148,13 @@ fn embedded(out: &mut AccountRow, kind: Embedded, key: &str, value: &Value) -> R
             }
         }
         (_, other) => {
+            let expected = match kind {
+                Embedded::Segments => "an array of names or of {id, name} objects",
+                Embedded::ElementCounts | Embedded::MetricValues => "an object keyed by id or name",
+                Embedded::Indicators(_) => "an object name → date or an array of names",
+            };
             return Err(format!(
-                "`{key}`: unexpected {}",
+                "`{key}`: expected {expected}, found {}",
                 super::rows::json_type(other)
             ));
         }

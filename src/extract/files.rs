@@ -56,7 +56,9 @@ impl TableFile {
             Box::new(file)
         };
         let mut reader: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(1 << 20, raw));
-        let head = reader.fill_buf().map_err(|e| ExtractError::io(self, e))?;
+        let head = reader
+            .fill_buf()
+            .map_err(|e| ExtractError::read(self, 1, e))?;
         if head.starts_with(b"\xEF\xBB\xBF") {
             reader.consume(3);
         }

@@ -362,6 +362,9 @@ impl<'w, 'c> Loader<'w, 'c> {
                 || row.json().is_none()
                     && row.cells().any(|(n, _)| rows::normalize_column(n) == "id"),
         );
+        if !use_id && parsed.vitally_id.is_some() {
+            return Err(ExtractError::at(file, line, "this account has an `id` but the first one has none: other tables refer to accounts by `id` only when every account has one — give every account its `id`, or leave `id` out everywhere"));
+        }
         let reference = if use_id {
             parsed.vitally_id.clone().ok_or_else(|| {
                 ExtractError::at(file, line, "`id` is empty, but other accounts have one: child tables refer to accounts by `id`, so every account needs it (or drop the column to refer by externalId)")
@@ -377,7 +380,7 @@ impl<'w, 'c> Loader<'w, 'c> {
                 return Err(ExtractError::at(
                     file,
                     line,
-                    format!("`{name}` must be a number (it becomes monthly_spend), found {value}"),
+                    format!("`{name}` must be a number (it becomes monthly_spend), found {value}: fix the value, or leave the cell empty for no monthly_spend"),
                 ));
             }
             let position = self.fields.len();

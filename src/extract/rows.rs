@@ -139,12 +139,13 @@ fn read_csv(
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(false)
-        .from_reader(reader);
+        .from_reader(QuoteTracker::new(reader));
     let mut record = csv::StringRecord::new();
     if !csv
         .read_record(&mut record)
-        .map_err(|e| csv_error(file, e))?
+        .map_err(|e| csv_error(file, e, csv.get_ref().line))?
     {
+        csv.get_ref().check_closed(file)?;
         return Err(ExtractError::at(
             file,
             1,
@@ -174,6 +175,20 @@ fn read_csv(
         .iter()
         .map(|w| normalized.iter().position(|n| n == w))
         .collect();
+    for want in wanted {
+        let mut same = headers
+            .iter()
+            .zip(&normalized)
+            .filter(|(_, n)| *n == want)
+            .map(|(h, _)| h);
+        if let (Some(first), Some(second)) = (same.next(), same.next()) {
+            return Err(ExtractError::at(
+                file,
+                1,
+                format!("`{first}` and `{second}` are the same column (camelCase and snake_case spellings of one name): keep one"),
+            ));
+        }
+    }
     for need in required {
         if !normalized.iter().any(|n| n == need) {
             return Err(ExtractError::at(
@@ -186,7 +201,7 @@ fn read_csv(
     let mut rows = 0;
     while csv
         .read_record(&mut record)
-        .map_err(|e| csv_error(file, e))?
+        .map_err(|e| csv_error(file, e, csv.get_ref().line))?
     {
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         let row = Row {
@@ -200,7 +215,80 @@ fn read_csv(
         visit(&row, line)?;
         rows += 1;
     }
+    csv.get_ref().check_closed(file)?;
     Ok(rows)
+}
+
+/// Passes a CSV byte stream through while following its quoting the way the `csv` crate
+/// reads it, because that crate silently ends a record at end of file when a quoted field
+/// was never closed (the rest of the file becomes one cell). Also counts lines, so that a
+/// read error (a truncated gzip) can name the line the stream broke on.
+struct QuoteTracker<R> {
+    inner: R,
+    state: QuoteState,
+    /// Line of the next byte (1-based).
+    line: u64,
+    /// Line where the quoted field now open started.
+    opened_at: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A `"` inside a quoted field: closes it, or starts a `""` escape.
+    QuoteInQuoted,
+}
+
+impl<R> QuoteTracker<R> {
+    fn new(inner: R) -> Self {
+        QuoteTracker {
+            inner,
+            state: QuoteState::FieldStart,
+            line: 1,
+            opened_at: 0,
+        }
+    }
+
+    fn track(&mut self, bytes: &[u8]) {
+        use QuoteState::*;
+        for &b in bytes {
+            self.state = match (self.state, b) {
+                (FieldStart, b'"') => {
+                    self.opened_at = self.line;
+                    Quoted
+                }
+                (Quoted, b'"') => QuoteInQuoted,
+                (Quoted, _) => Quoted,
+                (QuoteInQuoted, b'"') => Quoted,
+                (_, b',' | b'\n' | b'\r') => FieldStart,
+                _ => Unquoted,
+            };
+            if b == b'\n' {
+                self.line += 1;
+            }
+        }
+    }
+
+    fn check_closed(&self, file: &TableFile) -> Result<(), ExtractError> {
+        if self.state == QuoteState::Quoted {
+            return Err(ExtractError::at(
+                file,
+                self.opened_at,
+                "malformed CSV: a quoted field opened on this line is never closed (the file ends inside it): add the closing `\"`, and write a quote inside a field as `\"\"`",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for QuoteTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.track(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// The camelCase spelling of a normalized contract column, for messages.
@@ -215,8 +303,9 @@ fn camel(normalized: &str) -> &str {
     }
 }
 
-fn csv_error(file: &TableFile, error: csv::Error) -> ExtractError {
-    let line = error.position().map(|p| p.line()).unwrap_or(0);
+/// `reached` is the line the reader had got to, for errors without a position (I/O).
+fn csv_error(file: &TableFile, error: csv::Error, reached: u64) -> ExtractError {
+    let line = error.position().map(|p| p.line()).unwrap_or(reached);
     match error.into_kind() {
         csv::ErrorKind::Utf8 { err, .. } => ExtractError::at(
             file,
@@ -233,26 +322,43 @@ fn csv_error(file: &TableFile, error: csv::Error) -> ExtractError {
     }
 }
 
+/// Parses one row (an NDJSON line, or an element of a JSON array starting on `line`).
 fn parse_object(
     file: &TableFile,
     bytes: &[u8],
     line: u64,
+    hint: &str,
 ) -> Result<Map<String, Value>, ExtractError> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        let valid = &bytes[..e.valid_up_to()];
+        let at = line + valid.iter().filter(|b| **b == b'\n').count() as u64;
+        return Err(ExtractError::at(
+            file,
+            at,
+            "the text is not valid UTF-8: re-export the file as UTF-8",
+        ));
+    }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(ExtractError::at(
             file,
             line,
             format!(
-                "expected a JSON object for each row, found {}",
+                "expected a JSON object for each row, found {}: write each row as one object, `{{\"column\": value, …}}`",
                 json_type(&other)
             ),
         )),
-        Err(e) => Err(ExtractError::at(
-            file,
-            line + e.line().saturating_sub(1) as u64,
-            format!("invalid JSON: {e}"),
-        )),
+        Err(e) => {
+            // serde_json's position is relative to this row's text; the line is made
+            // absolute below, the rest of the message is kept without it.
+            let text = e.to_string();
+            let what = text.rfind(" at line ").map_or(text.as_str(), |i| &text[..i]);
+            Err(ExtractError::at(
+                file,
+                line + e.line().saturating_sub(1) as u64,
+                format!("invalid JSON ({what}): {hint}"),
+            ))
+        }
     }
 }
 
@@ -277,7 +383,15 @@ fn read_ndjson(
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let map = parse_object(file, &buf, line)?;
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        let map = parse_object(
+            file,
+            &buf,
+            line,
+            "each line must hold one complete JSON object",
+        )?;
         visit(
             &Row {
                 record: Record::Json(&map),
@@ -328,11 +442,14 @@ fn read_json_array(
         let start_line = scan.line;
         element.clear();
         element.push(start);
-        if start == b'{' || start == b'[' {
+        let delimited = matches!(start, b'{' | b'[' | b'"');
+        if start == b'"' {
+            scan.copy_string(&mut element)?;
+        } else if delimited {
             scan.copy_nested(&mut element)?;
         }
         let mut after = scan.next_non_ws()?;
-        if start != b'{' && start != b'[' {
+        if !delimited {
             // A scalar: runs until the next separator.
             while let Some(b) = after {
                 if b == b',' || b == b']' || b.is_ascii_whitespace() {
@@ -345,7 +462,12 @@ fn read_json_array(
                 after = scan.next_non_ws()?;
             }
         }
-        let map = parse_object(file, &element, start_line)?;
+        let map = parse_object(
+            file,
+            &element,
+            start_line,
+            "fix the syntax of this array element",
+        )?;
         visit(
             &Row {
                 record: Record::Json(&map),
@@ -411,6 +533,27 @@ impl ByteScanner<'_> {
             match self.next_byte()? {
                 Some(b) if b.is_ascii_whitespace() => continue,
                 other => return Ok(other),
+            }
+        }
+    }
+
+    /// Copies bytes into `out` until the string opened by `out[0]` closes.
+    fn copy_string(&mut self, out: &mut Vec<u8>) -> Result<(), ExtractError> {
+        let mut escaped = false;
+        loop {
+            let Some(b) = self.next_byte()? else {
+                return Err(ExtractError::at(
+                    self.file,
+                    self.line,
+                    "invalid JSON: the file ends inside a string (truncated?)",
+                ));
+            };
+            out.push(b);
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => return Ok(()),
+                _ => {}
             }
         }
     }

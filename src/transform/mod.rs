@@ -45,7 +45,11 @@ pub fn transform(
     store: &mut Store,
     settings: &MappingSettings,
 ) -> Result<TransformSummary, TransformError> {
-    let extract_version = store.require_extract()?;
+    let extract_version = store.require_extract().map_err(|e| match e {
+        // Running transform before any load is a usage error (exit 2), not a database one.
+        StoreError::NoExtract { .. } => TransformError::Settings(e.to_string()),
+        other => TransformError::Store(other),
+    })?;
     let fields: Vec<(String, Kind)> = store
         .account_fields()?
         .into_iter()
