@@ -347,12 +347,6 @@ impl PaceState {
         }
         Some(ends_at)
     }
-
-    /// The server clock estimate.
-    #[cfg(test)]
-    pub fn clock(&self) -> &ServerClock {
-        &self.clock
-    }
 }
 
 /// Concurrency limit + pacer, shared by all requests of a client.
@@ -418,12 +412,6 @@ impl Governor {
     ) -> Option<Instant> {
         self.lock()
             .observe(ticket.seq, sent, received, h, rate_limited)
-    }
-
-    /// Current pacing interval (for logs/tests).
-    #[cfg(test)]
-    pub fn interval(&self) -> Duration {
-        self.lock().interval()
     }
 }
 
