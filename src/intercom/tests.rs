@@ -804,10 +804,19 @@ async fn token_never_appears_in_errors() {
 /// A fixed-window rate limiter like Intercom's: windows aligned to whole seconds (scaled to a
 /// 1-second window for test speed), `others` requests per window consumed by someone else.
 fn limited_stub(limit: u32, others: u32) -> impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static {
+    limited_stub_with(limit, others, 1.0, None)
+}
+
+fn limited_stub_with(
+    limit: u32,
+    others: u32,
+    window_secs: f64,
+    latency: Option<Duration>,
+) -> impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static {
     let state = Mutex::new((0u64, 0u32));
     move |_, _| {
         let now = unix_now();
-        let window = now.floor() as u64;
+        let window = ((now / window_secs).floor() * window_secs) as u64;
         let mut s = state.lock().expect("lock");
         if s.0 != window {
             *s = (window, others);
@@ -818,16 +827,21 @@ fn limited_stub(limit: u32, others: u32) -> impl Fn(&Seen, usize) -> Reply + Sen
             vec![
                 ("x-ratelimit-limit", limit.to_string()),
                 ("x-ratelimit-remaining", remaining.to_string()),
-                ("x-ratelimit-reset", (window + 1).to_string()),
+                (
+                    "x-ratelimit-reset",
+                    (window + window_secs as u64).to_string(),
+                ),
             ]
         };
         if used > limit {
             let mut r = error_list(429, "rate_limit_exceeded", "Rate limit exceeded", "rid");
             r.headers.extend(headers(0));
+            r.delay = latency;
             r
         } else {
             let mut r = ok(json!({"type":"contact","id":"ic"}));
             r.headers = headers(limit - used);
+            r.delay = latency;
             r
         }
     }
@@ -906,4 +920,34 @@ async fn user_cap_is_a_hard_ceiling() {
     assert!(elapsed >= Duration::from_millis(1450), "{elapsed:?}");
     assert!(elapsed < Duration::from_millis(3500), "{elapsed:?}");
     assert_eq!(c.stats().rate_limited, 0);
+}
+
+/// The acceptance scenario at full scale: Intercom-like 10-second windows of 1,667 requests,
+/// 50 ms latency. Takes ~35 s, so it only runs on demand:
+/// `cargo test --release --lib intercom::tests::full_scale -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn full_scale_rate_against_fixed_window_server() {
+    let (base, stub) = stub(limited_stub_with(
+        1667,
+        0,
+        10.0,
+        Some(Duration::from_millis(50)),
+    ))
+    .await;
+    let c = Client::new(config(&base)).expect("client");
+    let n = 5500;
+    let elapsed = blast(&c, n, 32).await;
+    let s = c.stats();
+    let rate = n as f64 / elapsed.as_secs_f64();
+    let allowed = 166.7;
+    println!(
+        "{n} requests in {elapsed:?}: {rate:.1}/s = {:.1} % of allowed; 429s {} ({:.2} %); {s:?}",
+        100.0 * rate / allowed,
+        s.rate_limited,
+        100.0 * s.rate_limited as f64 / s.requests_sent as f64
+    );
+    assert!(rate >= 0.95 * allowed, "rate {rate:.1}/s");
+    assert!(s.rate_limited as f64 <= 0.01 * s.requests_sent as f64);
+    assert_eq!(stub.hits() as u64, s.requests_sent);
 }
