@@ -14,9 +14,10 @@
 //!    that may be in flight or not yet counted by the server are charged conservatively. The
 //!    budget is the minimum of those estimates for the newest window (answers from older windows
 //!    are ignored) and is decremented at every start. When it reaches 0 (e.g. another integration
-//!    shares the app's quota), new starts are held until the window resets. A 429 sets the
-//!    budget to 0 the same way, so every queued request waits for the reset, not only the one
-//!    that was refused.
+//!    shares the app's quota), new starts are held until the window resets. A 429 whose
+//!    `Remaining` is 0 or absent sets the budget to 0 the same way, so every queued request waits
+//!    for the reset, not only the one that was refused. (A 429 that still reports quota left was
+//!    refused for some other reason: only that request waits for the reset.)
 //!
 //! **Clock skew.** `X-RateLimit-Reset` is a unix second on the *server's* clock. We do not trust
 //! the local wall clock: the server clock offset (server − local) is bounded from every answer's
@@ -321,7 +322,11 @@ impl PaceState {
         }
         self.latest_reset = Some(reset);
         let reserved_after = self.starts.saturating_sub(ticket) as i64;
-        let candidate = if rate_limited {
+        // A 429 without `Remaining` (or with 0) means the window is exhausted. A 429 that still
+        // reports quota left was refused for another reason (e.g. a different limit): only the
+        // refused request waits for the reset then, everyone else keeps the normal pace.
+        let window_exhausted = rate_limited && h.remaining.is_none_or(|r| r <= 0);
+        let candidate = if window_exhausted {
             0
         } else {
             match h.remaining {
@@ -342,7 +347,7 @@ impl PaceState {
                 });
             }
         }
-        if rate_limited {
+        if window_exhausted {
             self.hold_until = Some(self.hold_until.map_or(ends_at, |h| h.max(ends_at)));
         }
         Some(ends_at)
@@ -571,13 +576,38 @@ mod tests {
         let (_, ticket) = s.reserve(t0);
         let reset = 1_000_002;
         let ends = s
-            .observe(ticket, t0, t0, &hdr(1666, 500, reset), true)
+            .observe(ticket, t0, t0, &hdr(1666, 0, reset), true)
             .expect("reset known");
         assert!(ends >= t0 + Duration::from_secs(2));
         assert_eq!(s.held_until(t0), Some(ends));
         let (start, _) = s.reserve(t0 + Duration::from_millis(10));
         assert!(start >= ends);
         assert_eq!(s.held_until(ends + Duration::from_millis(1)), None);
+    }
+
+    #[test]
+    fn rate_limited_answer_without_remaining_holds_too() {
+        let (mut s, t0) = state(None);
+        let (_, ticket) = s.reserve(t0);
+        let h = RateHeaders {
+            reset: Some(1_000_002),
+            ..Default::default()
+        };
+        let ends = s.observe(ticket, t0, t0, &h, true).expect("reset known");
+        assert_eq!(s.held_until(t0), Some(ends));
+    }
+
+    #[test]
+    fn rate_limited_answer_with_quota_left_does_not_stop_everyone() {
+        let (mut s, t0) = state(None);
+        let (_, ticket) = s.reserve(t0);
+        let ends = s
+            .observe(ticket, t0, t0, &hdr(1666, 900, 1_000_002), true)
+            .expect("the refused request still learns when the window resets");
+        assert!(ends >= t0 + Duration::from_secs(2));
+        assert_eq!(s.held_until(t0), None);
+        let (start, _) = s.reserve(t0);
+        assert!(start < t0 + Duration::from_millis(100));
     }
 
     #[test]
