@@ -520,7 +520,7 @@ impl Client {
             let rate = RateHeaders::from_headers(resp.headers());
             let reset_at = inner
                 .governor
-                .observe(&ticket, sent, received, &rate, status == 429);
+                .observe(&ticket, received, &rate, status == 429);
             bump(match status {
                 200..=299 => &inner.stats.responses_2xx,
                 300..=399 => &inner.stats.responses_3xx,

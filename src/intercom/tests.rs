@@ -534,8 +534,10 @@ async fn rate_limited_waits_until_reset_then_succeeds() {
         "retried at {} before reset {reset}",
         seen[1].at_unix
     );
+    // hyper renders `Date` once per second, so a fresh client's first bound on the server clock
+    // can be up to ~1 s pessimistic: allow for that.
     assert!(
-        seen[1].at_unix < reset + 1.0,
+        seen[1].at_unix < reset + 1.6,
         "waited far beyond the reset: {}",
         seen[1].at_unix - reset
     );
