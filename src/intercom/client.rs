@@ -432,6 +432,12 @@ impl Client {
         self.execute(&call).await.map(drop)
     }
 
+    /// Requests per rate window the governor currently paces against (before the 98 % margin):
+    /// min(user cap, the server's `X-RateLimit-Limit`, or 1,666 before the first answer).
+    pub fn rate_limit_per_window(&self) -> u32 {
+        self.inner.governor.effective_limit()
+    }
+
     /// Counters since the client was created.
     pub fn stats(&self) -> ClientStats {
         let s = &self.inner.stats;

@@ -410,6 +410,11 @@ impl Governor {
         }
     }
 
+    /// See [`PaceState::effective_limit`].
+    pub fn effective_limit(&self) -> u32 {
+        self.lock().effective_limit()
+    }
+
     /// Feeds back an answer (see [`PaceState::observe`]).
     pub fn observe(
         &self,

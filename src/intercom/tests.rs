@@ -876,7 +876,9 @@ async fn governor_uses_the_window_without_429s() {
     cfg.concurrency = 8;
     let c = Client::new(cfg).expect("client");
     let n = 120;
+    assert_eq!(c.rate_limit_per_window(), DEFAULT_WINDOW_LIMIT);
     let elapsed = blast(&c, n, 16).await;
+    assert_eq!(c.rate_limit_per_window(), 40, "follows X-RateLimit-Limit");
     let s = c.stats();
     assert_eq!(s.responses_2xx, n as u64);
     assert!(
