@@ -955,3 +955,68 @@ async fn full_scale_rate_against_fixed_window_server() {
     assert!(s.rate_limited as f64 <= 0.01 * s.requests_sent as f64);
     assert_eq!(stub.hits() as u64, s.requests_sent);
 }
+
+#[tokio::test]
+async fn find_company_other_404_is_an_error() {
+    let (base, _stub) =
+        stub(|_, _| error_list(404, "not_found", "Resource Not Found", "rid-x")).await;
+    let e = client(&base).find_company("acme").await.unwrap_err();
+    assert_eq!(
+        (e.status, e.code.as_deref()),
+        (Some(404), Some("not_found"))
+    );
+    assert_eq!(e.kind, ErrorKind::Terminal);
+}
+
+#[tokio::test]
+async fn scroll_continuation_is_retried_after_a_429() {
+    let (base, stub) = stub(|r, i| {
+        if r.query.is_some() && i == 1 {
+            let mut e = error_list(429, "rate_limit_exceeded", "Rate Limit Exceeded", "rid");
+            // Already-past reset: the retry may go right away.
+            e.headers
+                .push(("x-ratelimit-reset", (unix_now() as u64 - 1).to_string()));
+            e.headers.push(("x-ratelimit-remaining", "0".to_string()));
+            e
+        } else if r.query.is_some() {
+            ok(json!({"type":"list","data":[],"scroll_param":"sp"}))
+        } else {
+            ok(json!({"type":"list","data":[company_json("c1","a")],"scroll_param":"sp"}))
+        }
+    })
+    .await;
+    let c = client(&base);
+    let first = c.scroll_companies(None).await.expect("first");
+    let end = c
+        .scroll_companies(first.scroll_param.as_deref())
+        .await
+        .expect("429 is retried");
+    assert!(end.companies.is_empty());
+    assert_eq!(stub.hits(), 3);
+    assert_eq!(c.stats().rate_limited, 1);
+}
+
+#[tokio::test]
+async fn retry_after_on_503_is_honoured() {
+    let (base, stub) = stub(|_, i| {
+        if i == 0 {
+            let mut e = error_list(503, "service_unavailable", "busy", "rid");
+            e.headers.push(("retry-after", "1".to_string()));
+            e
+        } else {
+            ok(json!({"type":"company","id":"c1"}))
+        }
+    })
+    .await;
+    client(&base)
+        .update_company("c1", &json!({}))
+        .await
+        .expect("retried");
+    let seen = stub.seen();
+    assert_eq!(seen.len(), 2);
+    let gap = seen[1].at_unix - seen[0].at_unix;
+    assert!(
+        gap >= 0.95,
+        "Retry-After: 1 must delay the retry by ≥ 1 s, got {gap:.3}"
+    );
+}
