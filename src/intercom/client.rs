@@ -581,8 +581,9 @@ impl Client {
                     if attempt >= max {
                         return Err(err(ErrorKind::Transient));
                     }
-                    // Not a blind backoff: wait for the window to reset (the governor holds every
-                    // other request until then too), plus a little jitter.
+                    // Not a blind backoff: wait for the window to reset, plus a little jitter.
+                    // (When the answer says the window is exhausted, the governor also holds
+                    // every other request until then.)
                     let jitter = retry::reset_jitter(inner.window, &mut rand::rng());
                     match (reset_at, retry_after) {
                         (Some(at), _) => at.saturating_duration_since(Instant::now()) + jitter,
