@@ -432,6 +432,12 @@ impl Client {
         self.execute(&call).await.map(drop)
     }
 
+    /// Requests per rate window the governor currently paces against (before the 98 % margin):
+    /// min(user cap, the server's `X-RateLimit-Limit`, or 1,666 before the first answer).
+    pub fn rate_limit_per_window(&self) -> u32 {
+        self.inner.governor.effective_limit()
+    }
+
     /// Counters since the client was created.
     pub fn stats(&self) -> ClientStats {
         let s = &self.inner.stats;
@@ -520,7 +526,7 @@ impl Client {
             let rate = RateHeaders::from_headers(resp.headers());
             let reset_at = inner
                 .governor
-                .observe(&ticket, sent, received, &rate, status == 429);
+                .observe(&ticket, received, &rate, status == 429);
             bump(match status {
                 200..=299 => &inner.stats.responses_2xx,
                 300..=399 => &inner.stats.responses_3xx,
@@ -575,8 +581,9 @@ impl Client {
                     if attempt >= max {
                         return Err(err(ErrorKind::Transient));
                     }
-                    // Not a blind backoff: wait for the window to reset (the governor holds every
-                    // other request until then too), plus a little jitter.
+                    // Not a blind backoff: wait for the window to reset, plus a little jitter.
+                    // (When the answer says the window is exhausted, the governor also holds
+                    // every other request until then.)
                     let jitter = retry::reset_jitter(inner.window, &mut rand::rng());
                     match (reset_at, retry_after) {
                         (Some(at), _) => at.saturating_duration_since(Instant::now()) + jitter,

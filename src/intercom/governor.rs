@@ -14,21 +14,23 @@
 //!    that may be in flight or not yet counted by the server are charged conservatively. The
 //!    budget is the minimum of those estimates for the newest window (answers from older windows
 //!    are ignored) and is decremented at every start. When it reaches 0 (e.g. another integration
-//!    shares the app's quota), new starts are held until the window resets. A 429 sets the
-//!    budget to 0 the same way, so every queued request waits for the reset, not only the one
-//!    that was refused.
+//!    shares the app's quota), new starts are held until the window resets. A 429 whose
+//!    `Remaining` is 0 or absent sets the budget to 0 the same way, so every queued request waits
+//!    for the reset, not only the one that was refused. (A 429 that still reports quota left was
+//!    refused for some other reason: only that request waits for the reset.)
 //!
-//! **Clock skew.** `X-RateLimit-Reset` is a unix second on the *server's* clock. We do not trust
-//! the local wall clock: the server clock offset (server − local) is bounded from every answer's
-//! `Date` header, NTP-style: an answer sent at local time `s`, received at `r`, with
-//! `Date: D` (whole seconds, truncated) proves `D − r ≤ offset < D + 1 − s`. The lower bounds are
-//! max-combined, the upper bounds min-combined, so after a few dozen answers the offset is known
-//! to within the network latency. A reset at server time `T` is then waited for until local time
-//! `T − offset_lower_bound` (the latest moment the server could still be before `T`), plus a 25 ms
-//! margin. Local time is a monotonic `Instant` anchored to the wall clock once, so local clock
-//! jumps do not matter. Without any `Date` header we assume the server may be up to 250 ms
-//! behind us (i.e. wait until `T + 250 ms` local). If the bounds ever contradict each other
-//! (server clock stepped), the estimate restarts from the newest answer.
+//! **Clock skew.** `X-RateLimit-Reset` is a unix second on the *server's* clock, so it is not
+//! compared with the local wall clock directly. Every answer's `Date` header (which Intercom and
+//! the mock send) bounds the server clock offset from below: received at local time `r` with
+//! `Date: D` (whole seconds, truncated, possibly up to 1 s stale) means `offset ≥ D − r`. The best
+//! bound of the last 30–60 s is kept (older ones age out, so a server clock that steps back is
+//! followed). With many answers it converges to within the network latency of the true offset.
+//! A reset at server time `T` is then waited for until local time `T − bound` — the latest moment
+//! the server could still be before `T`, i.e. never early — plus a 25 ms margin. Local time is a
+//! monotonic `Instant` anchored to the wall clock once, so local clock jumps do not matter.
+//! Without any `Date` header we treat `Reset` relative to our own clock and assume the server
+//! may be up to 250 ms behind us (wait until `T + 250 ms` local). Being late costs a fraction of
+//! one window only in the rare exhausted/429 case; being early would cost more 429s.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -118,14 +120,26 @@ pub(crate) fn parse_http_date(s: &str) -> Option<u64> {
     u64::try_from(secs).ok()
 }
 
-/// Estimate of the server clock offset (server unix time − local unix time).
+/// Estimate of the server clock offset (server unix time − local unix time), as a lower bound.
+///
+/// An answer received at local time `r` whose `Date` header says `D` (whole seconds, truncated,
+/// possibly stale — hyper, for one, re-renders it only once per second) proves that the server's
+/// clock read at least `D` before `r`: `offset ≥ D − r`. The best (largest) such bound over the
+/// last 30–60 s is kept; old samples age out so that a server clock stepped backwards is
+/// followed within a minute. No upper bound is derived: a stale `Date` would make it wrong.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerClock {
     anchor: Instant,
     anchor_unix: f64,
-    lo: Option<f64>,
-    hi: Option<f64>,
+    /// Best bound of the current 30-second bucket, and when that bucket started.
+    current: Option<f64>,
+    bucket_start: Instant,
+    /// Best bound of the previous bucket.
+    previous: Option<f64>,
 }
+
+/// Length of one sample bucket of [`ServerClock`].
+const CLOCK_BUCKET: Duration = Duration::from_secs(30);
 
 impl ServerClock {
     /// A clock whose local time is `anchor_unix` at `anchor`.
@@ -133,8 +147,9 @@ impl ServerClock {
         ServerClock {
             anchor,
             anchor_unix,
-            lo: None,
-            hi: None,
+            current: None,
+            bucket_start: anchor,
+            previous: None,
         }
     }
 
@@ -156,32 +171,23 @@ impl ServerClock {
         }
     }
 
-    /// Adds the constraint from an answer sent at `sent`, received at `received`, carrying
-    /// `Date: date` (truncated unix seconds): `date − r ≤ offset < date + 1 − s`.
-    pub fn observe_date(&mut self, date: u64, sent: Instant, received: Instant) {
-        let lo = date as f64 - self.local_unix(received);
-        let hi = date as f64 + 1.0 - self.local_unix(sent);
-        let new_lo = self.lo.map_or(lo, |x| x.max(lo));
-        let new_hi = self.hi.map_or(hi, |x| x.min(hi));
-        if new_lo > new_hi + 0.001 {
-            // Contradiction: the server's clock (or ours) stepped. Start over from this answer.
-            self.lo = Some(lo);
-            self.hi = Some(hi);
-        } else {
-            self.lo = Some(new_lo);
-            self.hi = Some(new_hi);
+    /// Adds the bound `offset ≥ date − local(received)` from one answer.
+    pub fn observe_date(&mut self, date: u64, received: Instant) {
+        if received.saturating_duration_since(self.bucket_start) >= CLOCK_BUCKET {
+            self.previous = self.current.take();
+            self.bucket_start = received;
         }
+        let bound = date as f64 - self.local_unix(received);
+        self.current = Some(self.current.map_or(bound, |b| b.max(bound)));
     }
 
-    /// Lower bound of the offset (server − local) used for waiting; `-0.25 s` without `Date`.
+    /// Lower bound of the offset (server − local) used for waiting; −0.25 s without any `Date`.
     pub fn offset_lower_bound(&self) -> f64 {
-        self.lo.unwrap_or(-NO_DATE_MARGIN)
-    }
-
-    /// Current offset bounds, if any `Date` was seen.
-    #[cfg(test)]
-    pub fn bounds(&self) -> Option<(f64, f64)> {
-        Some((self.lo?, self.hi?))
+        match (self.current, self.previous) {
+            (Some(a), Some(b)) => a.max(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => -NO_DATE_MARGIN,
+        }
     }
 
     /// The local instant by which the server's clock has surely reached `server_unix`.
@@ -297,19 +303,18 @@ impl PaceState {
         hold.max(budget)
     }
 
-    /// Feeds back one answer to the request holding `ticket`, sent at `sent` and received at
-    /// `received`. `rate_limited` is true for a 429. Returns the local instant at which the
-    /// answer's window has surely reset, if the answer said when.
+    /// Feeds back one answer to the request holding `ticket`, received at `received`.
+    /// `rate_limited` is true for a 429. Returns the local instant at which the answer's window
+    /// has surely reset, if the answer said when.
     pub fn observe(
         &mut self,
         ticket: u64,
-        sent: Instant,
         received: Instant,
         h: &RateHeaders,
         rate_limited: bool,
     ) -> Option<Instant> {
         if let Some(date) = h.date {
-            self.clock.observe_date(date, sent, received);
+            self.clock.observe_date(date, received);
         }
         if let Some(limit) = h.limit.filter(|l| *l > 0) {
             self.server_limit = Some(limit);
@@ -321,7 +326,11 @@ impl PaceState {
         }
         self.latest_reset = Some(reset);
         let reserved_after = self.starts.saturating_sub(ticket) as i64;
-        let candidate = if rate_limited {
+        // A 429 without `Remaining` (or with 0) means the window is exhausted. A 429 that still
+        // reports quota left was refused for another reason (e.g. a different limit): only the
+        // refused request waits for the reset then, everyone else keeps the normal pace.
+        let window_exhausted = rate_limited && h.remaining.is_none_or(|r| r <= 0);
+        let candidate = if window_exhausted {
             0
         } else {
             match h.remaining {
@@ -342,16 +351,10 @@ impl PaceState {
                 });
             }
         }
-        if rate_limited {
+        if window_exhausted {
             self.hold_until = Some(self.hold_until.map_or(ends_at, |h| h.max(ends_at)));
         }
         Some(ends_at)
-    }
-
-    /// The server clock estimate.
-    #[cfg(test)]
-    pub fn clock(&self) -> &ServerClock {
-        &self.clock
     }
 }
 
@@ -407,23 +410,20 @@ impl Governor {
         }
     }
 
+    /// See [`PaceState::effective_limit`].
+    pub fn effective_limit(&self) -> u32 {
+        self.lock().effective_limit()
+    }
+
     /// Feeds back an answer (see [`PaceState::observe`]).
     pub fn observe(
         &self,
         ticket: &Ticket<'_>,
-        sent: Instant,
         received: Instant,
         h: &RateHeaders,
         rate_limited: bool,
     ) -> Option<Instant> {
-        self.lock()
-            .observe(ticket.seq, sent, received, h, rate_limited)
-    }
-
-    /// Current pacing interval (for logs/tests).
-    #[cfg(test)]
-    pub fn interval(&self) -> Duration {
-        self.lock().interval()
+        self.lock().observe(ticket.seq, received, h, rate_limited)
     }
 }
 
@@ -468,7 +468,6 @@ mod tests {
         s.observe(
             0,
             t0,
-            t0,
             &RateHeaders {
                 limit: Some(500),
                 ..Default::default()
@@ -480,7 +479,6 @@ mod tests {
         let (mut c, t0) = state(Some(100));
         c.observe(
             0,
-            t0,
             t0,
             &RateHeaders {
                 limit: Some(5000),
@@ -508,11 +506,7 @@ mod tests {
             while starts[i] - starts[j] >= W {
                 j += 1;
             }
-            assert!(
-                i - j + 1 <= max_in_window,
-                "{} starts within 10 s",
-                i - j + 1
-            );
+            assert!(i - j < max_in_window, "{} starts within 10 s", i - j + 1);
         }
         // And the rate is at least 95 % of the limit.
         let span = (starts[starts.len() - 1] - starts[0]).as_secs_f64();
@@ -541,7 +535,7 @@ mod tests {
         // local unix at t0 = 1_000_000.0; no Date → reset waited until T + 0.25 s + margin.
         let reset = 1_000_003;
         let (_, ticket) = s.reserve(t0);
-        s.observe(ticket, t0, t0, &hdr(1666, 3, reset), false);
+        s.observe(ticket, t0, &hdr(1666, 3, reset), false);
         let mut last = t0;
         for _ in 0..3 {
             last = s.reserve(t0).0;
@@ -572,7 +566,7 @@ mod tests {
             s.reserve(t0); // 9 more requests started after `first`, maybe not yet counted
         }
         // Server says 12 left when it processed `first` → at most 12 - 9 = 3 more.
-        s.observe(first, t0, t0, &hdr(1666, 12, 1_000_005), false);
+        s.observe(first, t0, &hdr(1666, 12, 1_000_005), false);
         let before_hold: Vec<Instant> = (0..4).map(|_| s.reserve(t0).0).collect();
         assert!(before_hold[2] < t0 + Duration::from_secs(1));
         assert!(
@@ -587,7 +581,7 @@ mod tests {
         let (_, ticket) = s.reserve(t0);
         let reset = 1_000_002;
         let ends = s
-            .observe(ticket, t0, t0, &hdr(1666, 500, reset), true)
+            .observe(ticket, t0, &hdr(1666, 0, reset), true)
             .expect("reset known");
         assert!(ends >= t0 + Duration::from_secs(2));
         assert_eq!(s.held_until(t0), Some(ends));
@@ -597,12 +591,37 @@ mod tests {
     }
 
     #[test]
+    fn rate_limited_answer_without_remaining_holds_too() {
+        let (mut s, t0) = state(None);
+        let (_, ticket) = s.reserve(t0);
+        let h = RateHeaders {
+            reset: Some(1_000_002),
+            ..Default::default()
+        };
+        let ends = s.observe(ticket, t0, &h, true).expect("reset known");
+        assert_eq!(s.held_until(t0), Some(ends));
+    }
+
+    #[test]
+    fn rate_limited_answer_with_quota_left_does_not_stop_everyone() {
+        let (mut s, t0) = state(None);
+        let (_, ticket) = s.reserve(t0);
+        let ends = s
+            .observe(ticket, t0, &hdr(1666, 900, 1_000_002), true)
+            .expect("the refused request still learns when the window resets");
+        assert!(ends >= t0 + Duration::from_secs(2));
+        assert_eq!(s.held_until(t0), None);
+        let (start, _) = s.reserve(t0);
+        assert!(start < t0 + Duration::from_millis(100));
+    }
+
+    #[test]
     fn stale_window_answers_are_ignored() {
         let (mut s, t0) = state(None);
         let (_, a) = s.reserve(t0);
-        s.observe(a, t0, t0, &hdr(1666, 1000, 1_000_010), false);
+        s.observe(a, t0, &hdr(1666, 1000, 1_000_010), false);
         // A late answer from the previous window with remaining 0 must not hold anything.
-        s.observe(a, t0, t0, &hdr(1666, 0, 1_000_000), false);
+        s.observe(a, t0, &hdr(1666, 0, 1_000_000), false);
         let starts: Vec<Instant> = (0..10).map(|_| s.reserve(t0).0).collect();
         assert!(starts[9] < t0 + Duration::from_secs(1));
     }
@@ -611,12 +630,11 @@ mod tests {
     fn new_window_replaces_budget() {
         let (mut s, t0) = state(None);
         let (_, a) = s.reserve(t0);
-        s.observe(a, t0, t0, &hdr(1666, 1, 1_000_010), false);
+        s.observe(a, t0, &hdr(1666, 1, 1_000_010), false);
         s.reserve(t0); // uses the last one
         let (_, b) = s.reserve(t0 + Duration::from_secs(11)); // after the window
         s.observe(
             b,
-            t0,
             t0 + Duration::from_secs(11),
             &hdr(1666, 1600, 1_000_020),
             false,
@@ -625,53 +643,71 @@ mod tests {
         assert!(c < t0 + Duration::from_secs(12));
     }
 
-    #[test]
-    fn clock_offset_bounds_converge_and_shift_resets() {
+    /// Simulates a server whose clock is `offset` s ahead and whose `Date` header is rendered by
+    /// a once-per-second cache (as hyper does): up to 1 s stale.
+    fn sample_clock(offset: f64, n: u64) -> (ServerClock, Instant) {
         let t0 = Instant::now();
         let mut c = ServerClock::with_anchor(t0, 1_000_000.0);
-        // Server clock is 2.3 s ahead. Samples every 137 ms, 20 ms round trip.
-        let true_offset = 2.3;
-        for i in 0..200u64 {
+        let mut cache: Option<(f64, u64)> = None; // (next update, rendered second)
+        for i in 0..n {
             let sent = t0 + Duration::from_millis(137 * i);
-            let proc = c.local_unix(sent) + 0.010 + true_offset;
+            let server_now = c.local_unix(sent) + 0.010 + offset;
+            let date = match cache {
+                Some((next, d)) if server_now <= next => d,
+                _ => {
+                    cache = Some((server_now + 1.0, server_now.floor() as u64));
+                    server_now.floor() as u64
+                }
+            };
             let received = sent + Duration::from_millis(20);
-            c.observe_date(proc.floor() as u64, sent, received);
-            let (lo, hi) = c.bounds().expect("bounds");
-            assert!(lo <= true_offset + 1e-9 && hi > true_offset, "{lo} {hi}");
+            c.observe_date(date, received);
+            assert!(
+                c.offset_lower_bound() <= offset + 1e-9,
+                "bound above the true offset"
+            );
         }
-        let (lo, hi) = c.bounds().expect("bounds");
+        (c, t0)
+    }
+
+    #[test]
+    fn clock_bound_is_safe_with_stale_dates_and_converges() {
+        let true_offset = 2.3;
+        let (c, _) = sample_clock(true_offset, 400);
+        let lo = c.offset_lower_bound();
         assert!(
-            hi - lo < 0.05,
-            "bounds should converge to ~latency: {lo}..{hi}"
+            true_offset - lo < 0.06,
+            "bound should converge to ~latency: {lo}"
         );
-        // Server reset at server time 1_000_010 → local ≈ 1_000_007.7 (+ at most ~latency).
-        let at = c.local_instant_for(1_000_010);
-        let local = c.local_unix(at);
+        // A reset at server time 1_000_010 is waited for until local ≈ 1_000_007.7.
+        let local = c.local_unix(c.local_instant_for(1_000_010));
         assert!(
             local >= 1_000_010.0 - true_offset - 1e-6,
             "must not be early: {local}"
         );
         assert!(
-            local <= 1_000_010.0 - true_offset + 0.05,
+            local <= 1_000_010.0 - true_offset + 0.06,
             "must not be much later: {local}"
         );
     }
 
     #[test]
-    fn clock_behind_server_waits_longer_and_contradiction_restarts() {
+    fn clock_without_date_assumes_small_lag_and_follows_a_server_stepping_back() {
         let t0 = Instant::now();
         let mut c = ServerClock::with_anchor(t0, 1_000_000.0);
-        // No Date: assume server up to 250 ms behind.
+        // No Date: assume the server may be up to 250 ms behind.
         let at = c.local_instant_for(1_000_001);
         assert!((c.local_unix(at) - 1_000_001.25).abs() < 1e-6);
-        // Server 5 s behind us.
-        c.observe_date(999_995, t0, t0 + Duration::from_millis(10));
-        assert!(c.local_unix(c.local_instant_for(1_000_001)) >= 1_000_006.0 - 0.011);
-        // The server clock steps forward by an hour: bounds contradict → restart from newest.
-        let t1 = t0 + Duration::from_secs(1);
-        c.observe_date(1_003_601, t1, t1 + Duration::from_millis(10));
-        let (lo, hi) = c.bounds().expect("bounds");
-        assert!(lo > 3599.0 && hi < 3601.1, "{lo} {hi}");
+        // Server 5 s behind us: wait until local T + 5 s.
+        c.observe_date(999_995, t0 + Duration::from_millis(10));
+        assert!(c.local_unix(c.local_instant_for(1_000_001)) >= 1_000_006.0);
+        // The server clock steps back by another 10 s: followed once old samples age out.
+        let later = t0 + Duration::from_secs(61);
+        for k in 0..3 {
+            let r = later + Duration::from_secs(31 * k);
+            let date = (c.local_unix(r) - 15.0).floor() as u64;
+            c.observe_date(date, r);
+        }
+        assert!(c.offset_lower_bound() < -14.0, "{}", c.offset_lower_bound());
     }
 
     #[test]
