@@ -140,13 +140,3 @@ CREATE TABLE IF NOT EXISTS runs (
     exit_code   INTEGER,
     report      TEXT
 );
-
--- "One run at a time": the holder's pid, host and start time; a row whose process is gone
--- is a stale lock from a crash and is taken over.
-CREATE TABLE IF NOT EXISTS run_lock (
-    id         INTEGER PRIMARY KEY CHECK (id = 1),
-    pid        INTEGER NOT NULL,
-    host       TEXT NOT NULL,
-    command    TEXT NOT NULL,
-    started_at TEXT NOT NULL
-);

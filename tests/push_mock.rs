@@ -237,29 +237,31 @@ fn a_second_run_on_the_same_database_is_refused_while_the_first_holds_the_lock()
         intercom_push(&db, &["load", "--input", input.to_str().unwrap()]).code,
         0
     );
-    // A live intercom-push process holding the lock: this test binary's own child.
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_intercom-push"))
-        .args(["mock", "--mock-port", "0"])
-        .spawn()
-        .unwrap();
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute("INSERT INTO run_lock (id, pid, host, command, started_at) VALUES (1, ?1, ?2, 'run', 'now')", rusqlite::params![holder.id(), std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim()]).unwrap();
+    // A live holder: this process locks `<db>.lock` the way a running intercom-push does.
+    let lock_path = tmp.path().join("s.db.lock");
+    let holder = std::fs::File::create(&lock_path).unwrap();
+    std::fs::write(&lock_path, "pid 4242, `run`, started at unix time 0").unwrap();
+    holder.lock().unwrap();
     let refused = intercom_push(&db, &["transform"]);
-    assert_ne!(refused.code, 0);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(
-        refused.stderr.contains("one run at a time"),
+        refused.stderr.contains("one run at a time") && refused.stderr.contains("pid 4242"),
         "{}",
         refused.stderr
     );
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    // The holder dies (kill -9 releases its lock the same way): its lock file stays behind.
+    drop(holder);
+    assert!(lock_path.exists());
     let taken_over = intercom_push(&db, &["transform"]);
     assert_eq!(taken_over.code, 0, "{}", taken_over.stderr);
     assert!(
-        taken_over.stderr.contains("took over the lock"),
+        taken_over
+            .stderr
+            .contains("took over the lock left by a run that is gone (pid 4242"),
         "{}",
         taken_over.stderr
     );
+    assert!(!lock_path.exists(), "a finished run removes its lock file");
 }
 
 /// An export of `n` accounts `acct-0000…` with one numeric field set to `version`.

@@ -12,7 +12,7 @@ use crate::push::attributes::{classify, Origin, WorkspaceAttribute, ATTRIBUTE_CA
 use crate::store::Store;
 
 pub fn run(settings: &Settings, args: &AttributesArgs) -> Result<u8> {
-    let mut store = Store::open(&settings.db)?;
+    let store = Store::open(&settings.db)?;
     let prefix = store
         .meta("prefix")?
         .unwrap_or_else(|| settings.mapping.prefix.clone());
@@ -40,7 +40,7 @@ pub fn run(settings: &Settings, args: &AttributesArgs) -> Result<u8> {
         return Ok(0);
     }
 
-    let _lock = store.acquire_run_lock("attributes --archive-stale")?;
+    let _lock = super::lock(settings, "attributes --archive-stale")?;
     let stale: Vec<&WorkspaceAttribute> = list
         .iter()
         .filter(|a| a.origin == Origin::Stale && !a.archived)

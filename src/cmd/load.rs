@@ -34,17 +34,8 @@ fn remove_database(db: &Path) {
 
 pub fn run(settings: &Settings) -> Result<u8> {
     settings.require_input()?;
-    let existed = settings.db.exists();
-    let mut store = Store::open(&settings.db)?;
-    let lock = store.acquire_run_lock("load")?;
-    super::print_warnings(lock.warning.as_slice());
-    let summary = load_export(settings);
-    drop(lock);
-    drop(store);
-    if summary.is_err() && !existed {
-        remove_database(&settings.db);
-    }
-    let summary = summary?;
+    let _lock = super::lock(settings, "load")?;
+    let summary = load_export(settings)?;
     super::print_warnings(&summary.warnings);
     let tables: Vec<String> = summary
         .rows

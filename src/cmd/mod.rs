@@ -46,6 +46,16 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     3
 }
 
+/// Takes the database's run lock (printing a warning when it takes over a crashed run's).
+pub fn lock(
+    settings: &crate::config::Settings,
+    command: &str,
+) -> Result<crate::store::RunLock, crate::store::StoreError> {
+    let lock = crate::store::RunLock::acquire(&settings.db, command)?;
+    print_warnings(lock.warning.as_slice());
+    Ok(lock)
+}
+
 /// Prints warnings to stderr, one per line.
 pub fn print_warnings(warnings: &[String]) {
     for warning in warnings {

@@ -50,9 +50,8 @@ pub fn push_and_report(
 }
 
 pub fn run(settings: &Settings, args: &PushArgs) -> Result<u8> {
-    let mut store = Store::open(&settings.db)?;
-    let lock = store.acquire_run_lock("push")?;
-    super::print_warnings(lock.warning.as_slice());
+    let _lock = super::lock(settings, "push")?;
+    let store = Store::open(&settings.db)?;
     push_and_report(
         &store,
         settings,

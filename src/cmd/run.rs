@@ -8,10 +8,9 @@ use crate::push::PushOptions;
 use crate::store::Store;
 
 pub fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
-    let mut store = Store::open(&settings.db)?;
-    let lock = store.acquire_run_lock("run")?;
-    super::print_warnings(lock.warning.as_slice());
+    let _lock = super::lock(settings, "run")?;
     let loaded = super::load::load_export(settings)?;
+    let mut store = Store::open(&settings.db)?;
     super::print_warnings(&loaded.warnings);
     let transformed = crate::transform::transform(&mut store, &settings.mapping)?;
     super::print_warnings(&transformed.warnings);

@@ -8,9 +8,8 @@ use crate::transform::{self, TransformSummary};
 
 pub fn transform_payloads(settings: &Settings) -> Result<TransformSummary> {
     require_database(settings)?;
+    let _lock = super::lock(settings, "transform")?;
     let mut store = Store::open(&settings.db)?;
-    let lock = store.acquire_run_lock("transform")?;
-    super::print_warnings(lock.warning.as_slice());
     Ok(transform::transform(&mut store, &settings.mapping)?)
 }
 

@@ -59,6 +59,15 @@ pub fn push(
     let started = Instant::now();
     crate::transform::check_fresh(store).map_err(PushError::NotReady)?;
     let mut report = PushReport::default();
+    let nothing_pending = store.pending_counts("company", options.full_resync)?.0
+        + store.pending_counts("user", options.full_resync)?.0
+        == 0;
+    if nothing_pending {
+        // Nothing changed: not a single API call.
+        count_unchanged(store, &mut report)?;
+        report.duration_secs = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
     let catalog = store.attributes()?;
     let stale: Vec<String> = store
         .known_attributes()?
@@ -106,6 +115,17 @@ pub fn push(
     result?;
     written?;
 
+    count_unchanged(store, &mut report)?;
+    let stats = client.stats();
+    report.api_calls = stats.requests_sent;
+    report.rate_limited = stats.rate_limited;
+    report.retries = stats.retries;
+    report.duration_secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Records that were not attempted are unchanged.
+fn count_unchanged(store: &Store, report: &mut PushReport) -> Result<(), StoreError> {
     for (kind, total, _) in store.payload_counts()? {
         let k = if kind == "company" {
             &mut report.companies
@@ -115,12 +135,7 @@ pub fn push(
         let attempted = k.updated + k.not_found + k.ambiguous + k.failed;
         k.unchanged = (total as u64).saturating_sub(attempted);
     }
-    let stats = client.stats();
-    report.api_calls = stats.requests_sent;
-    report.rate_limited = stats.rate_limited;
-    report.retries = stats.retries;
-    report.duration_secs = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(())
 }
 
 /// Counts an outcome and hands it to the writer.

@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 mod extract;
+mod lock;
 mod payloads;
 mod sync;
 
 pub use extract::{AccountChunk, AccountRecord, ExtractWriter, Inserted, UserRecord};
+pub use lock::{lock_path, RunLock};
 pub use payloads::{Attribute, PayloadRow, PayloadWriter};
-pub use sync::{PendingRecord, RecordOutcome, RunLock, RunRow, SyncRecord, SyncWriter};
+pub use sync::{PendingRecord, RecordOutcome, RunRow, SyncRecord, SyncWriter};
 
 const SCHEMA: &str = include_str!("../../schema.sql");
 pub const SCHEMA_VERSION: &str = "1";

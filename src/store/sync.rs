@@ -2,9 +2,7 @@
 //! A record's pushed hash is written only through [`SyncWriter::record`] with an
 //! [`RecordOutcome::Updated`], which the loader calls after a 2xx answer.
 
-use std::path::PathBuf;
-
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::params;
 
 use super::{sqlite_err, Store, StoreError};
 
@@ -180,50 +178,6 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Takes the database's run lock for this process. A lock held by a live process is
-    /// refused; one whose process is gone (a crash) is taken over, with a warning returned.
-    pub fn acquire_run_lock(&mut self, command: &str) -> Result<RunLock, StoreError> {
-        let path = self.path.clone();
-        let pid = std::process::id();
-        let host = hostname();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| sqlite_err(&path, e))?;
-        let holder: Option<(i64, String, String, String)> = tx
-            .query_row(
-                "SELECT pid, host, command, started_at FROM run_lock WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
-            .map_err(|e| sqlite_err(&path, e))?;
-        let mut warning = None;
-        if let Some((other_pid, other_host, other_command, started)) = holder {
-            if other_host == host && process_alive(other_pid) && other_pid != pid as i64 {
-                return Err(StoreError::Locked(format!(
-                    "another intercom-push `{other_command}` (pid {other_pid}, started {started}) is using {}: one run at a time per database — wait for it to finish",
-                    path.display()
-                )));
-            }
-            if other_host != host {
-                return Err(StoreError::Locked(format!(
-                    "{} is locked by an intercom-push `{other_command}` on host {other_host} (pid {other_pid}, started {started}); if that run is gone, remove the lock with: sqlite3 {} 'DELETE FROM run_lock'",
-                    path.display(),
-                    path.display()
-                )));
-            }
-            warning = Some(format!("took over the lock left by a run that is gone (pid {other_pid}, `{other_command}`, started {started})"));
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO run_lock (id, pid, host, command, started_at) VALUES (1, ?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            params![pid, host, command],
-        )
-        .map_err(|e| sqlite_err(&path, e))?;
-        tx.commit().map_err(|e| sqlite_err(&path, e))?;
-        Ok(RunLock { path, pid, warning })
-    }
-
     /// A writer for outcomes, on its own connection (for the writer thread).
     pub fn sync_writer(&self) -> Result<SyncWriter, StoreError> {
         Ok(SyncWriter {
@@ -242,37 +196,6 @@ pub struct RunRow {
     pub exit_code: Option<i64>,
     #[serde(skip)]
     pub report: Option<String>,
-}
-
-/// Holds the run lock; dropping it releases the lock.
-pub struct RunLock {
-    path: PathBuf,
-    pid: u32,
-    pub warning: Option<String>,
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        if let Ok(conn) = rusqlite::Connection::open(&self.path) {
-            let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
-            let _ = conn.execute("DELETE FROM run_lock WHERE pid = ?1", [self.pid]);
-        }
-    }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
-/// Whether `pid` is a live intercom-push process (a reused pid running something else is
-/// not).
-fn process_alive(pid: i64) -> bool {
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(cmdline) => String::from_utf8_lossy(&cmdline).contains("intercom-push"),
-        Err(_) => false,
-    }
 }
 
 /// Records outcomes; each [`SyncWriter::record`] call is one transaction.
