@@ -323,3 +323,46 @@ pub async fn serve_forever(config: MockConfig, seed: Option<Seed>) -> std::io::R
     server.shutdown();
     Ok(())
 }
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: MockConfig,
+    }
+
+    #[test]
+    fn flags_parse_and_defaults_match_default() {
+        Cli::command().debug_assert();
+        let d = Cli::parse_from(["x"]).config;
+        let e = MockConfig::default();
+        assert_eq!(format!("{d:?}"), format!("{e:?}"));
+        let c = Cli::parse_from([
+            "x",
+            "--p-5xx",
+            "0.25",
+            "--window-ms",
+            "1000",
+            "--latency-ms",
+            "7",
+            "--fail-company-id",
+            "a",
+            "--fail-company-id",
+            "b",
+            "--mock-port",
+            "8099",
+        ])
+        .config;
+        assert_eq!(
+            (c.p_5xx, c.window, c.port),
+            (0.25, Duration::from_secs(1), 8099)
+        );
+        assert_eq!(c.faults().latency_ms, 7);
+        assert_eq!(c.fail_company_ids, ["a", "b"]);
+        assert!(!format!("{c:?}").contains(&c.token));
+    }
+}

@@ -9,7 +9,9 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use thiserror::Error;
 
-/// Initial workspace content, loadable from JSON (`POST /_mock/seed`).
+/// Initial workspace content, loadable from JSON (`POST /_mock/seed`). Seeded custom attribute
+/// values are stored as given (not checked against the data attributes), so legacy or
+/// inconsistent workspaces can be simulated.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Seed {
@@ -701,10 +703,10 @@ impl Store {
         let monthly_spend = match obj.get("monthly_spend") {
             None => None,
             Some(v) => match v.as_f64() {
-                Some(f) if (0.0..=MAX_MONTHLY_SPEND).contains(&f) => Some(f.trunc() as i64),
+                Some(f) if f.abs() <= MAX_MONTHLY_SPEND => Some(f.trunc() as i64),
                 _ => {
                     return Err(ApiError::parameter_invalid(
-                        "monthly_spend must be a number between 0 and 2147483647",
+                        "monthly_spend must be a number no larger than 2147483647",
                     ))
                 }
             },
@@ -1163,4 +1165,68 @@ pub fn uuid_like(n: u64) -> String {
         (b >> 52) & 0xfff,
         b & 0xffff_ffff_ffff
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with(companies: usize) -> Store {
+        let mut store = Store::default();
+        let seed = Seed {
+            companies: (0..companies)
+                .map(|i| SeedCompany {
+                    company_id: format!("c{i}"),
+                    ..SeedCompany::default()
+                })
+                .collect(),
+            ..Seed::default()
+        };
+        store.load(seed, 1_000_000).expect("seed");
+        store
+    }
+
+    #[test]
+    fn scroll_expires_after_a_minute_idle() {
+        let mut store = store_with(3);
+        let t = 5_000_000;
+        let first = store.scroll(None, 1, t).expect("first page");
+        let param = first["scroll_param"].as_str().expect("param").to_owned();
+        let busy = store.scroll(None, 1, t + 59_999).expect_err("still open");
+        assert_eq!(busy.code, "scroll_exists");
+        store
+            .scroll(Some(&param), 1, t + 59_999)
+            .expect("second page");
+        let expired = store
+            .scroll(Some(&param), 1, t + 59_999 + 60_000)
+            .expect_err("expired");
+        assert_eq!((expired.status.as_u16(), expired.code), (404, "not_found"));
+        assert!(store.scroll(None, 1, t + 200_000).is_ok());
+    }
+
+    #[test]
+    fn seed_rejects_duplicates_and_changes_nothing() {
+        let mut store = store_with(2);
+        let dup = Seed {
+            companies: vec![
+                SeedCompany {
+                    company_id: "x".into(),
+                    ..SeedCompany::default()
+                },
+                SeedCompany {
+                    company_id: "x".into(),
+                    ..SeedCompany::default()
+                },
+            ],
+            ..Seed::default()
+        };
+        assert_eq!(
+            store.load(dup, 0).err(),
+            Some(SeedError::DuplicateCompanyId("x".into()))
+        );
+        assert_eq!(store.dump()["companies"].as_array().map(Vec::len), Some(2));
+        let ids: std::collections::HashSet<String> =
+            (0..1000).map(|_| store.new_id(1_700_000_000_000)).collect();
+        assert_eq!(ids.len(), 1000);
+    }
 }

@@ -4,6 +4,7 @@ use super::*;
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const TOKEN: &str = "test-token";
@@ -835,4 +836,54 @@ fn background_server_serves_sync_callers() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.contains("\"company_id\":\"c3\""));
     server.shutdown();
+}
+
+/// Throughput check (run with `--ignored`): concurrent PUTs and searches on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn sustains_over_2000_requests_per_second() {
+    let api = Arc::new(
+        Api::start(MockConfig {
+            rate_limit: u32::MAX,
+            ..config()
+        })
+        .await,
+    );
+    let mut seed = standard_seed();
+    seed.companies = (0..10_000).map(|i| company(&format!("c{i}"), 1)).collect();
+    seed.contacts = (0..50_000)
+        .map(|i| contact(&format!("e{i}"), false))
+        .collect();
+    let ids = api.server.seed(seed).expect("seed");
+    let ids = Arc::new(ids);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let (api, ids) = (api.clone(), ids.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while started.elapsed() < Duration::from_secs(2) {
+                let i = (t * 7919 + n as usize * 31) % ids.companies.len();
+                let a = if n % 50 == 0 {
+                    let wanted: Vec<String> = (0..100).map(|k| format!("e{}", (i + k) % 50_000)).collect();
+                    let body = json!({"query": {"field": "external_id", "operator": "IN", "value": wanted},
+                                      "pagination": {"per_page": 150}});
+                    api.call(Method::POST, "/contacts/search", Some(body)).await
+                } else {
+                    let body = json!({"monthly_spend": n, "custom_attributes": {"seats": n, "plan_tier": "x"}});
+                    api.call(Method::PUT, &format!("/companies/{}", ids.companies[i]), Some(body)).await
+                };
+                assert_eq!(a.status, 200);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("join");
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    println!("{total} requests, {rate:.0} req/s");
+    assert!(rate > 2000.0, "{rate:.0} req/s");
 }
