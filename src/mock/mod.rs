@@ -8,7 +8,42 @@
 //!
 //! Control endpoints (no auth, no faults, no rate limit, not recorded): `GET /_mock/state` (the
 //! [`MockServer::dump`]), `POST /_mock/seed` (a [`Seed`]; answers the assigned ids),
-//! `GET`/`POST /_mock/faults[?seed=N]` (a [`FaultConfig`]).
+//! `GET`/`POST /_mock/faults[?seed=N]` (a [`FaultConfig`]; `seed` reseeds the fault RNG).
+//!
+//! # Order of checks for an API request
+//! 1. `Authorization: Bearer <token>` must match, else 401 `unauthorized` (does not use up the
+//!    rate limit, as Intercom limits per app and cannot attribute the request).
+//! 2. Rate limit: fixed windows aligned to multiples of `window` in unix time; over the limit →
+//!    429 `rate_limit_exceeded`. Every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
+//!    `X-RateLimit-Reset` (unix seconds of the window end) and `X-Request-Id`.
+//! 3. Faults, drawn from the seeded RNG: injected 429 / 5xx / drop-before (nothing applied).
+//! 4. `Intercom-Version` must look like `MAJOR.MINOR` (or `Unstable`), else 400
+//!    `intercom_version_invalid`; then the operation runs (validation first, all-or-nothing).
+//! 5. Drop-after (applied, no answer) or slow (applied, answer delayed by `slow`); `latency` is
+//!    added to every answer.
+//!
+//! # Error codes (status, code — source)
+//! - 401 `unauthorized` "Access Token Invalid" — spec, every operation.
+//! - 404 `company_not_found` "Company Not Found" — spec, `GET /companies`, `PUT /companies/{id}`.
+//! - 404 `not_found` "User Not Found" — spec (contacts); unknown contact id on `PUT /contacts/{id}`.
+//! - 410 `contact_merged` — spec (`GET /contacts/{id}`: merged contacts answer 410 Gone); used for
+//!   `PUT /contacts/{id}` on a merged contact. No `Link` header (the mock has no merge target).
+//! - 400 `parameter_invalid` — spec (data attributes): duplicate name ("You already have 'x' in
+//!   your company data…"), invalid name, invalid model, "Data Type isn't an option", standard
+//!   attribute name; also (mock choice, code as Intercom uses for "Conversation attribute 'x' does
+//!   not exist") unknown/archived/wrong-model custom attribute and value type mismatch on PUT,
+//!   and the 250-attribute cap (real status/code for the cap not documented).
+//! - 422 `parameter_invalid` — spec, `GET /data_attributes?model=conversation`.
+//! - 404 `field_not_found` — spec, `PUT /data_attributes/{id}` with an unknown id.
+//! - 400 `bad_request` "bad 'x' parameter" — spec (`POST /companies` example) for unknown body
+//!   keys; also malformed/missing JSON bodies.
+//! - 400 `scroll_exists` "scroll already exists for this workspace" — not in the spec; Intercom
+//!   answers 400 "scroll already exists for this app" (intercom-ruby issue #292) and clients test
+//!   `errors[0].code == "scroll_exists"`. 404 `not_found` for an unknown/expired `scroll_param`.
+//! - 400 `invalid_sort_order` — spec, contact search `sort.order`; 400 `client_error` — spec
+//!   wording for an invalid `starting_after` cursor.
+//! - 429 `rate_limit_exceeded` — spec. Injected 5xx: 500 `server_error`, 502 `bad_gateway`,
+//!   503 `service_unavailable`; `fail_company_ids` PUTs: 500 `server_error`.
 
 mod error;
 mod faults;

@@ -864,7 +864,7 @@ async fn sustains_over_2000_requests_per_second() {
             let mut n = 0u64;
             while started.elapsed() < Duration::from_secs(2) {
                 let i = (t * 7919 + n as usize * 31) % ids.companies.len();
-                let a = if n % 50 == 0 {
+                let a = if n.is_multiple_of(50) {
                     let wanted: Vec<String> = (0..100).map(|k| format!("e{}", (i + k) % 50_000)).collect();
                     let body = json!({"query": {"field": "external_id", "operator": "IN", "value": wanted},
                                       "pagination": {"per_page": 150}});
