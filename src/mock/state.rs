@@ -249,6 +249,27 @@ impl Company {
     }
 }
 
+/// A validated company update (None / empty = leave as is).
+struct CompanyUpdate {
+    name: Option<String>,
+    plan: Option<String>,
+    website: Option<String>,
+    industry: Option<String>,
+    size: Option<i64>,
+    monthly_spend: Option<i64>,
+    custom: Vec<(String, Value)>,
+}
+
+/// A validated contact update (None / empty = leave as is).
+struct ContactUpdate {
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    role: Option<String>,
+    external_id: Option<String>,
+    custom: Vec<(String, Value)>,
+}
+
 /// A contact record.
 #[derive(Debug, Clone)]
 pub struct Contact {
@@ -663,18 +684,8 @@ impl Store {
         )
     }
 
-    /// `PUT /companies/{id}`: validates the whole body (allowed keys, types, custom attributes),
-    /// then applies it. Unknown id → 404 `company_not_found`.
-    pub fn update_company(
-        &mut self,
-        id: &str,
-        body: &Value,
-        now_ms: u64,
-    ) -> Result<Value, ApiError> {
-        let i = *self
-            .company_by_id
-            .get(id)
-            .ok_or_else(ApiError::company_not_found)?;
+    /// Validates a company update body (allowed keys, value types, custom attributes).
+    fn parse_company_update(&self, body: &Value) -> Result<CompanyUpdate, ApiError> {
         let obj = object(body)?;
         only_keys(
             obj,
@@ -688,10 +699,6 @@ impl Store {
                 "monthly_spend",
             ],
         )?;
-        let name = opt_string(obj, "name")?;
-        let plan = opt_string(obj, "plan")?;
-        let website = opt_string(obj, "website")?;
-        let industry = opt_string(obj, "industry")?;
         let size = match obj.get("size") {
             None => None,
             Some(v) => Some(
@@ -699,7 +706,7 @@ impl Store {
                     .ok_or_else(|| ApiError::parameter_invalid("size must be an integer"))?,
             ),
         };
-        // Intercom truncates a float monthly_spend to an integer and caps it at 2**31-1.
+        // Intercom truncates a float monthly_spend to an integer; its limit is 2**31-1.
         let monthly_spend = match obj.get("monthly_spend") {
             None => None,
             Some(v) => match v.as_f64() {
@@ -711,36 +718,63 @@ impl Store {
                 }
             },
         };
-        let changes = match obj.get("custom_attributes") {
-            None => Vec::new(),
-            Some(ca) => self.validate_custom_attributes(Model::Company, ca)?,
-        };
-        let c = &mut self.companies[i];
-        if name.is_some() {
-            c.name = name;
-        }
-        if plan.is_some() {
-            c.plan = plan;
-        }
-        if website.is_some() {
-            c.website = website;
-        }
-        if industry.is_some() {
-            c.industry = industry;
-        }
-        if size.is_some() {
-            c.size = size;
-        }
-        if let Some(m) = monthly_spend {
-            c.monthly_spend = m;
-        }
-        apply_custom_attributes(&mut c.custom_attributes, changes);
-        c.updated_at = secs(now_ms);
-        Ok(c.to_json())
+        Ok(CompanyUpdate {
+            name: opt_string(obj, "name")?,
+            plan: opt_string(obj, "plan")?,
+            website: opt_string(obj, "website")?,
+            industry: opt_string(obj, "industry")?,
+            size,
+            monthly_spend,
+            custom: match obj.get("custom_attributes") {
+                None => Vec::new(),
+                Some(ca) => self.validate_custom_attributes(Model::Company, ca)?,
+            },
+        })
     }
 
-    /// `POST /companies` (create or update by `company_id`) as the spec describes. The loader must
-    /// never call it; the caller records the call as a violation.
+    /// Applies a validated update to company `i` and returns the company object.
+    fn apply_company_update(&mut self, i: usize, u: CompanyUpdate, now_ms: u64) -> Value {
+        let c = &mut self.companies[i];
+        for (field, value) in [
+            (&mut c.name, u.name),
+            (&mut c.plan, u.plan),
+            (&mut c.website, u.website),
+            (&mut c.industry, u.industry),
+        ] {
+            if value.is_some() {
+                *field = value;
+            }
+        }
+        if u.size.is_some() {
+            c.size = u.size;
+        }
+        if let Some(m) = u.monthly_spend {
+            c.monthly_spend = m;
+        }
+        apply_custom_attributes(&mut c.custom_attributes, u.custom);
+        c.updated_at = secs(now_ms);
+        c.to_json()
+    }
+
+    /// `PUT /companies/{id}`: validates the whole body, then applies it (all or nothing).
+    /// Unknown id → 404 `company_not_found`.
+    pub fn update_company(
+        &mut self,
+        id: &str,
+        body: &Value,
+        now_ms: u64,
+    ) -> Result<Value, ApiError> {
+        let i = *self
+            .company_by_id
+            .get(id)
+            .ok_or_else(ApiError::company_not_found)?;
+        let update = self.parse_company_update(body)?;
+        Ok(self.apply_company_update(i, update, now_ms))
+    }
+
+    /// `POST /companies` (create or update by `company_id`) as the spec describes: validates,
+    /// then creates the company (0 users) if needed and applies the body. The loader must never
+    /// call it; the caller records the call as a violation.
     pub fn create_or_update_company(
         &mut self,
         body: &Value,
@@ -748,13 +782,19 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let obj = object(body)?;
         let company_id = opt_string(obj, "company_id")?
+            .filter(|c| !c.is_empty())
             .ok_or_else(|| ApiError::parameter_invalid("company_id is required"))?;
-        let id = match self.company_by_company_id.get(&company_id) {
-            Some(&i) => self.companies[i].id.clone(),
+        let mut rest = obj.clone();
+        for k in ["company_id", "remote_created_at", "update_last_request_at"] {
+            rest.remove(k);
+        }
+        let update = self.parse_company_update(&Value::Object(rest))?;
+        let i = match self.company_by_company_id.get(&company_id) {
+            Some(&i) => i,
             None => {
                 let id = self.new_id(now_ms);
                 self.insert_company(Company {
-                    id: id.clone(),
+                    id,
                     company_id,
                     name: None,
                     monthly_spend: 0,
@@ -767,14 +807,10 @@ impl Store {
                     created_at: secs(now_ms),
                     updated_at: secs(now_ms),
                 });
-                id
+                self.companies.len() - 1
             }
         };
-        let mut update = obj.clone();
-        for k in ["company_id", "remote_created_at", "update_last_request_at"] {
-            update.remove(k);
-        }
-        self.update_company(&id, &Value::Object(update), now_ms)
+        Ok(self.apply_company_update(i, update, now_ms))
     }
 
     // ----- contacts -----
@@ -821,25 +857,13 @@ impl Store {
         }))
     }
 
-    /// `PUT /contacts/{id}`: validates, then applies. Unknown id → 404 `not_found`; a merged
-    /// contact → 410 `contact_merged` (the spec's code for merged contacts).
-    pub fn update_contact(
-        &mut self,
-        id: &str,
+    /// Validates a contact update body; `i` is the contact updated (None when creating), used to
+    /// refuse an `external_id` another contact has (409 `conflict`).
+    fn parse_contact_update(
+        &self,
+        i: Option<usize>,
         body: &Value,
-        now_ms: u64,
-    ) -> Result<Value, ApiError> {
-        let i = *self
-            .contact_by_id
-            .get(id)
-            .ok_or_else(|| ApiError::not_found("User Not Found"))?;
-        if self.contacts[i].merged {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "contact_merged",
-                "This contact has been merged. See the 'Link' header for the canonical contact.",
-            ));
-        }
+    ) -> Result<ContactUpdate, ApiError> {
         let obj = object(body)?;
         only_keys(
             obj,
@@ -858,15 +882,12 @@ impl Store {
                 "custom_attributes",
             ],
         )?;
-        let name = opt_string(obj, "name")?;
-        let phone = opt_string(obj, "phone")?;
-        let email = opt_string(obj, "email")?;
         let external_id = opt_string(obj, "external_id")?;
         if let Some(ext) = &external_id {
             if self
                 .contact_by_external_id
                 .get(ext)
-                .is_some_and(|&j| j != i)
+                .is_some_and(|&j| Some(j) != i)
             {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -875,18 +896,30 @@ impl Store {
                 ));
             }
         }
-        let changes = match obj.get("custom_attributes") {
-            None => Vec::new(),
-            Some(ca) => self.validate_custom_attributes(Model::Contact, ca)?,
-        };
-        if let Some(ext) = external_id {
+        Ok(ContactUpdate {
+            name: opt_string(obj, "name")?,
+            phone: opt_string(obj, "phone")?,
+            email: opt_string(obj, "email")?,
+            role: opt_string(obj, "role")?,
+            external_id,
+            custom: match obj.get("custom_attributes") {
+                None => Vec::new(),
+                Some(ca) => self.validate_custom_attributes(Model::Contact, ca)?,
+            },
+        })
+    }
+
+    /// Applies a validated update to contact `i` (keeping the indexes current) and returns the
+    /// contact object.
+    fn apply_contact_update(&mut self, i: usize, u: ContactUpdate, now_ms: u64) -> Value {
+        if let Some(ext) = u.external_id {
             if let Some(old) = self.contacts[i].external_id.take() {
                 self.contact_by_external_id.remove(&old);
             }
             self.contact_by_external_id.insert(ext.clone(), i);
             self.contacts[i].external_id = Some(ext);
         }
-        if let Some(email) = email {
+        if let Some(email) = u.email {
             if let Some(old) = self.contacts[i].email.take() {
                 if let Some(v) = self.contact_by_email.get_mut(&old.to_lowercase()) {
                     v.retain(|&j| j != i);
@@ -899,56 +932,66 @@ impl Store {
             self.contacts[i].email = Some(email);
         }
         let c = &mut self.contacts[i];
-        if name.is_some() {
-            c.name = name;
+        for (field, value) in [(&mut c.name, u.name), (&mut c.phone, u.phone)] {
+            if value.is_some() {
+                *field = value;
+            }
         }
-        if phone.is_some() {
-            c.phone = phone;
+        if let Some(role) = u.role {
+            c.role = role;
         }
-        apply_custom_attributes(&mut c.custom_attributes, changes);
+        apply_custom_attributes(&mut c.custom_attributes, u.custom);
         c.updated_at = secs(now_ms);
-        Ok(c.to_json())
+        c.to_json()
     }
 
-    /// `POST /contacts`: creates a contact (the loader must never call it; the caller records a
-    /// violation). Needs `email`, `external_id` or `role: lead`.
+    /// `PUT /contacts/{id}`: validates the whole body, then applies it (all or nothing). Unknown
+    /// id → 404 `not_found`; a merged contact → 410 `contact_merged` (the spec's code for merged
+    /// contacts).
+    pub fn update_contact(
+        &mut self,
+        id: &str,
+        body: &Value,
+        now_ms: u64,
+    ) -> Result<Value, ApiError> {
+        let i = *self
+            .contact_by_id
+            .get(id)
+            .ok_or_else(|| ApiError::not_found("User Not Found"))?;
+        if self.contacts[i].merged {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "contact_merged",
+                "This contact has been merged. See the 'Link' header for the canonical contact.",
+            ));
+        }
+        let update = self.parse_contact_update(Some(i), body)?;
+        Ok(self.apply_contact_update(i, update, now_ms))
+    }
+
+    /// `POST /contacts`: validates, then creates a contact (the loader must never call it; the
+    /// caller records a violation). Needs `email` or `external_id`.
     pub fn create_contact(&mut self, body: &Value, now_ms: u64) -> Result<Value, ApiError> {
-        let obj = object(body)?;
-        let external_id = opt_string(obj, "external_id")?;
-        let email = opt_string(obj, "email")?;
-        if external_id.is_none() && email.is_none() {
+        let update = self.parse_contact_update(None, body)?;
+        if update.external_id.is_none() && update.email.is_none() {
             return Err(ApiError::parameter_invalid(
                 "email or external_id is required",
             ));
         }
-        if external_id
-            .as_ref()
-            .is_some_and(|e| self.contact_by_external_id.contains_key(e))
-        {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "A contact matching those details already exists",
-            ));
-        }
         let id = self.new_id(now_ms);
         self.insert_contact(Contact {
-            id: id.clone(),
-            external_id,
-            email,
+            id,
+            external_id: None,
+            email: None,
             name: None,
             phone: None,
-            role: opt_string(obj, "role")?.unwrap_or_else(|| "user".to_owned()),
+            role: "user".to_owned(),
             merged: false,
             custom_attributes: Map::new(),
             created_at: secs(now_ms),
             updated_at: secs(now_ms),
         });
-        let mut rest = obj.clone();
-        for k in ["external_id", "email", "role"] {
-            rest.remove(k);
-        }
-        self.update_contact(&id, &Value::Object(rest), now_ms)
+        Ok(self.apply_contact_update(self.contacts.len() - 1, update, now_ms))
     }
 
     // ----- data attributes -----

@@ -318,6 +318,18 @@ async fn create_calls_are_recorded_as_violations() {
     assert_eq!(v[0].body["company_id"], "new");
     assert_eq!(v[1].path, "/contacts");
     assert_eq!(api.server.stats().violations, 2);
+    let bad = json!({"company_id": "bad", "custom_attributes": {"nope": 1}});
+    assert_eq!(
+        api.call(Method::POST, "/companies", Some(bad)).await.status,
+        400
+    );
+    let companies = api.server.dump()["companies"].as_array().map(Vec::len);
+    assert_eq!(
+        companies,
+        Some(4),
+        "the invalid create must not leave a company behind"
+    );
+    assert_eq!(api.server.stats().violations, 3);
 }
 
 #[tokio::test]
