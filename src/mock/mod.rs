@@ -232,19 +232,24 @@ impl MockServer {
     }
 
     /// Like [`MockServer::start`], on an own 2-thread tokio runtime on a background thread (for
-    /// synchronous tests and the CLI). Callable from outside any runtime.
+    /// synchronous tests and the CLI). Callable from inside or outside a runtime.
     pub fn start_background(config: MockConfig) -> std::io::Result<MockServer> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mock-intercom")
             .enable_all()
             .build()?;
-        let listener = rt.block_on(tokio::net::TcpListener::bind(("127.0.0.1", config.port)))?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(&config));
         let app = routes::router(shared.clone());
         rt.spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let served = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => axum::serve(listener, app).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = served {
                 tracing::warn!("mock server stopped: {e}");
             }
         });
