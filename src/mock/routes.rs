@@ -489,7 +489,7 @@ fn process(
         );
         (Gate::Refuse(e), inner.limiter.peek(now))
     } else {
-        let (allowed, rate) = inner.limiter.take(now);
+        let (allowed, mut rate) = inner.limiter.take(now);
         if !allowed {
             inner.recorder.stats.rate_limited += 1;
             (Gate::Refuse(rate_limited()), rate)
@@ -497,6 +497,8 @@ fn process(
             roll = inner.faults.roll(&mut inner.rng);
             let gate = match roll.pre {
                 Some(PreFault::Inject429) => {
+                    // As on a real 429, the headers say nothing is left in this window.
+                    rate.remaining = 0;
                     inner.recorder.stats.injected_429 += 1;
                     Gate::Refuse(rate_limited())
                 }

@@ -686,6 +686,57 @@ async fn drop_after_applies_the_write_and_the_client_sees_an_error() {
 }
 
 #[tokio::test]
+async fn drops_on_a_reused_connection_are_not_retried_silently() {
+    let api = Api::start(config()).await;
+    let path = format!("/companies/{}", api.ids.companies[0]);
+    assert_eq!(
+        api.call(Method::PUT, &path, Some(json!({"monthly_spend": 1})))
+            .await
+            .status,
+        200
+    );
+    for (faults, writes) in [
+        (
+            FaultConfig {
+                p_drop_after: 1.0,
+                ..FaultConfig::default()
+            },
+            2,
+        ),
+        (
+            FaultConfig {
+                p_drop_before: 1.0,
+                ..FaultConfig::default()
+            },
+            2,
+        ),
+    ] {
+        api.server.set_faults(faults);
+        let r = api
+            .call_with(
+                Method::PUT,
+                &path,
+                Some(json!({"monthly_spend": 2})),
+                Some(TOKEN),
+                Some("2.16"),
+            )
+            .await;
+        assert!(r.is_err(), "expected a connection error");
+        assert_eq!(api.server.stats().company_writes, writes);
+    }
+    assert_eq!(
+        api.server.stats().total_requests,
+        3,
+        "the client must not have retried"
+    );
+    api.server.set_faults(FaultConfig::default());
+    assert_eq!(
+        api.call(Method::GET, "/data_attributes", None).await.status,
+        200
+    );
+}
+
+#[tokio::test]
 async fn injected_5xx_and_permanent_failures_apply_nothing() {
     let api = Api::start(MockConfig {
         fail_company_ids: vec!["c3".to_owned()],
@@ -761,7 +812,12 @@ async fn injected_429_is_counted_apart_and_faults_are_seeded() {
         let api = Api::start(cfg.clone()).await;
         let mut statuses = Vec::new();
         for _ in 0..20 {
-            statuses.push(api.call(Method::GET, "/data_attributes", None).await.status);
+            let a = api.call(Method::GET, "/data_attributes", None).await;
+            if a.status == 429 {
+                assert_eq!(error_code(&a), "rate_limit_exceeded");
+                assert_eq!(header_u64(&a, "x-ratelimit-remaining"), 0);
+            }
+            statuses.push(a.status);
         }
         let stats = api.server.stats();
         assert_eq!(
