@@ -47,6 +47,7 @@
 
 mod error;
 mod faults;
+mod model;
 mod ratelimit;
 mod record;
 mod routes;
@@ -57,8 +58,8 @@ mod tests;
 
 pub use error::ApiError;
 pub use faults::FaultConfig;
+pub use model::{Seed, SeedAttribute, SeedCompany, SeedContact, SeedError, SeedIds};
 pub use record::{RecordedRequest, Stats, Violation};
-pub use state::{Seed, SeedAttribute, SeedCompany, SeedContact, SeedError, SeedIds};
 
 use routes::Shared;
 use std::fmt;

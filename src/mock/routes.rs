@@ -3,9 +3,10 @@
 
 use super::error::ApiError;
 use super::faults::{AbortBody, FaultConfig, PreFault, Roll};
+use super::model::{Model, Seed, SeedError, SeedIds};
 use super::ratelimit::{RateInfo, RateLimiter};
 use super::record::{body_value, headers_value, RecordedRequest, Recorder, Violation};
-use super::state::{uuid_like, Model, Seed, Store};
+use super::state::{uuid_like, Store};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -72,7 +73,7 @@ impl Shared {
     }
 
     /// Loads `seed` in place of all data (stats are kept).
-    pub fn seed(&self, seed: Seed) -> Result<super::state::SeedIds, super::state::SeedError> {
+    pub fn seed(&self, seed: Seed) -> Result<SeedIds, SeedError> {
         self.lock().store.load(seed, now_ms())
     }
 }
