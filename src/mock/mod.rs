@@ -7,7 +7,8 @@
 //! and `POST /contacts` the loader must never make — and optionally each request).
 //!
 //! Control endpoints (no auth, no faults, no rate limit, not recorded): `GET /_mock/state` (the
-//! [`MockServer::dump`]), `POST /_mock/seed` (a [`Seed`]; answers the assigned ids),
+//! [`MockServer::dump`]), `GET /_mock/stats` (the [`Stats`] only), `POST /_mock/seed` (a
+//! [`Seed`]; replaces all data, keeps stats; answers the assigned ids [`SeedIds`]),
 //! `GET`/`POST /_mock/faults[?seed=N]` (a [`FaultConfig`]; `seed` reseeds the fault RNG).
 //!
 //! # Order of checks for an API request

@@ -20,8 +20,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Largest accepted request body.
+/// Largest accepted API request body.
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Largest accepted `POST /_mock/seed` body.
+const MAX_SEED_BODY: usize = 1 << 30;
 
 /// State shared by all requests.
 pub struct Shared {
@@ -89,6 +91,7 @@ pub fn now_ms() -> u64 {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/_mock/state", get(control_state))
+        .route("/_mock/stats", get(control_stats))
         .route("/_mock/seed", axum::routing::post(control_seed))
         .route(
             "/_mock/faults",
@@ -103,10 +106,18 @@ async fn control_state(State(shared): State<Arc<Shared>>) -> Response {
     json_response(StatusCode::OK, &shared.dump())
 }
 
-/// `POST /_mock/seed` with a [`Seed`]: replaces the data; answers the assigned ids.
-async fn control_seed(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let result = serde_json::from_slice::<Seed>(&body)
+/// `GET /_mock/stats`: the counters only (cheap, unlike the full dump).
+async fn control_stats(State(shared): State<Arc<Shared>>) -> Response {
+    let stats = shared.lock().recorder.stats.clone();
+    json_response(StatusCode::OK, &json!(stats))
+}
+
+/// `POST /_mock/seed` with a [`Seed`] (up to 1 GiB): replaces the data; answers the assigned ids.
+async fn control_seed(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let result = axum::body::to_bytes(req.into_body(), MAX_SEED_BODY)
+        .await
         .map_err(|e| e.to_string())
+        .and_then(|body| serde_json::from_slice::<Seed>(&body).map_err(|e| e.to_string()))
         .and_then(|seed| shared.seed(seed).map_err(|e| e.to_string()));
     match result {
         Ok(ids) => json_response(StatusCode::OK, &json!(ids)),

@@ -886,6 +886,31 @@ async fn control_endpoints_seed_dump_and_set_faults() {
         .expect("json");
     assert_eq!(state["companies"][0]["custom_attributes"]["k"], "v");
     assert_eq!(state["stats"]["total_requests"], 1);
+    let stats: Value = api
+        .client
+        .get(format!("{base}/_mock/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stats["injected_5xx"], 1);
+
+    // A seed larger than axum's default 2 MB body limit.
+    let contacts: Vec<Value> = (0..40_000)
+        .map(|i| json!({"external_id": format!("ext-{i:08}"), "email": format!("user{i:08}@example.com")}))
+        .collect();
+    let big = serde_json::to_vec(&json!({"contacts": contacts})).expect("json");
+    assert!(big.len() > 2 << 20);
+    let r = api
+        .client
+        .post(format!("{base}/_mock/seed"))
+        .body(big)
+        .send()
+        .await
+        .expect("seed");
+    assert_eq!(r.status().as_u16(), 200);
     let req = &state["requests"][0];
     assert_eq!(req["path"], "/companies");
     assert_eq!(req["query"], "company_id=z1");
