@@ -28,7 +28,8 @@
 //! - 404 `company_not_found` "Company Not Found" — spec, `GET /companies`, `PUT /companies/{id}`.
 //! - 404 `not_found` "User Not Found" — spec (contacts); unknown contact id on `PUT /contacts/{id}`.
 //! - 410 `contact_merged` — spec (`GET /contacts/{id}`: merged contacts answer 410 Gone); used for
-//!   `PUT /contacts/{id}` on a merged contact. No `Link` header (the mock has no merge target).
+//!   `PUT /contacts/{id}` on a merged contact, with `Link: </contacts/{id}>; rel="canonical"` when
+//!   the seed says which contact it was merged into (`merged_into`).
 //! - 400 `parameter_invalid` — spec (data attributes): duplicate name ("You already have 'x' in
 //!   your company data…"), invalid name, invalid model, "Data Type isn't an option", standard
 //!   attribute name; also (mock choice, code as Intercom uses for "Conversation attribute 'x' does

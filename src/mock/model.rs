@@ -42,6 +42,9 @@ pub struct SeedContact {
     pub name: Option<String>,
     /// A merged contact answers 410 `contact_merged` on PUT and is left out of search results.
     pub merged: bool,
+    /// `external_id` of the contact this one was merged into (implies `merged`): the 410 answer
+    /// then carries `Link: </contacts/{its id}>; rel="canonical"` as the spec describes.
+    pub merged_into: Option<String>,
     pub custom_attributes: Map<String, Value>,
 }
 
@@ -260,6 +263,8 @@ pub struct Contact {
     pub phone: Option<String>,
     pub role: String,
     pub merged: bool,
+    /// `external_id` of the canonical contact of a merged one.
+    pub merged_into: Option<String>,
     pub custom_attributes: Map<String, Value>,
     pub created_at: u64,
     pub updated_at: u64,

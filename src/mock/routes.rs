@@ -402,10 +402,19 @@ fn answer(status: StatusCode, body: &Value, rate: RateInfo, request_id: &str) ->
     resp
 }
 
-/// The error.list body of an error.
-fn error_body(e: &ApiError, request_id: &str) -> Value {
-    json!({"type": "error.list", "request_id": request_id,
-           "errors": [{"code": e.code, "message": e.message}]})
+/// An error answer: error.list body, the rate-limit and request-id headers, and `Link` if any.
+fn error_answer(e: &ApiError, rate: RateInfo, request_id: &str) -> Response {
+    let body = json!({"type": "error.list", "request_id": request_id,
+                      "errors": [{"code": e.code, "message": e.message}]});
+    let mut resp = answer(e.status, &body, rate, request_id);
+    if let Some(v) = e
+        .link
+        .as_deref()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        resp.headers_mut().insert(header::LINK, v);
+    }
+    resp
 }
 
 /// What the gate decided before dispatching.
@@ -439,9 +448,7 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     match outcome {
         Outcome::Drop => Response::new(Body::new(AbortBody)),
         Outcome::Answer(Ok(v)) => answer(StatusCode::OK, &v, rate, &request_id),
-        Outcome::Answer(Err(e)) => {
-            answer(e.status, &error_body(&e, &request_id), rate, &request_id)
-        }
+        Outcome::Answer(Err(e)) => error_answer(&e, rate, &request_id),
     }
 }
 

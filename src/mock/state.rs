@@ -196,7 +196,8 @@ impl Store {
                 name: c.name,
                 phone: None,
                 role: "user".to_owned(),
-                merged: c.merged,
+                merged: c.merged || c.merged_into.is_some(),
+                merged_into: c.merged_into,
                 custom_attributes: c.custom_attributes,
                 created_at: now,
                 updated_at: now,
@@ -628,11 +629,19 @@ impl Store {
             .get(id)
             .ok_or_else(|| ApiError::not_found("User Not Found"))?;
         if self.contacts[i].merged {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "contact_merged",
-                "This contact has been merged. See the 'Link' header for the canonical contact.",
-            ));
+            let canonical = self.contacts[i]
+                .merged_into
+                .as_ref()
+                .and_then(|ext| self.contact_by_external_id.get(ext))
+                .map(|&j| &self.contacts[j].id);
+            return Err(ApiError {
+                link: canonical.map(|id| format!("</contacts/{id}>; rel=\"canonical\"")),
+                ..ApiError::new(
+                    StatusCode::GONE,
+                    "contact_merged",
+                    "This contact has been merged. See the 'Link' header for the canonical contact.",
+                )
+            });
         }
         let update = self.parse_contact_update(Some(i), body)?;
         Ok(self.apply_contact_update(i, update, now_ms))
@@ -656,6 +665,7 @@ impl Store {
             phone: None,
             role: "user".to_owned(),
             merged: false,
+            merged_into: None,
             custom_attributes: Map::new(),
             created_at: secs(now_ms),
             updated_at: secs(now_ms),

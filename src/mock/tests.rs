@@ -34,21 +34,25 @@ fn company(company_id: &str, user_count: u32) -> SeedCompany {
     }
 }
 
-fn contact(external_id: &str, merged: bool) -> SeedContact {
+fn contact(external_id: &str) -> SeedContact {
     SeedContact {
         external_id: Some(external_id.to_owned()),
         email: Some(format!("{external_id}@example.com")),
-        merged,
         ..SeedContact::default()
     }
 }
 
-/// Companies c1 (3 users), c2 (0 users), c3 (1 user); contacts e0..e6 with e3 merged;
+/// Companies c1 (3 users), c2 (0 users), c3 (1 user); contacts e0..e6 with e3 merged into e4;
 /// attributes: company plan_tier/seats/arr/active/old_attr(archived), contact score.
 fn standard_seed() -> Seed {
     Seed {
         companies: vec![company("c1", 3), company("c2", 0), company("c3", 1)],
-        contacts: (0..7).map(|i| contact(&format!("e{i}"), i == 3)).collect(),
+        contacts: (0..7)
+            .map(|i| SeedContact {
+                merged_into: (i == 3).then(|| "e4".to_owned()),
+                ..contact(&format!("e{i}"))
+            })
+            .collect(),
         data_attributes: vec![
             attr("plan_tier", "company", "string", false),
             attr("seats", "company", "integer", false),
@@ -403,6 +407,9 @@ async fn contact_put_merged_is_410_unknown_is_404() {
         .await;
     assert_eq!(a.status, 410);
     assert_eq!(error_code(&a), "contact_merged");
+    let link = a.headers.get("link").and_then(|v| v.to_str().ok());
+    let expected = format!("</contacts/{}>; rel=\"canonical\"", api.ids.contacts[4]);
+    assert_eq!(link, Some(expected.as_str()));
     let a = api
         .call(
             Method::PUT,
@@ -976,9 +983,7 @@ async fn sustains_over_2000_requests_per_second() {
     let api = Arc::new(Api::with(server));
     let mut seed = standard_seed();
     seed.companies = (0..10_000).map(|i| company(&format!("c{i}"), 1)).collect();
-    seed.contacts = (0..50_000)
-        .map(|i| contact(&format!("e{i}"), false))
-        .collect();
+    seed.contacts = (0..50_000).map(|i| contact(&format!("e{i}"))).collect();
     let ids = Arc::new(api.server.seed(seed).expect("seed"));
     let cpu_before = threads_cpu_seconds("mock-intercom");
     let started = std::time::Instant::now();
