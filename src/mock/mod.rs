@@ -11,6 +11,20 @@
 //! [`Seed`]; replaces all data, keeps stats; answers the assigned ids [`SeedIds`]),
 //! `GET`/`POST /_mock/faults[?seed=N]` (a [`FaultConfig`]; `seed` reseeds the fault RNG).
 //!
+//! Seed and fault JSON, e.g. for `curl -d @seed.json http://127.0.0.1:PORT/_mock/seed`:
+//! ```json
+//! {"data_attributes": [{"name": "health_score", "model": "company", "data_type": "integer"},
+//!                      {"name": "old", "model": "contact", "data_type": "string", "archived": true}],
+//!  "companies": [{"company_id": "acme", "name": "Acme", "user_count": 3, "monthly_spend": 10,
+//!                 "custom_attributes": {"health_score": 7}}],
+//!  "contacts": [{"external_id": "u1", "email": "u1@example.com"},
+//!               {"external_id": "u2", "merged": true, "merged_into": "u1"}]}
+//! ```
+//! ```json
+//! {"latency_ms": 20, "p_5xx": 0.01, "p_429": 0.01, "p_drop_before": 0.005,
+//!  "p_drop_after": 0.005, "p_slow": 0.001, "slow_ms": 30000, "fail_company_ids": ["acme"]}
+//! ```
+//!
 //! # Order of checks for an API request
 //! 1. `Authorization: Bearer <token>` must match, else 401 `unauthorized` (does not use up the
 //!    rate limit, as Intercom limits per app and cannot attribute the request).
