@@ -164,6 +164,7 @@ fn control_error(message: &str) -> Response {
     )
 }
 
+/// A JSON answer with this status.
 fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
