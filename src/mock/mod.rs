@@ -72,7 +72,6 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use error::ApiError;
 pub use faults::FaultConfig;
 pub use model::{Seed, SeedAttribute, SeedCompany, SeedContact, SeedError, SeedIds};
 pub use record::{RecordedRequest, Stats, Violation};
