@@ -12,6 +12,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable message.
     pub message: String,
+    /// `Link` header value, if any (410 `contact_merged` points to the canonical contact).
+    pub link: Option<String>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            link: None,
         }
     }
 

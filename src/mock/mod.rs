@@ -7,11 +7,63 @@
 //! and `POST /contacts` the loader must never make — and optionally each request).
 //!
 //! Control endpoints (no auth, no faults, no rate limit, not recorded): `GET /_mock/state` (the
-//! [`MockServer::dump`]), `POST /_mock/seed` (a [`Seed`]; answers the assigned ids),
-//! `GET`/`POST /_mock/faults[?seed=N]` (a [`FaultConfig`]).
+//! [`MockServer::dump`]), `GET /_mock/stats` (the [`Stats`] only), `POST /_mock/seed` (a
+//! [`Seed`]; replaces all data, keeps stats; answers the assigned ids [`SeedIds`]),
+//! `GET`/`POST /_mock/faults[?seed=N]` (a [`FaultConfig`]; `seed` reseeds the fault RNG).
+//!
+//! Seed and fault JSON, e.g. for `curl -d @seed.json http://127.0.0.1:PORT/_mock/seed`:
+//! ```json
+//! {"data_attributes": [{"name": "health_score", "model": "company", "data_type": "integer"},
+//!                      {"name": "old", "model": "contact", "data_type": "string", "archived": true}],
+//!  "companies": [{"company_id": "acme", "name": "Acme", "user_count": 3, "monthly_spend": 10,
+//!                 "custom_attributes": {"health_score": 7}}],
+//!  "contacts": [{"external_id": "u1", "email": "u1@example.com"},
+//!               {"external_id": "u2", "merged": true, "merged_into": "u1"}]}
+//! ```
+//! ```json
+//! {"latency_ms": 20, "p_5xx": 0.01, "p_429": 0.01, "p_drop_before": 0.005,
+//!  "p_drop_after": 0.005, "p_slow": 0.001, "slow_ms": 30000, "fail_company_ids": ["acme"]}
+//! ```
+//!
+//! # Order of checks for an API request
+//! 1. `Authorization: Bearer <token>` must match, else 401 `unauthorized` (does not use up the
+//!    rate limit, as Intercom limits per app and cannot attribute the request).
+//! 2. Rate limit: fixed windows aligned to multiples of `window` in unix time; over the limit →
+//!    429 `rate_limit_exceeded`. Every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
+//!    `X-RateLimit-Reset` (unix seconds of the window end) and `X-Request-Id`.
+//! 3. Faults, drawn from the seeded RNG: injected 429 / 5xx / drop-before (nothing applied).
+//! 4. `Intercom-Version` must look like `MAJOR.MINOR` (or `Unstable`), else 400
+//!    `intercom_version_invalid`; then the operation runs (validation first, all-or-nothing).
+//! 5. Drop-after (applied, no answer) or slow (applied, answer delayed by `slow`); `latency` is
+//!    added to every answer.
+//!
+//! # Error codes (status, code — source)
+//! - 401 `unauthorized` "Access Token Invalid" — spec, every operation.
+//! - 404 `company_not_found` "Company Not Found" — spec, `GET /companies`, `PUT /companies/{id}`.
+//! - 404 `not_found` "User Not Found" — spec (contacts); unknown contact id on `PUT /contacts/{id}`.
+//! - 410 `contact_merged` — spec (`GET /contacts/{id}`: merged contacts answer 410 Gone); used for
+//!   `PUT /contacts/{id}` on a merged contact, with `Link: </contacts/{id}>; rel="canonical"` when
+//!   the seed says which contact it was merged into (`merged_into`).
+//! - 400 `parameter_invalid` — spec (data attributes): duplicate name ("You already have 'x' in
+//!   your company data…"), invalid name, invalid model, "Data Type isn't an option", standard
+//!   attribute name; also (mock choice, code as Intercom uses for "Conversation attribute 'x' does
+//!   not exist") unknown/archived/wrong-model custom attribute and value type mismatch on PUT,
+//!   and the 250-attribute cap (real status/code for the cap not documented).
+//! - 422 `parameter_invalid` — spec, `GET /data_attributes?model=conversation`.
+//! - 404 `field_not_found` — spec, `PUT /data_attributes/{id}` with an unknown id.
+//! - 400 `bad_request` "bad 'x' parameter" — spec (`POST /companies` example) for unknown body
+//!   keys; also malformed/missing JSON bodies.
+//! - 400 `scroll_exists` "scroll already exists for this workspace" — not in the spec; Intercom
+//!   answers 400 "scroll already exists for this app" (intercom-ruby issue #292) and clients test
+//!   `errors[0].code == "scroll_exists"`. 404 `not_found` for an unknown/expired `scroll_param`.
+//! - 400 `invalid_sort_order` — spec, contact search `sort.order`; 400 `client_error` — spec
+//!   wording for an invalid `starting_after` cursor.
+//! - 429 `rate_limit_exceeded` — spec. Injected 5xx: 500 `server_error`, 502 `bad_gateway`,
+//!   503 `service_unavailable`; `fail_company_ids` PUTs: 500 `server_error`.
 
 mod error;
 mod faults;
+mod model;
 mod ratelimit;
 mod record;
 mod routes;
@@ -20,10 +72,9 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use error::ApiError;
 pub use faults::FaultConfig;
+pub use model::{Seed, SeedAttribute, SeedCompany, SeedContact, SeedError, SeedIds};
 pub use record::{RecordedRequest, Stats, Violation};
-pub use state::{Seed, SeedAttribute, SeedCompany, SeedContact, SeedError, SeedIds};
 
 use routes::Shared;
 use std::fmt;
@@ -197,19 +248,24 @@ impl MockServer {
     }
 
     /// Like [`MockServer::start`], on an own 2-thread tokio runtime on a background thread (for
-    /// synchronous tests and the CLI). Callable from outside any runtime.
+    /// synchronous tests and the CLI). Callable from inside or outside a runtime.
     pub fn start_background(config: MockConfig) -> std::io::Result<MockServer> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mock-intercom")
             .enable_all()
             .build()?;
-        let listener = rt.block_on(tokio::net::TcpListener::bind(("127.0.0.1", config.port)))?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(&config));
         let app = routes::router(shared.clone());
         rt.spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let served = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => axum::serve(listener, app).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = served {
                 tracing::warn!("mock server stopped: {e}");
             }
         });
@@ -322,4 +378,47 @@ pub async fn serve_forever(config: MockConfig, seed: Option<Seed>) -> std::io::R
     tokio::signal::ctrl_c().await?;
     server.shutdown();
     Ok(())
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: MockConfig,
+    }
+
+    #[test]
+    fn flags_parse_and_defaults_match_default() {
+        Cli::command().debug_assert();
+        let d = Cli::parse_from(["x"]).config;
+        let e = MockConfig::default();
+        assert_eq!(format!("{d:?}"), format!("{e:?}"));
+        let c = Cli::parse_from([
+            "x",
+            "--p-5xx",
+            "0.25",
+            "--window-ms",
+            "1000",
+            "--latency-ms",
+            "7",
+            "--fail-company-id",
+            "a",
+            "--fail-company-id",
+            "b",
+            "--mock-port",
+            "8099",
+        ])
+        .config;
+        assert_eq!(
+            (c.p_5xx, c.window, c.port),
+            (0.25, Duration::from_secs(1), 8099)
+        );
+        assert_eq!(c.faults().latency_ms, 7);
+        assert_eq!(c.fail_company_ids, ["a", "b"]);
+        assert!(!format!("{c:?}").contains(&c.token));
+    }
 }

@@ -3,9 +3,10 @@
 
 use super::error::ApiError;
 use super::faults::{AbortBody, FaultConfig, PreFault, Roll};
+use super::model::{Model, Seed, SeedError, SeedIds};
 use super::ratelimit::{RateInfo, RateLimiter};
 use super::record::{body_value, headers_value, RecordedRequest, Recorder, Violation};
-use super::state::{uuid_like, Model, Seed, Store};
+use super::state::{uuid_like, Store};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -19,8 +20,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Largest accepted request body.
+/// Largest accepted API request body.
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Largest accepted `POST /_mock/seed` body.
+const MAX_SEED_BODY: usize = 1 << 30;
 
 /// State shared by all requests.
 pub struct Shared {
@@ -72,7 +75,7 @@ impl Shared {
     }
 
     /// Loads `seed` in place of all data (stats are kept).
-    pub fn seed(&self, seed: Seed) -> Result<super::state::SeedIds, super::state::SeedError> {
+    pub fn seed(&self, seed: Seed) -> Result<SeedIds, SeedError> {
         self.lock().store.load(seed, now_ms())
     }
 }
@@ -88,6 +91,7 @@ pub fn now_ms() -> u64 {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/_mock/state", get(control_state))
+        .route("/_mock/stats", get(control_stats))
         .route("/_mock/seed", axum::routing::post(control_seed))
         .route(
             "/_mock/faults",
@@ -102,10 +106,18 @@ async fn control_state(State(shared): State<Arc<Shared>>) -> Response {
     json_response(StatusCode::OK, &shared.dump())
 }
 
-/// `POST /_mock/seed` with a [`Seed`]: replaces the data; answers the assigned ids.
-async fn control_seed(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let result = serde_json::from_slice::<Seed>(&body)
+/// `GET /_mock/stats`: the counters only (cheap, unlike the full dump).
+async fn control_stats(State(shared): State<Arc<Shared>>) -> Response {
+    let stats = shared.lock().recorder.stats.clone();
+    json_response(StatusCode::OK, &json!(stats))
+}
+
+/// `POST /_mock/seed` with a [`Seed`] (up to 1 GiB): replaces the data; answers the assigned ids.
+async fn control_seed(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let result = axum::body::to_bytes(req.into_body(), MAX_SEED_BODY)
+        .await
         .map_err(|e| e.to_string())
+        .and_then(|body| serde_json::from_slice::<Seed>(&body).map_err(|e| e.to_string()))
         .and_then(|seed| shared.seed(seed).map_err(|e| e.to_string()));
     match result {
         Ok(ids) => json_response(StatusCode::OK, &json!(ids)),
@@ -152,6 +164,7 @@ fn control_error(message: &str) -> Response {
     )
 }
 
+/// A JSON answer with this status.
 fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
@@ -390,10 +403,19 @@ fn answer(status: StatusCode, body: &Value, rate: RateInfo, request_id: &str) ->
     resp
 }
 
-/// The error.list body of an error.
-fn error_body(e: &ApiError, request_id: &str) -> Value {
-    json!({"type": "error.list", "request_id": request_id,
-           "errors": [{"code": e.code, "message": e.message}]})
+/// An error answer: error.list body, the rate-limit and request-id headers, and `Link` if any.
+fn error_answer(e: &ApiError, rate: RateInfo, request_id: &str) -> Response {
+    let body = json!({"type": "error.list", "request_id": request_id,
+                      "errors": [{"code": e.code, "message": e.message}]});
+    let mut resp = answer(e.status, &body, rate, request_id);
+    if let Some(v) = e
+        .link
+        .as_deref()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        resp.headers_mut().insert(header::LINK, v);
+    }
+    resp
 }
 
 /// What the gate decided before dispatching.
@@ -427,9 +449,7 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     match outcome {
         Outcome::Drop => Response::new(Body::new(AbortBody)),
         Outcome::Answer(Ok(v)) => answer(StatusCode::OK, &v, rate, &request_id),
-        Outcome::Answer(Err(e)) => {
-            answer(e.status, &error_body(&e, &request_id), rate, &request_id)
-        }
+        Outcome::Answer(Err(e)) => error_answer(&e, rate, &request_id),
     }
 }
 
@@ -489,7 +509,7 @@ fn process(
         );
         (Gate::Refuse(e), inner.limiter.peek(now))
     } else {
-        let (allowed, rate) = inner.limiter.take(now);
+        let (allowed, mut rate) = inner.limiter.take(now);
         if !allowed {
             inner.recorder.stats.rate_limited += 1;
             (Gate::Refuse(rate_limited()), rate)
@@ -497,6 +517,8 @@ fn process(
             roll = inner.faults.roll(&mut inner.rng);
             let gate = match roll.pre {
                 Some(PreFault::Inject429) => {
+                    // As on a real 429, the headers say nothing is left in this window.
+                    rate.remaining = 0;
                     inner.recorder.stats.injected_429 += 1;
                     Gate::Refuse(rate_limited())
                 }

@@ -2,337 +2,31 @@
 //! API routes perform on them. Every operation validates fully before changing anything.
 
 use super::error::ApiError;
+use super::model::{Attribute, Company, Contact, DataType, Model, Seed, SeedError, SeedIds};
 use super::search::{self, Query};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use thiserror::Error;
 
-/// Initial workspace content, loadable from JSON (`POST /_mock/seed`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Seed {
-    pub companies: Vec<SeedCompany>,
-    pub contacts: Vec<SeedContact>,
-    pub data_attributes: Vec<SeedAttribute>,
+/// A validated company update (None / empty = leave as is).
+struct CompanyUpdate {
+    name: Option<String>,
+    plan: Option<String>,
+    website: Option<String>,
+    industry: Option<String>,
+    size: Option<i64>,
+    monthly_spend: Option<i64>,
+    custom: Vec<(String, Value)>,
 }
 
-/// A company to seed; its Intercom `id` is assigned by the mock.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SeedCompany {
-    pub company_id: String,
-    pub name: Option<String>,
-    /// Companies with 0 users are left out of `POST /companies/list`.
-    pub user_count: u32,
-    pub monthly_spend: Option<i64>,
-    pub custom_attributes: Map<String, Value>,
-}
-
-/// A contact to seed; its Intercom `id` is assigned by the mock.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SeedContact {
-    pub external_id: Option<String>,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    /// A merged contact answers 410 `contact_merged` on PUT and is left out of search results.
-    pub merged: bool,
-    pub custom_attributes: Map<String, Value>,
-}
-
-/// A custom data attribute to seed; its integer `id` is assigned by the mock.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SeedAttribute {
-    pub name: String,
-    /// `company` or `contact`.
-    pub model: String,
-    /// `string`, `integer`, `float`, `boolean` or `date`.
-    pub data_type: String,
-    pub archived: bool,
-}
-
-/// Intercom ids assigned to a seed's records, in seed order.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SeedIds {
-    pub companies: Vec<String>,
-    pub contacts: Vec<String>,
-    pub data_attributes: Vec<u64>,
-}
-
-/// Why a seed was refused (nothing is loaded then).
-#[derive(Debug, Error, PartialEq)]
-pub enum SeedError {
-    #[error("duplicate company_id {0:?}")]
-    DuplicateCompanyId(String),
-    #[error("company with an empty company_id")]
-    EmptyCompanyId,
-    #[error("duplicate contact external_id {0:?}")]
-    DuplicateExternalId(String),
-    #[error("duplicate data attribute name {0:?}")]
-    DuplicateAttribute(String),
-    #[error("data attribute {name:?}: {reason}")]
-    InvalidAttribute { name: String, reason: String },
-}
-
-/// Data attribute model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Model {
-    Company,
-    Contact,
-}
-
-impl Model {
-    /// Parses `company` / `contact`.
-    pub fn parse(s: &str) -> Option<Model> {
-        match s {
-            "company" => Some(Model::Company),
-            "contact" => Some(Model::Contact),
-            _ => None,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Model::Company => "company",
-            Model::Contact => "contact",
-        }
-    }
-
-    /// How Intercom's messages name the model's data ("company data" / "people data").
-    fn data_word(self) -> &'static str {
-        match self {
-            Model::Company => "company",
-            Model::Contact => "people",
-        }
-    }
-
-    /// Names of the model's standard (non-custom) attributes, which a custom one may not reuse.
-    fn standard_names(self) -> &'static [&'static str] {
-        match self {
-            Model::Company => &[
-                "id",
-                "app_id",
-                "company_id",
-                "name",
-                "created_at",
-                "updated_at",
-                "remote_created_at",
-                "last_request_at",
-                "monthly_spend",
-                "session_count",
-                "user_count",
-                "size",
-                "industry",
-                "website",
-                "plan",
-            ],
-            Model::Contact => &[
-                "id",
-                "external_id",
-                "email",
-                "name",
-                "phone",
-                "role",
-                "avatar",
-                "owner_id",
-                "created_at",
-                "updated_at",
-                "signed_up_at",
-                "last_seen_at",
-                "unsubscribed_from_emails",
-            ],
-        }
-    }
-}
-
-/// Custom data attribute type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataType {
-    String,
-    Integer,
-    Float,
-    Boolean,
-    /// Unix timestamp in seconds (a JSON integer).
-    Date,
-}
-
-impl DataType {
-    /// Parses `string`, `integer`, `float`, `boolean`, `date`.
-    pub fn parse(s: &str) -> Option<DataType> {
-        match s {
-            "string" => Some(DataType::String),
-            "integer" => Some(DataType::Integer),
-            "float" => Some(DataType::Float),
-            "boolean" => Some(DataType::Boolean),
-            "date" => Some(DataType::Date),
-            _ => None,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            DataType::String => "string",
-            DataType::Integer => "integer",
-            DataType::Float => "float",
-            DataType::Boolean => "boolean",
-            DataType::Date => "date",
-        }
-    }
-
-    /// Whether a non-null JSON value fits this type.
-    fn accepts(self, v: &Value) -> bool {
-        match self {
-            DataType::String => v.is_string(),
-            DataType::Integer => v.is_i64() || v.is_u64(),
-            DataType::Float => v.is_number(),
-            DataType::Boolean => v.is_boolean(),
-            DataType::Date => v.is_u64(),
-        }
-    }
-}
-
-/// A company record.
-#[derive(Debug, Clone)]
-pub struct Company {
-    pub id: String,
-    pub company_id: String,
-    pub name: Option<String>,
-    pub monthly_spend: i64,
-    pub user_count: u32,
-    pub size: Option<i64>,
-    pub website: Option<String>,
-    pub industry: Option<String>,
-    pub plan: Option<String>,
-    pub custom_attributes: Map<String, Value>,
-    pub created_at: u64,
-    pub updated_at: u64,
-}
-
-impl Company {
-    /// The spec's `company` object.
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "type": "company",
-            "company_id": self.company_id,
-            "id": self.id,
-            "app_id": APP_ID,
-            "name": self.name,
-            "remote_created_at": self.created_at,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "monthly_spend": self.monthly_spend,
-            "session_count": 0,
-            "user_count": self.user_count,
-            "tags": {"type": "tag.list", "tags": []},
-            "segments": {"type": "segment.list", "segments": []},
-            "plan": match &self.plan {
-                Some(p) => json!({"type": "plan", "id": "1", "name": p}),
-                None => json!({}),
-            },
-            "custom_attributes": self.custom_attributes,
-        });
-        for (k, val) in [
-            ("size", self.size.map(Value::from)),
-            ("website", self.website.clone().map(Value::from)),
-            ("industry", self.industry.clone().map(Value::from)),
-        ] {
-            if let (Some(val), Some(obj)) = (val, v.as_object_mut()) {
-                obj.insert(k.to_owned(), val);
-            }
-        }
-        v
-    }
-}
-
-/// A contact record.
-#[derive(Debug, Clone)]
-pub struct Contact {
-    pub id: String,
-    pub external_id: Option<String>,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub role: String,
-    pub merged: bool,
-    pub custom_attributes: Map<String, Value>,
-    pub created_at: u64,
-    pub updated_at: u64,
-}
-
-impl Contact {
-    /// The spec's `contact` object (the fields the mock keeps, others null/empty).
-    pub fn to_json(&self) -> Value {
-        let list = |what: &str| {
-            json!({"type": "list", "data": [], "url": format!("/contacts/{}/{what}", self.id),
-                   "total_count": 0, "has_more": false})
-        };
-        json!({
-            "type": "contact",
-            "id": self.id,
-            "workspace_id": APP_ID,
-            "external_id": self.external_id,
-            "role": self.role,
-            "email": self.email,
-            "phone": self.phone,
-            "name": self.name,
-            "avatar": null,
-            "owner_id": null,
-            "social_profiles": {"type": "list", "data": []},
-            "has_hard_bounced": false,
-            "marked_email_as_spam": false,
-            "unsubscribed_from_emails": false,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "signed_up_at": self.created_at,
-            "last_seen_at": null,
-            "custom_attributes": self.custom_attributes,
-            "tags": list("tags"),
-            "notes": list("notes"),
-            "companies": list("companies"),
-            "location": {"type": "location", "country": null, "region": null, "city": null,
-                         "country_code": null, "continent_code": null},
-        })
-    }
-}
-
-/// A custom data attribute.
-#[derive(Debug, Clone)]
-pub struct Attribute {
-    pub id: u64,
-    pub name: String,
-    pub model: Model,
-    pub data_type: DataType,
-    pub archived: bool,
-    pub description: Option<String>,
-    pub created_at: u64,
-    pub updated_at: u64,
-}
-
-impl Attribute {
-    /// The spec's `data_attribute` object.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "type": "data_attribute",
-            "name": self.name,
-            "full_name": format!("custom_attributes.{}", self.name),
-            "label": self.name,
-            "description": self.description.clone().unwrap_or_default(),
-            "data_type": self.data_type.as_str(),
-            "api_writable": true,
-            "ui_writable": false,
-            "messenger_writable": false,
-            "custom": true,
-            "archived": self.archived,
-            "admin_id": ADMIN_ID,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "model": self.model.as_str(),
-        })
-    }
+/// A validated contact update (None / empty = leave as is).
+struct ContactUpdate {
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    role: Option<String>,
+    external_id: Option<String>,
+    custom: Vec<(String, Value)>,
 }
 
 /// The one open company scroll of the workspace.
@@ -344,8 +38,6 @@ struct Scroll {
     last_used_ms: u64,
 }
 
-const APP_ID: &str = "mockapp1";
-const ADMIN_ID: &str = "991267001";
 /// A scroll expires after this long without a call (Intercom: 1 minute).
 const SCROLL_TTL_MS: u64 = 60_000;
 /// Intercom's `monthly_spend` upper limit (2**31-1).
@@ -504,7 +196,8 @@ impl Store {
                 name: c.name,
                 phone: None,
                 role: "user".to_owned(),
-                merged: c.merged,
+                merged: c.merged || c.merged_into.is_some(),
+                merged_into: c.merged_into,
                 custom_attributes: c.custom_attributes,
                 created_at: now,
                 updated_at: now,
@@ -661,18 +354,8 @@ impl Store {
         )
     }
 
-    /// `PUT /companies/{id}`: validates the whole body (allowed keys, types, custom attributes),
-    /// then applies it. Unknown id → 404 `company_not_found`.
-    pub fn update_company(
-        &mut self,
-        id: &str,
-        body: &Value,
-        now_ms: u64,
-    ) -> Result<Value, ApiError> {
-        let i = *self
-            .company_by_id
-            .get(id)
-            .ok_or_else(ApiError::company_not_found)?;
+    /// Validates a company update body (allowed keys, value types, custom attributes).
+    fn parse_company_update(&self, body: &Value) -> Result<CompanyUpdate, ApiError> {
         let obj = object(body)?;
         only_keys(
             obj,
@@ -686,10 +369,6 @@ impl Store {
                 "monthly_spend",
             ],
         )?;
-        let name = opt_string(obj, "name")?;
-        let plan = opt_string(obj, "plan")?;
-        let website = opt_string(obj, "website")?;
-        let industry = opt_string(obj, "industry")?;
         let size = match obj.get("size") {
             None => None,
             Some(v) => Some(
@@ -697,48 +376,75 @@ impl Store {
                     .ok_or_else(|| ApiError::parameter_invalid("size must be an integer"))?,
             ),
         };
-        // Intercom truncates a float monthly_spend to an integer and caps it at 2**31-1.
+        // Intercom truncates a float monthly_spend to an integer; its limit is 2**31-1.
         let monthly_spend = match obj.get("monthly_spend") {
             None => None,
             Some(v) => match v.as_f64() {
-                Some(f) if (0.0..=MAX_MONTHLY_SPEND).contains(&f) => Some(f.trunc() as i64),
+                Some(f) if f.abs() <= MAX_MONTHLY_SPEND => Some(f.trunc() as i64),
                 _ => {
                     return Err(ApiError::parameter_invalid(
-                        "monthly_spend must be a number between 0 and 2147483647",
+                        "monthly_spend must be a number no larger than 2147483647",
                     ))
                 }
             },
         };
-        let changes = match obj.get("custom_attributes") {
-            None => Vec::new(),
-            Some(ca) => self.validate_custom_attributes(Model::Company, ca)?,
-        };
-        let c = &mut self.companies[i];
-        if name.is_some() {
-            c.name = name;
-        }
-        if plan.is_some() {
-            c.plan = plan;
-        }
-        if website.is_some() {
-            c.website = website;
-        }
-        if industry.is_some() {
-            c.industry = industry;
-        }
-        if size.is_some() {
-            c.size = size;
-        }
-        if let Some(m) = monthly_spend {
-            c.monthly_spend = m;
-        }
-        apply_custom_attributes(&mut c.custom_attributes, changes);
-        c.updated_at = secs(now_ms);
-        Ok(c.to_json())
+        Ok(CompanyUpdate {
+            name: opt_string(obj, "name")?,
+            plan: opt_string(obj, "plan")?,
+            website: opt_string(obj, "website")?,
+            industry: opt_string(obj, "industry")?,
+            size,
+            monthly_spend,
+            custom: match obj.get("custom_attributes") {
+                None => Vec::new(),
+                Some(ca) => self.validate_custom_attributes(Model::Company, ca)?,
+            },
+        })
     }
 
-    /// `POST /companies` (create or update by `company_id`) as the spec describes. The loader must
-    /// never call it; the caller records the call as a violation.
+    /// Applies a validated update to company `i` and returns the company object.
+    fn apply_company_update(&mut self, i: usize, u: CompanyUpdate, now_ms: u64) -> Value {
+        let c = &mut self.companies[i];
+        for (field, value) in [
+            (&mut c.name, u.name),
+            (&mut c.plan, u.plan),
+            (&mut c.website, u.website),
+            (&mut c.industry, u.industry),
+        ] {
+            if value.is_some() {
+                *field = value;
+            }
+        }
+        if u.size.is_some() {
+            c.size = u.size;
+        }
+        if let Some(m) = u.monthly_spend {
+            c.monthly_spend = m;
+        }
+        apply_custom_attributes(&mut c.custom_attributes, u.custom);
+        c.updated_at = secs(now_ms);
+        c.to_json()
+    }
+
+    /// `PUT /companies/{id}`: validates the whole body, then applies it (all or nothing).
+    /// Unknown id → 404 `company_not_found`.
+    pub fn update_company(
+        &mut self,
+        id: &str,
+        body: &Value,
+        now_ms: u64,
+    ) -> Result<Value, ApiError> {
+        let i = *self
+            .company_by_id
+            .get(id)
+            .ok_or_else(ApiError::company_not_found)?;
+        let update = self.parse_company_update(body)?;
+        Ok(self.apply_company_update(i, update, now_ms))
+    }
+
+    /// `POST /companies` (create or update by `company_id`) as the spec describes: validates,
+    /// then creates the company (0 users) if needed and applies the body. The loader must never
+    /// call it; the caller records the call as a violation.
     pub fn create_or_update_company(
         &mut self,
         body: &Value,
@@ -746,13 +452,19 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let obj = object(body)?;
         let company_id = opt_string(obj, "company_id")?
+            .filter(|c| !c.is_empty())
             .ok_or_else(|| ApiError::parameter_invalid("company_id is required"))?;
-        let id = match self.company_by_company_id.get(&company_id) {
-            Some(&i) => self.companies[i].id.clone(),
+        let mut rest = obj.clone();
+        for k in ["company_id", "remote_created_at", "update_last_request_at"] {
+            rest.remove(k);
+        }
+        let update = self.parse_company_update(&Value::Object(rest))?;
+        let i = match self.company_by_company_id.get(&company_id) {
+            Some(&i) => i,
             None => {
                 let id = self.new_id(now_ms);
                 self.insert_company(Company {
-                    id: id.clone(),
+                    id,
                     company_id,
                     name: None,
                     monthly_spend: 0,
@@ -765,14 +477,10 @@ impl Store {
                     created_at: secs(now_ms),
                     updated_at: secs(now_ms),
                 });
-                id
+                self.companies.len() - 1
             }
         };
-        let mut update = obj.clone();
-        for k in ["company_id", "remote_created_at", "update_last_request_at"] {
-            update.remove(k);
-        }
-        self.update_company(&id, &Value::Object(update), now_ms)
+        Ok(self.apply_company_update(i, update, now_ms))
     }
 
     // ----- contacts -----
@@ -819,25 +527,13 @@ impl Store {
         }))
     }
 
-    /// `PUT /contacts/{id}`: validates, then applies. Unknown id → 404 `not_found`; a merged
-    /// contact → 410 `contact_merged` (the spec's code for merged contacts).
-    pub fn update_contact(
-        &mut self,
-        id: &str,
+    /// Validates a contact update body; `i` is the contact updated (None when creating), used to
+    /// refuse an `external_id` another contact has (409 `conflict`).
+    fn parse_contact_update(
+        &self,
+        i: Option<usize>,
         body: &Value,
-        now_ms: u64,
-    ) -> Result<Value, ApiError> {
-        let i = *self
-            .contact_by_id
-            .get(id)
-            .ok_or_else(|| ApiError::not_found("User Not Found"))?;
-        if self.contacts[i].merged {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "contact_merged",
-                "This contact has been merged. See the 'Link' header for the canonical contact.",
-            ));
-        }
+    ) -> Result<ContactUpdate, ApiError> {
         let obj = object(body)?;
         only_keys(
             obj,
@@ -856,15 +552,12 @@ impl Store {
                 "custom_attributes",
             ],
         )?;
-        let name = opt_string(obj, "name")?;
-        let phone = opt_string(obj, "phone")?;
-        let email = opt_string(obj, "email")?;
         let external_id = opt_string(obj, "external_id")?;
         if let Some(ext) = &external_id {
             if self
                 .contact_by_external_id
                 .get(ext)
-                .is_some_and(|&j| j != i)
+                .is_some_and(|&j| Some(j) != i)
             {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -873,18 +566,30 @@ impl Store {
                 ));
             }
         }
-        let changes = match obj.get("custom_attributes") {
-            None => Vec::new(),
-            Some(ca) => self.validate_custom_attributes(Model::Contact, ca)?,
-        };
-        if let Some(ext) = external_id {
+        Ok(ContactUpdate {
+            name: opt_string(obj, "name")?,
+            phone: opt_string(obj, "phone")?,
+            email: opt_string(obj, "email")?,
+            role: opt_string(obj, "role")?,
+            external_id,
+            custom: match obj.get("custom_attributes") {
+                None => Vec::new(),
+                Some(ca) => self.validate_custom_attributes(Model::Contact, ca)?,
+            },
+        })
+    }
+
+    /// Applies a validated update to contact `i` (keeping the indexes current) and returns the
+    /// contact object.
+    fn apply_contact_update(&mut self, i: usize, u: ContactUpdate, now_ms: u64) -> Value {
+        if let Some(ext) = u.external_id {
             if let Some(old) = self.contacts[i].external_id.take() {
                 self.contact_by_external_id.remove(&old);
             }
             self.contact_by_external_id.insert(ext.clone(), i);
             self.contacts[i].external_id = Some(ext);
         }
-        if let Some(email) = email {
+        if let Some(email) = u.email {
             if let Some(old) = self.contacts[i].email.take() {
                 if let Some(v) = self.contact_by_email.get_mut(&old.to_lowercase()) {
                     v.retain(|&j| j != i);
@@ -897,56 +602,75 @@ impl Store {
             self.contacts[i].email = Some(email);
         }
         let c = &mut self.contacts[i];
-        if name.is_some() {
-            c.name = name;
+        for (field, value) in [(&mut c.name, u.name), (&mut c.phone, u.phone)] {
+            if value.is_some() {
+                *field = value;
+            }
         }
-        if phone.is_some() {
-            c.phone = phone;
+        if let Some(role) = u.role {
+            c.role = role;
         }
-        apply_custom_attributes(&mut c.custom_attributes, changes);
+        apply_custom_attributes(&mut c.custom_attributes, u.custom);
         c.updated_at = secs(now_ms);
-        Ok(c.to_json())
+        c.to_json()
     }
 
-    /// `POST /contacts`: creates a contact (the loader must never call it; the caller records a
-    /// violation). Needs `email`, `external_id` or `role: lead`.
+    /// `PUT /contacts/{id}`: validates the whole body, then applies it (all or nothing). Unknown
+    /// id → 404 `not_found`; a merged contact → 410 `contact_merged` (the spec's code for merged
+    /// contacts).
+    pub fn update_contact(
+        &mut self,
+        id: &str,
+        body: &Value,
+        now_ms: u64,
+    ) -> Result<Value, ApiError> {
+        let i = *self
+            .contact_by_id
+            .get(id)
+            .ok_or_else(|| ApiError::not_found("User Not Found"))?;
+        if self.contacts[i].merged {
+            let canonical = self.contacts[i]
+                .merged_into
+                .as_ref()
+                .and_then(|ext| self.contact_by_external_id.get(ext))
+                .map(|&j| &self.contacts[j].id);
+            return Err(ApiError {
+                link: canonical.map(|id| format!("</contacts/{id}>; rel=\"canonical\"")),
+                ..ApiError::new(
+                    StatusCode::GONE,
+                    "contact_merged",
+                    "This contact has been merged. See the 'Link' header for the canonical contact.",
+                )
+            });
+        }
+        let update = self.parse_contact_update(Some(i), body)?;
+        Ok(self.apply_contact_update(i, update, now_ms))
+    }
+
+    /// `POST /contacts`: validates, then creates a contact (the loader must never call it; the
+    /// caller records a violation). Needs `email` or `external_id`.
     pub fn create_contact(&mut self, body: &Value, now_ms: u64) -> Result<Value, ApiError> {
-        let obj = object(body)?;
-        let external_id = opt_string(obj, "external_id")?;
-        let email = opt_string(obj, "email")?;
-        if external_id.is_none() && email.is_none() {
+        let update = self.parse_contact_update(None, body)?;
+        if update.external_id.is_none() && update.email.is_none() {
             return Err(ApiError::parameter_invalid(
                 "email or external_id is required",
             ));
         }
-        if external_id
-            .as_ref()
-            .is_some_and(|e| self.contact_by_external_id.contains_key(e))
-        {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "A contact matching those details already exists",
-            ));
-        }
         let id = self.new_id(now_ms);
         self.insert_contact(Contact {
-            id: id.clone(),
-            external_id,
-            email,
+            id,
+            external_id: None,
+            email: None,
             name: None,
             phone: None,
-            role: opt_string(obj, "role")?.unwrap_or_else(|| "user".to_owned()),
+            role: "user".to_owned(),
             merged: false,
+            merged_into: None,
             custom_attributes: Map::new(),
             created_at: secs(now_ms),
             updated_at: secs(now_ms),
         });
-        let mut rest = obj.clone();
-        for k in ["external_id", "email", "role"] {
-            rest.remove(k);
-        }
-        self.update_contact(&id, &Value::Object(rest), now_ms)
+        Ok(self.apply_contact_update(self.contacts.len() - 1, update, now_ms))
     }
 
     // ----- data attributes -----
@@ -1163,4 +887,69 @@ pub fn uuid_like(n: u64) -> String {
         (b >> 52) & 0xfff,
         b & 0xffff_ffff_ffff
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::model::SeedCompany;
+
+    fn store_with(companies: usize) -> Store {
+        let mut store = Store::default();
+        let seed = Seed {
+            companies: (0..companies)
+                .map(|i| SeedCompany {
+                    company_id: format!("c{i}"),
+                    ..SeedCompany::default()
+                })
+                .collect(),
+            ..Seed::default()
+        };
+        store.load(seed, 1_000_000).expect("seed");
+        store
+    }
+
+    #[test]
+    fn scroll_expires_after_a_minute_idle() {
+        let mut store = store_with(3);
+        let t = 5_000_000;
+        let first = store.scroll(None, 1, t).expect("first page");
+        let param = first["scroll_param"].as_str().expect("param").to_owned();
+        let busy = store.scroll(None, 1, t + 59_999).expect_err("still open");
+        assert_eq!(busy.code, "scroll_exists");
+        store
+            .scroll(Some(&param), 1, t + 59_999)
+            .expect("second page");
+        let expired = store
+            .scroll(Some(&param), 1, t + 59_999 + 60_000)
+            .expect_err("expired");
+        assert_eq!((expired.status.as_u16(), expired.code), (404, "not_found"));
+        assert!(store.scroll(None, 1, t + 200_000).is_ok());
+    }
+
+    #[test]
+    fn seed_rejects_duplicates_and_changes_nothing() {
+        let mut store = store_with(2);
+        let dup = Seed {
+            companies: vec![
+                SeedCompany {
+                    company_id: "x".into(),
+                    ..SeedCompany::default()
+                },
+                SeedCompany {
+                    company_id: "x".into(),
+                    ..SeedCompany::default()
+                },
+            ],
+            ..Seed::default()
+        };
+        assert_eq!(
+            store.load(dup, 0).err(),
+            Some(SeedError::DuplicateCompanyId("x".into()))
+        );
+        assert_eq!(store.dump()["companies"].as_array().map(Vec::len), Some(2));
+        let ids: std::collections::HashSet<String> =
+            (0..1000).map(|_| store.new_id(1_700_000_000_000)).collect();
+        assert_eq!(ids.len(), 1000);
+    }
 }

@@ -4,6 +4,7 @@ use super::*;
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const TOKEN: &str = "test-token";
@@ -33,21 +34,25 @@ fn company(company_id: &str, user_count: u32) -> SeedCompany {
     }
 }
 
-fn contact(external_id: &str, merged: bool) -> SeedContact {
+fn contact(external_id: &str) -> SeedContact {
     SeedContact {
         external_id: Some(external_id.to_owned()),
         email: Some(format!("{external_id}@example.com")),
-        merged,
         ..SeedContact::default()
     }
 }
 
-/// Companies c1 (3 users), c2 (0 users), c3 (1 user); contacts e0..e6 with e3 merged;
+/// Companies c1 (3 users), c2 (0 users), c3 (1 user); contacts e0..e6 with e3 merged into e4;
 /// attributes: company plan_tier/seats/arr/active/old_attr(archived), contact score.
 fn standard_seed() -> Seed {
     Seed {
         companies: vec![company("c1", 3), company("c2", 0), company("c3", 1)],
-        contacts: (0..7).map(|i| contact(&format!("e{i}"), i == 3)).collect(),
+        contacts: (0..7)
+            .map(|i| SeedContact {
+                merged_into: (i == 3).then(|| "e4".to_owned()),
+                ..contact(&format!("e{i}"))
+            })
+            .collect(),
         data_attributes: vec![
             attr("plan_tier", "company", "string", false),
             attr("seats", "company", "integer", false),
@@ -73,7 +78,10 @@ struct Answer {
 
 impl Api {
     async fn start(cfg: MockConfig) -> Api {
-        let server = MockServer::start(cfg).await.expect("start mock");
+        Api::with(MockServer::start(cfg).await.expect("start mock"))
+    }
+
+    fn with(server: MockServer) -> Api {
         let ids = server.seed(standard_seed()).expect("seed");
         Api {
             server,
@@ -317,6 +325,18 @@ async fn create_calls_are_recorded_as_violations() {
     assert_eq!(v[0].body["company_id"], "new");
     assert_eq!(v[1].path, "/contacts");
     assert_eq!(api.server.stats().violations, 2);
+    let bad = json!({"company_id": "bad", "custom_attributes": {"nope": 1}});
+    assert_eq!(
+        api.call(Method::POST, "/companies", Some(bad)).await.status,
+        400
+    );
+    let companies = api.server.dump()["companies"].as_array().map(Vec::len);
+    assert_eq!(
+        companies,
+        Some(4),
+        "the invalid create must not leave a company behind"
+    );
+    assert_eq!(api.server.stats().violations, 3);
 }
 
 #[tokio::test]
@@ -387,6 +407,9 @@ async fn contact_put_merged_is_410_unknown_is_404() {
         .await;
     assert_eq!(a.status, 410);
     assert_eq!(error_code(&a), "contact_merged");
+    let link = a.headers.get("link").and_then(|v| v.to_str().ok());
+    let expected = format!("</contacts/{}>; rel=\"canonical\"", api.ids.contacts[4]);
+    assert_eq!(link, Some(expected.as_str()));
     let a = api
         .call(
             Method::PUT,
@@ -670,6 +693,57 @@ async fn drop_after_applies_the_write_and_the_client_sees_an_error() {
 }
 
 #[tokio::test]
+async fn drops_on_a_reused_connection_are_not_retried_silently() {
+    let api = Api::start(config()).await;
+    let path = format!("/companies/{}", api.ids.companies[0]);
+    assert_eq!(
+        api.call(Method::PUT, &path, Some(json!({"monthly_spend": 1})))
+            .await
+            .status,
+        200
+    );
+    for (faults, writes) in [
+        (
+            FaultConfig {
+                p_drop_after: 1.0,
+                ..FaultConfig::default()
+            },
+            2,
+        ),
+        (
+            FaultConfig {
+                p_drop_before: 1.0,
+                ..FaultConfig::default()
+            },
+            2,
+        ),
+    ] {
+        api.server.set_faults(faults);
+        let r = api
+            .call_with(
+                Method::PUT,
+                &path,
+                Some(json!({"monthly_spend": 2})),
+                Some(TOKEN),
+                Some("2.16"),
+            )
+            .await;
+        assert!(r.is_err(), "expected a connection error");
+        assert_eq!(api.server.stats().company_writes, writes);
+    }
+    assert_eq!(
+        api.server.stats().total_requests,
+        3,
+        "the client must not have retried"
+    );
+    api.server.set_faults(FaultConfig::default());
+    assert_eq!(
+        api.call(Method::GET, "/data_attributes", None).await.status,
+        200
+    );
+}
+
+#[tokio::test]
 async fn injected_5xx_and_permanent_failures_apply_nothing() {
     let api = Api::start(MockConfig {
         fail_company_ids: vec!["c3".to_owned()],
@@ -729,6 +803,14 @@ async fn slow_answers_time_out_but_apply() {
         .send()
         .await;
     assert!(r.is_err_and(|e| e.is_timeout()));
+    // The write happens before the delay; on a loaded machine it may land just after the
+    // client gave up, so allow it a moment.
+    for _ in 0..100 {
+        if api.company("c1")["monthly_spend"] == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(api.company("c1")["monthly_spend"], 4);
     assert_eq!(api.server.stats().slowed, 1);
 }
@@ -745,7 +827,12 @@ async fn injected_429_is_counted_apart_and_faults_are_seeded() {
         let api = Api::start(cfg.clone()).await;
         let mut statuses = Vec::new();
         for _ in 0..20 {
-            statuses.push(api.call(Method::GET, "/data_attributes", None).await.status);
+            let a = api.call(Method::GET, "/data_attributes", None).await;
+            if a.status == 429 {
+                assert_eq!(error_code(&a), "rate_limit_exceeded");
+                assert_eq!(header_u64(&a, "x-ratelimit-remaining"), 0);
+            }
+            statuses.push(a.status);
         }
         let stats = api.server.stats();
         assert_eq!(
@@ -814,6 +901,31 @@ async fn control_endpoints_seed_dump_and_set_faults() {
         .expect("json");
     assert_eq!(state["companies"][0]["custom_attributes"]["k"], "v");
     assert_eq!(state["stats"]["total_requests"], 1);
+    let stats: Value = api
+        .client
+        .get(format!("{base}/_mock/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stats["injected_5xx"], 1);
+
+    // A seed larger than axum's default 2 MB body limit.
+    let contacts: Vec<Value> = (0..40_000)
+        .map(|i| json!({"external_id": format!("ext-{i:08}"), "email": format!("user{i:08}@example.com")}))
+        .collect();
+    let big = serde_json::to_vec(&json!({"contacts": contacts})).expect("json");
+    assert!(big.len() > 2 << 20);
+    let r = api
+        .client
+        .post(format!("{base}/_mock/seed"))
+        .body(big)
+        .send()
+        .await
+        .expect("seed");
+    assert_eq!(r.status().as_u16(), 200);
     let req = &state["requests"][0];
     assert_eq!(req["path"], "/companies");
     assert_eq!(req["query"], "company_id=z1");
@@ -835,4 +947,89 @@ fn background_server_serves_sync_callers() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.contains("\"company_id\":\"c3\""));
     server.shutdown();
+}
+
+/// CPU time (user + system, in seconds) used so far by this process's threads named `prefix*`.
+fn threads_cpu_seconds(prefix: &str) -> f64 {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised command: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += fields
+            .get(11)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+        ticks += fields
+            .get(12)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    ticks as f64 / 100.0
+}
+
+/// Throughput check (run with `--ignored --nocapture`): concurrent company PUTs with an
+/// occasional 100-id contact search. Measures requests per second of CPU time used by the mock's
+/// own runtime threads, so the figure does not depend on other load on the machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn sustains_over_2000_requests_per_second() {
+    let server = MockServer::start_background(MockConfig {
+        rate_limit: u32::MAX,
+        ..config()
+    })
+    .expect("start");
+    let api = Arc::new(Api::with(server));
+    let mut seed = standard_seed();
+    seed.companies = (0..10_000).map(|i| company(&format!("c{i}"), 1)).collect();
+    seed.contacts = (0..50_000).map(|i| contact(&format!("e{i}"))).collect();
+    let ids = Arc::new(api.server.seed(seed).expect("seed"));
+    let cpu_before = threads_cpu_seconds("mock-intercom");
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let (api, ids) = (api.clone(), ids.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while started.elapsed() < Duration::from_secs(2) {
+                let i = (t * 7919 + n as usize * 31) % ids.companies.len();
+                let a = if n.is_multiple_of(50) {
+                    let wanted: Vec<String> = (0..100).map(|k| format!("e{}", (i + k) % 50_000)).collect();
+                    let body = json!({"query": {"field": "external_id", "operator": "IN", "value": wanted},
+                                      "pagination": {"per_page": 150}});
+                    api.call(Method::POST, "/contacts/search", Some(body)).await
+                } else {
+                    let body = json!({"monthly_spend": n, "custom_attributes": {"seats": n, "plan_tier": "x"}});
+                    api.call(Method::PUT, &format!("/companies/{}", ids.companies[i]), Some(body)).await
+                };
+                assert_eq!(a.status, 200);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("join");
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = threads_cpu_seconds("mock-intercom") - cpu_before;
+    let per_cpu_second = total as f64 / cpu.max(0.01);
+    println!(
+        "{total} requests in {wall:.2} s ({:.0} req/s wall); mock used {cpu:.2} CPU s → {per_cpu_second:.0} req per CPU second",
+        total as f64 / wall
+    );
+    assert!(
+        per_cpu_second > 2000.0,
+        "{per_cpu_second:.0} req per mock CPU second"
+    );
 }
