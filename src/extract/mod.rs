@@ -313,12 +313,10 @@ impl<'w, 'c> Loader<'w, 'c> {
             email: self.key_cell(file, row, 2, "email", line)?,
         };
         self.users_have_id |= user.vitally_id.is_some();
-        let record_key = match (&user.external_id, &user.email) {
-            (Some(external_id), _) => format!("e:{external_id}"),
-            (None, Some(email)) => format!("m:{email}"),
-            (None, None) => return Err(ExtractError::at(file, line, "this user has neither `externalId` nor `email`: Intercom contacts are found by one of them")),
-        };
-        if !self.user_keys.insert(record_key) {
+        if user.external_id.is_none() && user.email.is_none() {
+            return Err(ExtractError::at(file, line, "this user has neither `externalId` nor `email`: Intercom contacts are found by one of them"));
+        }
+        if !self.user_keys.insert(user.record_key()) {
             let what = match &user.external_id {
                 Some(id) => format!("externalId `{id}`"),
                 None => format!(

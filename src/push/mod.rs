@@ -111,7 +111,7 @@ pub fn push(
     drop(tx);
     let written = writer_thread
         .join()
-        .unwrap_or_else(|_| Err(StoreError::Locked("the result writer panicked".into())));
+        .unwrap_or_else(|_| Err(StoreError::Worker("the result writer panicked")));
     result?;
     written?;
 
@@ -156,9 +156,8 @@ fn settle(
             counts.problem(&record.record_key, "failed", reason.clone());
         }
     }
-    tx.send(record).map_err(|_| {
-        StoreError::Locked("the result writer stopped (see the error above)".into()).into()
-    })
+    tx.send(record)
+        .map_err(|_| StoreError::Worker("the result writer stopped").into())
 }
 
 fn push_companies(

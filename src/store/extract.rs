@@ -199,6 +199,17 @@ pub struct UserRecord {
     pub email: Option<String>,
 }
 
+impl UserRecord {
+    /// The user's key in payloads and sync state: `e:<external_id>`, or `m:<email>` for a
+    /// user known by email only.
+    pub fn record_key(&self) -> String {
+        match (&self.external_id, &self.email) {
+            (Some(id), _) => format!("e:{id}"),
+            (None, email) => format!("m:{}", email.as_deref().unwrap_or_default()),
+        }
+    }
+}
+
 /// An account as `transform` reads it.
 #[derive(Clone, Debug, Default)]
 pub struct AccountRecord {

@@ -30,6 +30,9 @@ pub enum StoreError {
     NoExtract { path: String },
     #[error("{0}")]
     Locked(String),
+    /// A worker thread died; the message says which.
+    #[error("internal error: {0}")]
+    Worker(&'static str),
 }
 
 /// An open state database.

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::extract::typing::Kind;
 use crate::progress::Progress;
-use crate::store::{AccountChunk, Store, StoreError};
+use crate::store::{AccountChunk, Store, StoreError, UserRecord};
 use mapping::{Mapping, MappingSettings};
 use payload::{company_payload, user_payload, AccountChildren};
 
@@ -118,40 +118,34 @@ pub fn transform(
         }
         reading
             .join()
-            .map_err(|_| TransformError::Settings("the reader thread panicked".into()))
+            .map_err(|_| TransformError::Store(StoreError::Worker("the reader thread panicked")))
     })?;
     progress.finish();
 
     let users = reader.users()?;
-    let mut unmatched_owners = owners.clone();
+    // An owner is named by the users' `id` when they have one, else by their externalId.
+    let reference_of = |user: &UserRecord| {
+        if users_by_id {
+            user.vitally_id.clone()
+        } else {
+            user.external_id.clone()
+        }
+    };
     let computed: Vec<(String, String, [u8; 16])> = users
         .par_iter()
         .map(|user| {
-            let reference = if users_by_id {
-                user.vitally_id.as_deref()
-            } else {
-                user.external_id.as_deref()
-            };
-            let is_owner = reference.is_some_and(|r| owners.contains(r));
+            let is_owner = reference_of(user).is_some_and(|r| owners.contains(&r));
             let json = user_payload(&mapping, user, is_owner);
             let hash = hash::payload_hash(&mapping.version, json.as_bytes());
-            let key = match &user.external_id {
-                Some(id) => format!("e:{id}"),
-                None => format!("m:{}", user.email.as_deref().unwrap_or_default()),
-            };
-            (key, json, hash)
+            (user.record_key(), json, hash)
         })
         .collect();
-    for user in &users {
-        let reference = if users_by_id {
-            user.vitally_id.as_deref()
-        } else {
-            user.external_id.as_deref()
-        };
-        if let Some(r) = reference {
-            unmatched_owners.remove(r);
-        }
-    }
+    let matched_owners: HashSet<String> = users
+        .iter()
+        .filter_map(reference_of)
+        .filter(|r| owners.contains(r))
+        .collect();
+    let unmatched_owners = owners.len() - matched_owners.len();
     for (key, json, hash) in &computed {
         writer.insert_payload("user", key, json, hash)?;
     }
@@ -167,10 +161,9 @@ pub fn transform(
             payload::MONTHLY_SPEND_MAX
         ));
     }
-    if !unmatched_owners.is_empty() {
+    if unmatched_owners > 0 {
         summary.warnings.push(format!(
-            "{} accountOwnerId values match no user (by {}); those owners get no contact update",
-            unmatched_owners.len(),
+            "{unmatched_owners} accountOwnerId values match no user (by {}); those owners get no contact update",
             if users_by_id { "id" } else { "externalId" }
         ));
     }
