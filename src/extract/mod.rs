@@ -427,17 +427,19 @@ impl<'w, 'c> Loader<'w, 'c> {
         Ok(())
     }
 
+    /// Counts a row skipped because what it refers to is unknown (one warning per kind).
+    fn skip(&mut self, file: &TableFile, what: &str) {
+        *self
+            .unknown_refs
+            .entry(format!("{}: {what}", file.display_name()))
+            .or_default() += 1;
+    }
+
     /// The account key for a child row's `account_id`; `None` (counted) when unknown.
     fn account_of(&mut self, file: &TableFile, reference: &str) -> Option<i64> {
         let found = self.accounts.get(reference).copied();
         if found.is_none() {
-            *self
-                .unknown_refs
-                .entry(format!(
-                    "{}: rows whose account is not in the accounts file",
-                    file.display_name()
-                ))
-                .or_default() += 1;
+            self.skip(file, "rows whose account is not in the accounts file");
         }
         found
     }
@@ -469,13 +471,10 @@ impl<'w, 'c> Loader<'w, 'c> {
             ExtractError::at(file, line, format!("element count for `{element}`: {e}"))
         })?;
         let Some((element_key, created)) = self.elements.resolve(element) else {
-            *self
-                .unknown_refs
-                .entry(format!(
-                    "{}: element counts whose element is not in the elements file",
-                    file.display_name()
-                ))
-                .or_default() += 1;
+            self.skip(
+                file,
+                "element counts whose element is not in the elements file",
+            );
             return Ok(());
         };
         if created {
@@ -520,13 +519,10 @@ impl<'w, 'c> Loader<'w, 'c> {
             Cell::Json(v) => (v.clone(), kind_of_json(v)),
         };
         let Some((metric_key, created)) = self.metrics.resolve(metric) else {
-            *self
-                .unknown_refs
-                .entry(format!(
-                    "{}: metric values whose metric is not in the success_metrics file",
-                    file.display_name()
-                ))
-                .or_default() += 1;
+            self.skip(
+                file,
+                "metric values whose metric is not in the success_metrics file",
+            );
             return Ok(());
         };
         if created {

@@ -138,6 +138,22 @@ fn count_unchanged(store: &Store, report: &mut PushReport) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Settles every task's outcome as it finishes.
+async fn drain(
+    mut tasks: JoinSet<SyncRecord>,
+    progress: &Progress,
+    tx: &mpsc::Sender<SyncRecord>,
+    counts: &mut KindReport,
+) -> Result<(), PushError> {
+    while let Some(done) = tasks.join_next().await {
+        // A task only ends early if it panicked, which would be a bug: stop the run.
+        let record = done.map_err(|_| StoreError::Worker("a push task panicked"))?;
+        progress.inc(1);
+        settle(tx, counts, record)?;
+    }
+    Ok(())
+}
+
 /// Counts an outcome and hands it to the writer.
 fn settle(
     tx: &mpsc::Sender<SyncRecord>,
@@ -199,16 +215,7 @@ fn push_companies(
                 let client = client.clone();
                 tasks.spawn(async move { push_company(&client, record, known).await });
             }
-            while let Some(done) = tasks.join_next().await {
-                let record = done.unwrap_or_else(|e| SyncRecord {
-                    kind: "company",
-                    record_key: String::new(),
-                    outcome: RecordOutcome::Failed(format!("task failed: {e}")),
-                });
-                progress.inc(1);
-                settle(tx, counts, record)?;
-            }
-            Ok::<(), PushError>(())
+            drain(tasks, &progress, tx, counts).await
         })?;
     }
     Ok(())
@@ -295,16 +302,7 @@ fn push_users(
                 let client = client.clone();
                 tasks.spawn(async move { push_user(&client, record, found).await });
             }
-            while let Some(done) = tasks.join_next().await {
-                let record = done.unwrap_or_else(|e| SyncRecord {
-                    kind: "user",
-                    record_key: String::new(),
-                    outcome: RecordOutcome::Failed(format!("task failed: {e}")),
-                });
-                progress.inc(1);
-                settle(tx, counts, record)?;
-            }
-            Ok::<(), PushError>(())
+            drain(tasks, &progress, tx, counts).await
         })?;
     }
     Ok(())
