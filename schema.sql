@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS users (
     vitally_id  TEXT,
     external_id TEXT,                     -- Intercom contact external_id
     email       TEXT,
+    record_key  TEXT NOT NULL,            -- 'e:' || external_id, or 'm:' || email without one
     source_line INTEGER NOT NULL
 );
 
@@ -85,14 +86,17 @@ CREATE TABLE IF NOT EXISTS account_labels (
 
 -- One row per company and per user: the canonical payload JSON (sorted keys) and its
 -- 128-bit xxh3 hash over the mapping version plus those bytes.
--- record_key: a company's company_id; a user's 'e:' || external_id, or 'm:' || email.
+-- record_key: a company's company_id; a user's users.record_key.
+-- A rowid table: rows (≈ 2 KB each) append in transform order, only the small
+-- (kind, record_key) index takes random inserts; transform rewrites only changed rows.
 CREATE TABLE IF NOT EXISTS payloads (
+    payload_id INTEGER PRIMARY KEY,
     kind       TEXT NOT NULL CHECK (kind IN ('company', 'user')),
     record_key TEXT NOT NULL,
     payload    TEXT NOT NULL,
     hash       BLOB NOT NULL,
-    PRIMARY KEY (kind, record_key)
-) WITHOUT ROWID;
+    UNIQUE (kind, record_key)
+);
 
 -- The custom data attributes the current mapping produces, with the Intercom data_type.
 -- source: 'field:<name>', 'element:<name>', 'metric:<name>', 'indicators', 'segments', 'owner'.

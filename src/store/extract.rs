@@ -93,8 +93,8 @@ impl<'c> ExtractWriter<'c> {
         line: u64,
     ) -> Result<Inserted, StoreError> {
         self.insert(
-            "INSERT INTO users (user_key, vitally_id, external_id, email, source_line) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key, user.vitally_id, user.external_id, user.email, line as i64],
+            "INSERT INTO users (user_key, vitally_id, external_id, email, record_key, source_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![key, user.vitally_id, user.external_id, user.email, user.record_key(), line as i64],
         )
     }
 

@@ -34,7 +34,8 @@ impl PayloadRow {
     }
 }
 
-/// Replaces all payloads and the attribute catalog in one transaction.
+/// Replaces all payloads and the attribute catalog in one transaction: rows whose hash is
+/// unchanged are not rewritten, rows of records no longer in the extract are deleted at commit.
 pub struct PayloadWriter<'c> {
     tx: Transaction<'c>,
     path: PathBuf,
@@ -44,7 +45,7 @@ impl Store {
     pub fn payload_writer(&mut self) -> Result<PayloadWriter<'_>, StoreError> {
         let path = self.path.clone();
         let tx = self.tx()?;
-        tx.execute_batch("DELETE FROM payloads; DELETE FROM attributes;")
+        tx.execute_batch("DELETE FROM attributes;")
             .map_err(|e| sqlite_err(&path, e))?;
         Ok(PayloadWriter { tx, path })
     }
@@ -139,7 +140,9 @@ impl PayloadWriter<'_> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "INSERT INTO payloads (kind, record_key, payload, hash) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO payloads (kind, record_key, payload, hash) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind, record_key) DO UPDATE SET payload = excluded.payload, hash = excluded.hash
+                 WHERE payloads.hash <> excluded.hash",
             )
             .map_err(|e| self.err(e))?;
         stmt.execute(params![kind, record_key, payload, hash])
@@ -171,7 +174,14 @@ impl PayloadWriter<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// Deletes the payloads of records no longer in the extract, then commits.
     pub fn commit(self) -> Result<(), StoreError> {
+        self.tx
+            .execute_batch(
+                "DELETE FROM payloads WHERE kind = 'company' AND record_key NOT IN (SELECT external_id FROM accounts);
+                 DELETE FROM payloads WHERE kind = 'user' AND record_key NOT IN (SELECT record_key FROM users);",
+            )
+            .map_err(|e| sqlite_err(&self.path, e))?;
         self.tx.commit().map_err(|e| sqlite_err(&self.path, e))
     }
 }
