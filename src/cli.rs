@@ -53,6 +53,9 @@ pub enum Command {
     Transform(MappingArgs),
     /// Show what the next push would send: payloads that differ from what Intercom accepted.
     Plan(PlanArgs),
+    /// Write a deterministic, realistic generated export (for tests and benchmarks), or
+    /// change a share of an existing one's accounts with `--mutate P`.
+    Gen(GenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,4 +92,30 @@ pub struct PlanArgs {
     /// Records shown in detail by the human plan (totals always count all).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Number of accounts (≈ users-per-account users, 10 element counts, 5 metric values,
+    /// 2 indicators and 1.5 segments each).
+    #[arg(long, value_name = "N", required_unless_present = "mutate")]
+    pub accounts: Option<u64>,
+    /// Same seed, same bytes.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Output directory (created if needed); with --mutate, the export to change in place.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = crate::gen::GenFormat::Csv)]
+    pub format: crate::gen::GenFormat,
+    /// Write `<table>.<fmt>.gz` files.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Mean users per account (each account gets 0..=2×this).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub users_per_account: u32,
+    /// Instead of generating: change P % of the accounts of the export in --out (new mrr
+    /// and health score, one element count + 1), chosen by --seed.
+    #[arg(long, value_name = "P", conflicts_with_all = ["accounts", "format", "gzip", "users_per_account"])]
+    pub mutate: Option<f64>,
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod extract;
+pub mod gen;
 pub mod progress;
 pub mod store;
 pub mod transform;

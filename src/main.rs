@@ -31,6 +31,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             cmd::transform::run(&Settings::resolve(&cli.global, Some(mapping), None)?)
         }
         Command::Plan(args) => cmd::plan::run(&Settings::resolve(&cli.global, None, None)?, args),
+        Command::Gen(args) => cmd::gen::run(args),
     }
 }
 

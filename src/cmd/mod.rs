@@ -1,6 +1,7 @@
 //! One module per subcommand. Each returns the process exit code or an error that
 //! `main` maps to one (see [`exit_code`]).
 
+pub mod gen;
 pub mod load;
 pub mod plan;
 pub mod transform;
