@@ -21,7 +21,8 @@ fi
 if [[ ${BENCH_XL:-0} == 1 ]]; then
     SIZES="$SIZES 3000000"
 fi
-BIN=$ROOT/target/release/intercom-push
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release/intercom-push
 RESULTS=$WORK/results.tsv # label, runs, wall min/median/max (s), peak RSS min/median/max (KiB), command
 COMMANDS=$WORK/commands.txt
 NOTES=$WORK/notes.txt
@@ -48,6 +49,8 @@ ensure_sqlite3() {
 build() {
     log "cargo build --release"
     (cd "$ROOT" && cargo build --release --quiet)
+    # What was measured: the commit the binary was built from (and whether the tree differed).
+    (cd "$ROOT" && echo "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' (with local changes)')") >"$WORK/commit.txt"
 }
 
 # min, median (lower middle for an even count) and max of the numbers given.
@@ -194,9 +197,9 @@ machine() {
 | kernel | $(uname -sr) |
 | rustc | $(rustc --version) |
 | sqlite3 CLI | $(sqlite3 --version | cut -d' ' -f1-2) |
-| intercom-push | $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (with local changes)') |
-| load average before / after | $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg) |
-| CPU pressure (PSI some avg300) before / after | $PSI_BEFORE / $(psi) |
+| intercom-push (commit measured) | $(cat "$WORK/commit.txt") |
+| load average before / after | $(cat "$WORK/load-before.txt") / $(cut -d' ' -f1-3 /proc/loadavg) |
+| CPU pressure (PSI some avg300) before / after | $(cat "$WORK/psi-before.txt") / $(psi) |
 | runs per figure | $RUNS |
 MD
 }
@@ -285,12 +288,16 @@ psi() { awk '/^some/ { sub("avg300=", "", $4); print $4 "%" }' /proc/pressure/cp
 
 main() {
     mkdir -p "$WORK" "$(dirname "$OUT")"
+    if [[ ${BENCH_REPORT_ONLY:-0} == 1 ]]; then # rewrite the report from the last run's results
+        write_report
+        return
+    fi
     : >"$RESULTS"
     : >"$NOTES"
     : >"$WORK/scaling.txt"
     : >"$WORK/stderr.log"
-    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-    PSI_BEFORE=$(psi)
+    cut -d' ' -f1-3 /proc/loadavg >"$WORK/load-before.txt"
+    psi >"$WORK/psi-before.txt"
     ensure_sqlite3
     build
     local n
