@@ -76,6 +76,9 @@ pub enum Command {
     /// It accepts the token in INTERCOM_ACCESS_TOKEN (default `mock-token`). Control endpoints
     /// without auth: GET /_mock/state, POST /_mock/seed, POST /_mock/faults.
     Mock(MockArgs),
+    /// Write a deterministic, realistic generated export (for tests and benchmarks), or
+    /// change a share of an existing one's accounts with `--mutate P`.
+    Gen(GenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -217,4 +220,30 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Number of accounts (≈ users-per-account users, 10 element counts, 5 metric values,
+    /// 2 indicators and 1.5 segments each).
+    #[arg(long, value_name = "N", required_unless_present = "mutate")]
+    pub accounts: Option<u64>,
+    /// Same seed, same bytes.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Output directory (created if needed); with --mutate, the export to change in place.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = crate::gen::GenFormat::Csv)]
+    pub format: crate::gen::GenFormat,
+    /// Write `<table>.<fmt>.gz` files.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Mean users per account (each account gets 0..=2×this).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub users_per_account: u32,
+    /// Instead of generating: change P % of the accounts of the export in --out (new mrr
+    /// and health score, one element count + 1), chosen by --seed.
+    #[arg(long, value_name = "P", conflicts_with_all = ["accounts", "format", "gzip", "users_per_account"])]
+    pub mutate: Option<f64>,
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod extract;
+pub mod gen;
 pub mod intercom;
 pub mod mock;
 pub mod progress;

@@ -3,6 +3,7 @@
 
 pub mod attributes;
 pub mod demo;
+pub mod gen;
 pub mod load;
 pub mod mock;
 pub mod plan;

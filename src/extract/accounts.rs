@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::rows::{normalize_column, Cell, Row};
+use super::rows::{column_is, Cell, Row};
 use super::typing::{kind_of_json, sniff_text, Kind};
 
 /// Keys of a Vitally account object that are not fields.
@@ -32,13 +32,17 @@ pub struct AccountRow {
     pub skipped_fields: Vec<String>,
 }
 
-/// Which identifier a column is, by its normalized name.
-fn identifier(normalized: &str) -> Option<Identifier> {
-    match normalized {
-        "id" => Some(Identifier::Id),
-        "externalid" => Some(Identifier::External),
-        "accountownerid" => Some(Identifier::Owner),
-        _ => None,
+/// Which identifier a column is, by its normalized name (compared without allocating: this
+/// runs for every cell of every account).
+fn identifier(name: &str) -> Option<Identifier> {
+    if column_is(name, "id") {
+        Some(Identifier::Id)
+    } else if column_is(name, "externalid") {
+        Some(Identifier::External)
+    } else if column_is(name, "accountownerid") {
+        Some(Identifier::Owner)
+    } else {
+        None
     }
 }
 
@@ -59,8 +63,7 @@ pub fn split_row(row: &Row<'_>) -> Result<AccountRow, String> {
     let mut out = AccountRow::default();
     let mut seen: [Option<&str>; 3] = [None; 3];
     for (name, cell) in row.cells() {
-        let normalized = normalize_column(name);
-        if let Some(id) = identifier(&normalized) {
+        if let Some(id) = identifier(name) {
             if let Some(first) = seen[id as usize].replace(name) {
                 return Err(format!("`{first}` and `{name}` are the same column (camelCase and snake_case spellings of one name): keep one"));
             }

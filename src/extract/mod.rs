@@ -373,23 +373,24 @@ impl<'w, 'c> Loader<'w, 'c> {
         let key = self.accounts.len() as i64 + 1;
         let mut fields = Map::new();
         for (name, value, kind) in parsed.fields {
-            if rows::normalize_column(&name) == MRR && !matches!(kind, Kind::Integer | Kind::Float)
-            {
+            if rows::column_is(&name, MRR) && !matches!(kind, Kind::Integer | Kind::Float) {
                 return Err(ExtractError::at(
                     file,
                     line,
                     format!("`{name}` must be a number (it becomes monthly_spend), found {value}: fix the value, or leave the cell empty for no monthly_spend"),
                 ));
             }
-            let position = self.fields.len();
-            let entry = self
-                .fields
-                .entry(name.clone())
-                .or_insert((Kind::Empty, position));
-            entry.0 = entry.0.join(kind);
-            if fields.insert(name.clone(), value).is_some() {
+            // Look up before inserting: no clone of the name per field per row.
+            if let Some(entry) = self.fields.get_mut(&name) {
+                entry.0 = entry.0.join(kind);
+            } else {
+                let position = self.fields.len();
+                self.fields.insert(name.clone(), (kind, position));
+            }
+            if fields.contains_key(&name) {
                 return Err(ExtractError::at(file, line, format!("the field `{name}` is given twice in this account (e.g. as `{name}` and `traits.{name}`): keep one")));
             }
+            fields.insert(name, value);
         }
         for name in parsed.skipped_fields {
             if self.skipped_array_fields.insert(name.clone()) {

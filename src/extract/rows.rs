@@ -17,6 +17,14 @@ pub fn normalize_column(name: &str) -> String {
         .collect()
 }
 
+/// Whether `name` normalizes (see [`normalize_column`]) to `normalized`, without allocating.
+pub fn column_is(name: &str, normalized: &str) -> bool {
+    name.chars()
+        .filter(|c| *c != '_')
+        .map(|c| c.to_ascii_lowercase())
+        .eq(normalized.chars())
+}
+
 /// One cell of a row: CSV text, or a JSON value.
 #[derive(Clone, Copy, Debug)]
 pub enum Cell<'a> {
