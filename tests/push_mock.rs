@@ -414,3 +414,37 @@ fn many_unknown_companies_are_resolved_by_scrolling_not_one_lookup_each() {
     );
     assert_mock_holds_payloads(&db, &mock, N);
 }
+
+#[test]
+fn an_unchanged_export_is_not_reloaded_recomputed_or_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, input) = (tmp.path().join("s.db"), tmp.path().join("in"));
+    let mock = mock(MockConfig::default());
+    seed_small(&mock);
+    small_export(&input, "u1", "6");
+    assert_eq!(run_json(&db, &input, &mock, &[]).0, 0);
+    let load = intercom_push(&db, &["load", "--input", input.to_str().unwrap()]);
+    assert!(
+        load.stdout.contains("export unchanged since export #1"),
+        "{}",
+        load.stdout
+    );
+    let transform = intercom_push(&db, &["transform"]);
+    assert!(
+        transform.stdout.contains("payloads are up to date"),
+        "{}",
+        transform.stdout
+    );
+    let calls_before = mock.stats().total_requests;
+    let (code, report, _) = run_json(&db, &input, &mock, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(report["api_calls"], 0, "{report}");
+    assert_eq!(mock.stats().total_requests, calls_before);
+    // A changed setting recomputes (and re-sends) even with the same files.
+    let transform = intercom_push(&db, &["transform", "--prefix", "CS"]);
+    assert!(
+        transform.stdout.contains("computed 3 company"),
+        "{}",
+        transform.stdout
+    );
+}

@@ -37,6 +37,13 @@ pub fn run(settings: &Settings) -> Result<u8> {
     let _lock = super::lock(settings, "load")?;
     let summary = load_export(settings)?;
     super::print_warnings(&summary.warnings);
+    if summary.unchanged {
+        println!(
+            "export unchanged since export #{} (the same files): nothing to load",
+            summary.extract_version
+        );
+        return Ok(0);
+    }
     let tables: Vec<String> = summary
         .rows
         .iter()

@@ -16,6 +16,13 @@ pub fn transform_payloads(settings: &Settings) -> Result<TransformSummary> {
 pub fn run(settings: &Settings) -> Result<u8> {
     let summary = transform_payloads(settings)?;
     super::print_warnings(&summary.warnings);
+    if summary.up_to_date {
+        println!(
+            "payloads are up to date ({} companies, {} users): same export, same settings",
+            summary.companies, summary.users
+        );
+        return Ok(0);
+    }
     println!(
         "computed {} company and {} user payloads ({} attributes, prefix `{}`)",
         summary.companies, summary.users, summary.attributes, settings.mapping.prefix

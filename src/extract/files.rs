@@ -74,6 +74,29 @@ pub struct Discovery {
     pub ignored: Vec<String>,
 }
 
+/// A digest (xxh3-128, hex) of the table files' names and bytes: equal digests mean an
+/// identical export, which `load` then skips.
+pub fn digest(found: &Discovery) -> Result<String, ExtractError> {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for file in found.tables.values() {
+        hasher.update(file.display_name().as_bytes());
+        hasher.update(&[0]);
+        let mut reader = File::open(&file.path).map_err(|e| ExtractError::io(file, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| ExtractError::io(file, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        hasher.update(&[0]);
+    }
+    Ok(format!("{:032x}", hasher.digest128()))
+}
+
 /// Lists `dir` and maps each `<table>.<csv|json|ndjson|jsonl>[.gz]` file to its table.
 /// Two files for one table, or a missing `accounts` file, is an error.
 pub fn discover(dir: &Path) -> Result<Discovery, ExtractError> {

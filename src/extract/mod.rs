@@ -61,6 +61,8 @@ pub struct LoadSummary {
     pub rows: BTreeMap<&'static str, u64>,
     pub warnings: Vec<String>,
     pub extract_version: u64,
+    /// The files are byte-identical to the last load's: nothing was rewritten.
+    pub unchanged: bool,
 }
 
 /// Loads the export in `dir` into `store`, replacing the previous extract atomically.
@@ -72,7 +74,14 @@ pub fn load(dir: &Path, store: &mut Store) -> Result<LoadSummary, ExtractError> 
             "{name}: not a table of the input contract; ignored"
         ));
     }
+    let digest = files::digest(&found)?;
+    if store.meta("extract_digest")?.as_deref() == Some(digest.as_str()) {
+        summary.extract_version = store.require_extract()?;
+        summary.unchanged = true;
+        return Ok(summary);
+    }
     let writer = store.extract_writer()?;
+    writer.set_meta("extract_digest", &digest)?;
     let mut loader = Loader::new(&writer);
     for table in files::TABLES {
         let Some(file) = found.tables.get(table) else {
