@@ -276,9 +276,13 @@ write_report() {
             cat "$ROOT/bench/findings.md"
             echo
         fi
-        echo "## Push figures"
-        echo
-        echo "TODO: filled in by the push benchmark."
+        if [[ -f $WORK/push.md ]]; then
+            cat "$WORK/push.md"
+        else
+            echo "## Push"
+            echo
+            echo "Not run (BENCH_SKIP_PUSH=1): \`bench/push.sh\` measures it."
+        fi
     } >"$OUT"
     log "wrote $OUT"
 }
@@ -304,6 +308,13 @@ main() {
     for n in $SIZES; do generate "$n"; done
     bench_accounts_csv "$CSV_ACCOUNTS"
     for n in $SIZES; do bench_pipeline "$n"; done
+    rm -f "$WORK/push.md"
+    if [[ ${BENCH_SKIP_PUSH:-0} != 1 ]]; then
+        if [[ ${BENCH_SMALL:-0} == 1 ]]; then
+            export PUSH_COMPANIES=${PUSH_COMPANIES:-1000} PUSH_RUNS=${PUSH_RUNS:-1}
+        fi
+        BENCH_DIR=$WORK PUSH_OUT=$WORK/push.md "$ROOT/bench/push.sh"
+    fi
     write_report
 }
 

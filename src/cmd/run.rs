@@ -8,6 +8,10 @@ use crate::push::PushOptions;
 use crate::store::Store;
 
 pub fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
+    if !args.dry_run {
+        // Refuse bad Intercom settings (token, base URL) before spending time on the export.
+        crate::intercom::Client::new(settings.intercom.client_config()?)?;
+    }
     let _lock = super::lock(settings, "run")?;
     let loaded = super::load::load_export(settings)?;
     let mut store = Store::open(&settings.db)?;

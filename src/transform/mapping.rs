@@ -118,6 +118,12 @@ impl Mapping {
         if prefix.is_empty() {
             return Err(TransformError::Settings("the prefix is empty: attributes would not be recognisable as ours; pass --prefix NAME (default Vitally)".into()));
         }
+        if intercom_safe(prefix) != prefix {
+            return Err(TransformError::Settings(format!(
+                "the prefix `{prefix}` has characters Intercom refuses in attribute names: use letters, digits, spaces, hyphens, underscores or currency symbols (e.g. --prefix `{}`)",
+                intercom_safe(prefix)
+            )));
+        }
         let named = |suffix: &str| format!("{prefix} {suffix}");
         let excludes = Excludes::parse(&settings.excludes);
         let mut taken: HashMap<String, (String, String)> = HashMap::new(); // attribute → (source, exclude hint)
@@ -202,7 +208,11 @@ impl Mapping {
                 ));
                 continue;
             }
-            let attribute = named(&words);
+            let Some(attribute) =
+                attribute_name(prefix, &words, &format!("field `{name}`"), &mut warnings)
+            else {
+                continue;
+            };
             claim(
                 &attribute,
                 "company",
@@ -222,7 +232,11 @@ impl Mapping {
             if excludes.elements.contains(name) {
                 continue;
             }
-            let attribute = named(name);
+            let Some(attribute) =
+                attribute_name(prefix, name, &format!("element `{name}`"), &mut warnings)
+            else {
+                continue;
+            };
             claim(
                 &attribute,
                 "company",
@@ -236,7 +250,11 @@ impl Mapping {
             if excludes.metrics.contains(name) || *kind == Kind::Empty {
                 continue;
             }
-            let attribute = named(name);
+            let Some(attribute) =
+                attribute_name(prefix, name, &format!("metric `{name}`"), &mut warnings)
+            else {
+                continue;
+            };
             claim(
                 &attribute,
                 "company",
@@ -265,6 +283,45 @@ impl Mapping {
         mapping.warnings = warnings;
         Ok(mapping)
     }
+}
+
+/// Whether Intercom accepts `c` in a data attribute name: letters, digits, spaces, hyphens,
+/// underscores and currency symbols (its "Invalid name" answer to `POST /data_attributes` in
+/// the OpenAPI description; the mock enforces the same).
+pub fn allowed_in_attribute_name(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '$' | '€' | '£' | '¥')
+}
+
+/// `name` with every character Intercom refuses replaced by a space, whitespace collapsed.
+pub fn intercom_safe(name: &str) -> String {
+    let replaced: String = name
+        .chars()
+        .map(|c| if allowed_in_attribute_name(c) { c } else { ' ' })
+        .collect();
+    replaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `<prefix> <name>`, made acceptable to Intercom; a warning names a source whose name had to
+/// change, and one that has nothing left is skipped.
+fn attribute_name(
+    prefix: &str,
+    name: &str,
+    source: &str,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    let safe = intercom_safe(name);
+    if safe.is_empty() {
+        warnings.push(format!(
+            "{source} has no character Intercom allows in an attribute name; skipped"
+        ));
+        return None;
+    }
+    if safe != name {
+        warnings.push(format!(
+            "{source} is sent as `{prefix} {safe}`: Intercom allows only letters, digits, spaces, hyphens, underscores and currency symbols in attribute names"
+        ));
+    }
+    Some(format!("{prefix} {safe}"))
 }
 
 /// Converts a raw value (CSV text as a JSON string, or a JSON value) to the attribute type.
@@ -300,5 +357,59 @@ fn shell_word(word: &str) -> String {
         word.to_string()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_intercom_refuses_are_made_acceptable_with_a_warning() {
+        assert_eq!(intercom_safe("Logins (30d)"), "Logins 30d");
+        assert_eq!(intercom_safe("A/B Tests"), "A B Tests");
+        assert_eq!(intercom_safe("🚀 Launches"), "Launches");
+        assert_eq!(
+            intercom_safe("東京 Region-Requests $"),
+            "東京 Region-Requests $"
+        );
+        let elements = vec![
+            (1, "A/B Tests".to_string()),
+            (2, "🚀".to_string()),
+            (3, "Seats".to_string()),
+        ];
+        let mapping = Mapping::build(&MappingSettings::default(), &[], &elements, &[]).unwrap();
+        assert_eq!(
+            mapping.elements.values().cloned().collect::<Vec<_>>(),
+            ["Vitally A B Tests", "Vitally Seats"]
+        );
+        assert!(
+            mapping
+                .warnings
+                .iter()
+                .any(|w| w.contains("element `A/B Tests` is sent as `Vitally A B Tests`")),
+            "{:?}",
+            mapping.warnings
+        );
+        assert!(
+            mapping
+                .warnings
+                .iter()
+                .any(|w| w.contains("element `🚀` has no character")),
+            "{:?}",
+            mapping.warnings
+        );
+    }
+
+    #[test]
+    fn a_prefix_intercom_refuses_is_a_settings_error() {
+        let settings = MappingSettings {
+            prefix: "Acme.io".into(),
+            ..MappingSettings::default()
+        };
+        let err = Mapping::build(&settings, &[], &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--prefix `Acme io`"), "{err}");
     }
 }
