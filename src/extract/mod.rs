@@ -54,6 +54,11 @@ impl ExtractError {
     }
 }
 
+/// Distinct account fields a load accepts. Intercom caps a workspace at 250 custom
+/// attributes, so an export with far more (a pivoted table, a wrong delimiter) is a mistake;
+/// the margin leaves room for fields left out with `--exclude`.
+pub const MAX_FIELDS: usize = 1000;
+
 /// What a load did.
 #[derive(Debug, Default)]
 pub struct LoadSummary {
@@ -389,6 +394,13 @@ impl<'w, 'c> Loader<'w, 'c> {
                 .entry(name.clone())
                 .or_insert((Kind::Empty, position));
             entry.0 = entry.0.join(kind);
+            if self.fields.len() > MAX_FIELDS {
+                return Err(ExtractError::at(
+                    file,
+                    line,
+                    format!("more than {MAX_FIELDS} distinct account fields (field number {} is `{name}`), but Intercom allows at most 250 custom attributes in a workspace: export only the fields you mean to send", MAX_FIELDS + 1),
+                ));
+            }
             if fields.insert(name.clone(), value).is_some() {
                 return Err(ExtractError::at(file, line, format!("the field `{name}` is given twice in this account (e.g. as `{name}` and `traits.{name}`): keep one")));
             }
