@@ -117,6 +117,140 @@ const JSON_PIECES: &[&[u8]] = &[
     b"\xc3\xa9",
 ];
 
+/// Column names: camelCase, spaces, punctuation, Unicode, dotted, some colliding after
+/// start case (`healthScore` / `health score`: transform refuses those, without panicking).
+const NAMES: &[&str] = &[
+    "plan",
+    "healthScore",
+    "health score",
+    "NPS (last 90d)",
+    "accountOwnerId",
+    "traits.tier",
+    "日本",
+    "a.b",
+    "x",
+    "seats_count",
+    "Zoë",
+];
+/// CSV cells, quoted where needed; a few are odd on purpose.
+const CELLS: &[&str] = &[
+    "",
+    "1",
+    "-0",
+    "1e5",
+    "2.50",
+    "true",
+    "FALSE",
+    "pro",
+    "\"a,b\"",
+    "\"say \"\"hi\"\"\"",
+    "\"two\nlines\"",
+    "\"two\r\nlines\"",
+    "é",
+    "NaN",
+    "99999999999999999999999",
+    "+5",
+    "02134",
+    " padded ",
+    "null",
+];
+/// JSON values for any key, including the embedded collections' shapes (right and wrong).
+const JSON_VALUES: &[&str] = &[
+    "1",
+    "-2",
+    "1.5",
+    "1e300",
+    "\"x\"",
+    "\"\"",
+    "null",
+    "true",
+    "[1,2]",
+    "[\"a\",\"b\"]",
+    "{\"a\":1,\"b\":{\"c\":\"d\"}}",
+    "{\"Widgets\":3}",
+    "[{\"id\":\"s1\",\"name\":\"VIP\"}]",
+    "{\"Churn\":\"2024-01-01\"}",
+    "[]",
+    "{}",
+    "\"\\u00e9\\n\"",
+    "12345678901234567890",
+];
+const JSON_KEYS: &[&str] = &[
+    "plan",
+    "healthScore",
+    "traits",
+    "segments",
+    "currentElementCounts",
+    "currentSuccessMetricValues",
+    "activeRiskIndicators",
+    "activeOpportunityIndicators",
+    "keyRoles",
+    "mrr",
+    "日本",
+    "a.b",
+];
+
+/// A CSV accounts file that is well-formed more often than not: distinct header names from
+/// [`NAMES`], 1–5 rows of [`CELLS`], every row of the right length.
+fn csv_table() -> impl Strategy<Value = Vec<u8>> {
+    (
+        proptest::sample::subsequence(NAMES, 0..=NAMES.len()),
+        1..6usize,
+    )
+        .prop_flat_map(|(names, rows)| {
+            let n = names.len();
+            (
+                Just(names),
+                proptest::collection::vec(
+                    proptest::collection::vec(proptest::sample::select(CELLS), n),
+                    rows,
+                ),
+                any::<bool>(),
+            )
+        })
+        .prop_map(|(names, rows, crlf)| {
+            let end = if crlf { "\r\n" } else { "\n" };
+            let mut text = String::from("externalId");
+            for name in &names {
+                text += ",";
+                text += name;
+            }
+            text += end;
+            for (i, row) in rows.iter().enumerate() {
+                text += &format!("acct-{i}");
+                for cell in row {
+                    text += ",";
+                    text += cell;
+                }
+                text += end;
+            }
+            text.into_bytes()
+        })
+}
+
+/// NDJSON accounts: 1–4 objects with keys from [`JSON_KEYS`] and values from [`JSON_VALUES`].
+fn ndjson_table() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        proptest::collection::btree_map(
+            proptest::sample::select(JSON_KEYS),
+            proptest::sample::select(JSON_VALUES),
+            0..5,
+        ),
+        1..5,
+    )
+    .prop_map(|rows| {
+        let mut text = String::new();
+        for (i, row) in rows.iter().enumerate() {
+            text += &format!("{{\"externalId\":\"acct-{i}\"");
+            for (key, value) in row {
+                text += &format!(",\"{key}\":{value}");
+            }
+            text += "}\n";
+        }
+        text.into_bytes()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -135,6 +269,20 @@ proptest! {
         bytes.push(b'\n');
         bytes.extend(body);
         load_one("accounts.csv", &bytes);
+    }
+
+    #[test]
+    fn csv_reader_never_panics_on_csv_tables(bytes in csv_table()) {
+        load_one("accounts.csv", &bytes);
+        load_one("accounts.csv.gz", &common::gzip(&bytes));
+    }
+
+    #[test]
+    fn json_readers_never_panic_on_json_tables(bytes in ndjson_table()) {
+        load_one("accounts.ndjson", &bytes);
+        let text = String::from_utf8(bytes).unwrap();
+        let array = format!("[{}]", text.trim_end().replace('\n', ",\n"));
+        load_one("accounts.json", array.as_bytes());
     }
 
     #[test]
@@ -363,4 +511,22 @@ fn a_changed_value_changes_the_hash() {
     let c = payloads_for(&[("accounts.csv", "externalId,plan,seats\nacme,pro,3\n".into())]);
     let d = payloads_for(&[("accounts.csv", "seats,plan,externalId\n3,pro,acme\n".into())]);
     assert_eq!(c, d);
+}
+
+/// The generated tables are not all rejected: a fair share loads (and so also goes through
+/// transform), which is what makes "never panics" mean something there.
+#[test]
+fn generated_tables_often_load() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut csv_loaded, mut ndjson_loaded) = (0, 0);
+    for _ in 0..60 {
+        let csv = csv_table().new_tree(&mut runner).unwrap().current();
+        csv_loaded += usize::from(load_one("accounts.csv", &csv));
+        let ndjson = ndjson_table().new_tree(&mut runner).unwrap().current();
+        ndjson_loaded += usize::from(load_one("accounts.ndjson", &ndjson));
+    }
+    eprintln!("of 60: {csv_loaded} CSV and {ndjson_loaded} NDJSON tables loaded");
+    assert!(csv_loaded >= 10, "{csv_loaded} CSV tables loaded");
+    assert!(ndjson_loaded >= 10, "{ndjson_loaded} NDJSON tables loaded");
 }
