@@ -54,6 +54,11 @@ impl ExtractError {
     }
 }
 
+/// Distinct account fields a load accepts. Intercom caps a workspace at 250 custom
+/// attributes, so an export with far more (a pivoted table, a wrong delimiter) is a mistake;
+/// the margin leaves room for fields left out with `--exclude`.
+pub const MAX_FIELDS: usize = 1000;
+
 /// What a load did.
 #[derive(Debug, Default)]
 pub struct LoadSummary {
@@ -394,6 +399,13 @@ impl<'w, 'c> Loader<'w, 'c> {
                 entry.0 = entry.0.join(kind);
             } else {
                 let position = self.fields.len();
+                if position == MAX_FIELDS {
+                    return Err(ExtractError::at(
+                        file,
+                        line,
+                        format!("more than {MAX_FIELDS} distinct account fields (field number {} is `{name}`), but Intercom allows at most 250 custom attributes in a workspace: export only the fields you mean to send", MAX_FIELDS + 1),
+                    ));
+                }
                 self.fields.insert(name.clone(), (kind, position));
             }
             if fields.contains_key(&name) {

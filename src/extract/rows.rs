@@ -129,7 +129,19 @@ pub fn read_rows(
     required: &[&'static str],
     mut visit: impl FnMut(&Row<'_>, u64) -> Result<(), ExtractError>,
 ) -> Result<u64, ExtractError> {
-    let reader = file.open()?;
+    let mut reader = file.open()?;
+    // A UTF-16 export (Excel's "Unicode text") is not UTF-8: say so rather than report its
+    // first zero byte as bad UTF-8 or bad JSON.
+    let start = reader
+        .fill_buf()
+        .map_err(|e| ExtractError::read(file, 1, e))?;
+    if start.starts_with(&[0xFF, 0xFE]) || start.starts_with(&[0xFE, 0xFF]) {
+        return Err(ExtractError::at(
+            file,
+            1,
+            "the file is UTF-16 (it starts with a UTF-16 byte-order mark): re-export it as UTF-8",
+        ));
+    }
     match file.format {
         Format::Csv => read_csv(file, reader, wanted, required, &mut visit),
         Format::Json => read_json_array(file, reader, wanted, &mut visit),
@@ -151,7 +163,7 @@ fn read_csv(
     let mut record = csv::StringRecord::new();
     if !csv
         .read_record(&mut record)
-        .map_err(|e| csv_error(file, e, csv.get_ref().line))?
+        .map_err(|e| csv_error(file, e, csv.get_mut()))?
     {
         csv.get_ref().check_closed(file)?;
         return Err(ExtractError::at(
@@ -168,6 +180,13 @@ fn read_csv(
                 file,
                 1,
                 format!("column {} has no name in the header row", i + 1),
+            ));
+        }
+        if name.contains('\u{feff}') {
+            return Err(ExtractError::at(
+                file,
+                1,
+                format!("the name of column {} contains a byte-order mark (U+FEFF), which belongs only at the very start of a file: the file was probably made by concatenating exports; remove the stray mark", i + 1),
             ));
         }
         if !seen.insert(name.as_str()) {
@@ -209,9 +228,14 @@ fn read_csv(
     let mut rows = 0;
     while csv
         .read_record(&mut record)
-        .map_err(|e| csv_error(file, e, csv.get_ref().line))?
+        .map_err(|e| csv_error(file, e, csv.get_mut()))?
     {
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        // Not `p.line()`: the csv crate counts a CRLF record's `\n` into the next record,
+        // so every line after the first would be one short.
+        let line = record
+            .position()
+            .map(|p| csv.get_mut().line_of(p.byte()))
+            .unwrap_or(0);
         let row = Row {
             record: Record::Csv {
                 headers: &headers,
@@ -238,6 +262,12 @@ struct QuoteTracker<R> {
     line: u64,
     /// Line where the quoted field now open started.
     opened_at: u64,
+    /// Bytes passed through.
+    offset: u64,
+    /// Offsets of the `\n`s passed through and not yet counted by [`Self::line_of`].
+    newlines: std::collections::VecDeque<u64>,
+    /// `\n`s counted by [`Self::line_of`].
+    counted: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -256,6 +286,9 @@ impl<R> QuoteTracker<R> {
             state: QuoteState::FieldStart,
             line: 1,
             opened_at: 0,
+            offset: 0,
+            newlines: std::collections::VecDeque::new(),
+            counted: 0,
         }
     }
 
@@ -275,8 +308,22 @@ impl<R> QuoteTracker<R> {
             };
             if b == b'\n' {
                 self.line += 1;
+                self.newlines.push_back(self.offset);
             }
+            self.offset += 1;
         }
+    }
+
+    /// The line of a record that the csv crate says starts at byte `byte` (1-based). That
+    /// offset is just after the previous record's terminator, or on the `\n` of its CRLF:
+    /// either way the `\n`s up to and including it are the lines before. Calls must come
+    /// in increasing order of `byte`.
+    fn line_of(&mut self, byte: u64) -> u64 {
+        while self.newlines.front().is_some_and(|&n| n <= byte) {
+            self.newlines.pop_front();
+            self.counted += 1;
+        }
+        self.counted + 1
     }
 
     fn check_closed(&self, file: &TableFile) -> Result<(), ExtractError> {
@@ -312,8 +359,15 @@ fn camel(normalized: &str) -> &str {
 }
 
 /// `reached` is the line the reader had got to, for errors without a position (I/O).
-fn csv_error(file: &TableFile, error: csv::Error, reached: u64) -> ExtractError {
-    let line = error.position().map(|p| p.line()).unwrap_or(reached);
+fn csv_error<R>(
+    file: &TableFile,
+    error: csv::Error,
+    tracker: &mut QuoteTracker<R>,
+) -> ExtractError {
+    let line = match error.position() {
+        Some(p) => tracker.line_of(p.byte()),
+        None => tracker.line,
+    };
     match error.into_kind() {
         csv::ErrorKind::Utf8 { err, .. } => ExtractError::at(
             file,

@@ -1,0 +1,265 @@
+//! `kill -9` during `load` and `transform`: afterwards the database holds exactly the old
+//! extract or exactly the new one (never a mix), the payloads are all old or all new, and
+//! the next `transform` / `plan` work. Kill moments are seeded, spread over the measured
+//! duration of an uninterrupted run, and the test checks that kills did land mid-operation.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xxhash_rust::xxh3::Xxh3;
+
+const BIN: &str = env!("CARGO_BIN_EXE_intercom-push");
+/// Accounts in export A (B has 1,000 more and other values): large enough that a load or a
+/// transform takes about a second, so that kills land inside it.
+const ACCOUNTS: usize = 60_000;
+const TRIALS: usize = 5;
+
+/// Writes an export: accounts with three fields and one element count each.
+fn write_export(dir: &Path, accounts: usize, variant: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut csv = String::from("externalId,plan,seats,region\n");
+    let mut counts = String::from("account_id,element_id,count\n");
+    for i in 0..accounts {
+        csv += &format!("acct-{i:07},{variant}{},{},eu-{}\n", i % 5, i % 97, i % 13);
+        counts += &format!("acct-{i:07},Widgets {variant},{}\n", i % 11);
+    }
+    std::fs::write(dir.join("accounts.csv"), csv).unwrap();
+    std::fs::write(dir.join("element_counts.csv"), counts).unwrap();
+}
+
+fn command(db: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--db")
+        .arg(db)
+        .arg("--quiet")
+        .args(args)
+        .env_remove("INTERCOM_PUSH_CONFIG")
+        .env_remove("INTERCOM_PUSH_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[track_caller]
+fn run_ok(db: &Path, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    let out = command(db, args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    started.elapsed()
+}
+
+/// Digest of every row the query returns (all columns as text).
+fn digest_query(conn: &rusqlite::Connection, sql: &str, hasher: &mut Xxh3) -> u64 {
+    let mut stmt = conn.prepare(sql).unwrap();
+    let columns = stmt.column_count();
+    let mut rows = stmt.query([]).unwrap();
+    let mut n = 0;
+    while let Some(row) = rows.next().unwrap() {
+        for c in 0..columns {
+            let value: rusqlite::types::Value = row.get(c).unwrap();
+            hasher.update(format!("{value:?}\u{1f}").as_bytes());
+        }
+        hasher.update(b"\x1e");
+        n += 1;
+    }
+    n
+}
+
+/// (accounts, max external_id, digest of the extract tables).
+fn extract_state(db: &Path) -> (i64, String, u128) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let (count, max): (i64, String) = conn
+        .query_row("SELECT COUNT(*), MAX(external_id) FROM accounts", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let mut hasher = Xxh3::new();
+    for sql in [
+        "SELECT account_key, external_id, vitally_id, owner_ref, fields FROM accounts ORDER BY account_key",
+        "SELECT account_key, element_key, count FROM element_counts ORDER BY account_key, element_key",
+        "SELECT * FROM elements ORDER BY 1",
+        "SELECT name, kind, position FROM account_fields ORDER BY name",
+    ] {
+        hasher.update(sql.as_bytes());
+        digest_query(&conn, sql, &mut hasher);
+    }
+    (count, max, hasher.digest128())
+}
+
+/// (payload rows, digest of `kind, record_key, hex(hash)` of every payload).
+fn payload_state(db: &Path) -> (u64, u128) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut hasher = Xxh3::new();
+    let n = digest_query(
+        &conn,
+        "SELECT kind, record_key, hex(hash) FROM payloads ORDER BY kind, record_key",
+        &mut hasher,
+    );
+    digest_query(&conn, "SELECT * FROM attributes ORDER BY 1", &mut hasher);
+    (n, hasher.digest128())
+}
+
+/// Seeded kill moments between 50 ms and 90 % of `duration`.
+fn moments(seed: u64, duration: Duration) -> Vec<Duration> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let span = duration.as_millis().saturating_sub(50).max(1) as u64 * 9 / 10;
+    (0..TRIALS)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Spread: trial i falls in the i-th fifth of the span.
+            let slot = span / TRIALS as u64;
+            Duration::from_millis(50 + slot * i as u64 + state % slot.max(1))
+        })
+        .collect()
+}
+
+/// Starts `args`, kills it with SIGKILL after `after`. Returns whether it was still
+/// running when killed.
+fn kill_after(db: &Path, args: &[&str], after: Duration) -> bool {
+    let mut child = command(db, args).spawn().unwrap();
+    std::thread::sleep(after);
+    let running = child.try_wait().unwrap().is_none();
+    if running {
+        child.kill().unwrap(); // SIGKILL
+    }
+    let status = child.wait().unwrap();
+    if !running {
+        assert!(status.success(), "{args:?} failed on its own: {status:?}");
+    }
+    running
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn kill_9_during_load_and_transform_leaves_old_or_new_never_a_mix() {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let export_a = tmp.path().join("a");
+    let export_b = tmp.path().join("b");
+    write_export(&export_a, ACCOUNTS, "a");
+    write_export(&export_b, ACCOUNTS + 1000, "b");
+    let db: PathBuf = tmp.path().join("state.db");
+
+    // References: A, then B loaded without interruption (timed), then A again.
+    run_ok(&db, &["load", "--input", path_str(&export_a)]);
+    let state_a = extract_state(&db);
+    let load_time = run_ok(&db, &["load", "--input", path_str(&export_b)]);
+    let state_b = extract_state(&db);
+    assert_eq!(state_a.0, ACCOUNTS as i64);
+    assert_eq!(state_b.0, ACCOUNTS as i64 + 1000);
+    assert_ne!(state_a.2, state_b.2);
+    run_ok(&db, &["load", "--input", path_str(&export_a)]);
+    assert_eq!(extract_state(&db), state_a);
+
+    // ── load ──
+    let mut current = 'A';
+    let mut mid_load = 0;
+    let mut load_outcomes = Vec::new();
+    for (i, at) in moments(1, load_time).into_iter().enumerate() {
+        let (next, input) = if current == 'A' {
+            ('B', &export_b)
+        } else {
+            ('A', &export_a)
+        };
+        let killed = kill_after(&db, &["load", "--input", path_str(input)], at);
+        let state = extract_state(&db);
+        let now = if state == state_a {
+            'A'
+        } else if state == state_b {
+            'B'
+        } else {
+            panic!(
+                "trial {i} (kill at {at:?}): the extract is neither A nor B: {} accounts, max {}",
+                state.0, state.1
+            );
+        };
+        if killed {
+            mid_load += 1;
+        } else {
+            assert_eq!(
+                now, next,
+                "trial {i}: a load that finished must have committed"
+            );
+        }
+        assert!(now == current || now == next);
+        load_outcomes.push(format!(
+            "{at:?}:{}→{now}",
+            if killed { "killed" } else { "done" }
+        ));
+        current = now;
+        // The database is usable: transform and plan work on it.
+        run_ok(&db, &["transform"]);
+        run_ok(&db, &["plan", "--limit", "1"]);
+    }
+    eprintln!("load (uninterrupted {load_time:?}): {load_outcomes:?}");
+    assert!(
+        mid_load >= 2,
+        "only {mid_load} kills landed before the load finished: {load_outcomes:?}"
+    );
+
+    // ── transform ──
+    run_ok(&db, &["transform"]);
+    let payloads_v = payload_state(&db);
+    let transform_time = run_ok(&db, &["transform", "--prefix", "Other"]);
+    let payloads_o = payload_state(&db);
+    assert_ne!(payloads_v.1, payloads_o.1);
+    assert!(payloads_v.0 >= ACCOUNTS as u64);
+    let mut current = 'O';
+    let mut mid_transform = 0;
+    let mut outcomes = Vec::new();
+    for (i, at) in moments(2, transform_time).into_iter().enumerate() {
+        let (next, args): (char, &[&str]) = if current == 'O' {
+            ('V', &["transform"])
+        } else {
+            ('O', &["transform", "--prefix", "Other"])
+        };
+        let killed = kill_after(&db, args, at);
+        let state = payload_state(&db);
+        let now = if state == payloads_v {
+            'V'
+        } else if state == payloads_o {
+            'O'
+        } else {
+            panic!(
+                "trial {i} (kill at {at:?}): the payloads are neither all old nor all new ({} rows)",
+                state.0
+            );
+        };
+        if killed {
+            mid_transform += 1;
+        } else {
+            assert_eq!(
+                now, next,
+                "trial {i}: a transform that finished must have committed"
+            );
+        }
+        assert!(now == current || now == next);
+        outcomes.push(format!(
+            "{at:?}:{}→{now}",
+            if killed { "killed" } else { "done" }
+        ));
+        current = now;
+        run_ok(&db, &["plan", "--limit", "1"]);
+    }
+    eprintln!("transform (uninterrupted {transform_time:?}): {outcomes:?}");
+    assert!(
+        mid_transform >= 2,
+        "only {mid_transform} kills landed before the transform finished: {outcomes:?}"
+    );
+    // And the extract was untouched by the transform kills.
+    let extract = extract_state(&db);
+    assert!(extract == state_a || extract == state_b);
+    eprintln!("total {:?}", started.elapsed());
+}
