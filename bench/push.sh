@@ -5,7 +5,7 @@
 # target/bench/push.md); bench/run.sh folds it into docs/BENCHMARKS.md.
 #
 # Knobs: PUSH_COMPANIES (20000), PUSH_USERS_PER_ACCOUNT (users for the contact-resolution
-# figure, default 3 on a separate 2,000-account export), PUSH_LATENCY_MS (50),
+# figure, default 3 on a separate export of PUSH_USER_ACCOUNTS = 2,000 accounts), PUSH_LATENCY_MS (50),
 # PUSH_LIMIT (1667), PUSH_RUNS (3).
 set -euo pipefail
 
@@ -106,10 +106,11 @@ log "re-sync with 1 % of accounts changed"
 changed=$("$BIN" --quiet --db "$DB" plan --json | wc -l)
 read -r ch_wall ch_calls _ ch_puts < <(push_once "$DB")
 
-log "contact resolution: 2,000 accounts with users"
+USER_ACCOUNTS=${PUSH_USER_ACCOUNTS:-2000}
+log "contact resolution: $USER_ACCOUNTS accounts with users"
 USERS_EXPORT=$WORK/users
 rm -rf "$USERS_EXPORT"
-"$BIN" gen --accounts 2000 --seed 5 --out "$USERS_EXPORT" --users-per-account "${PUSH_USERS_PER_ACCOUNT:-3}" >/dev/null
+"$BIN" gen --accounts "$USER_ACCOUNTS" --seed 5 --out "$USERS_EXPORT" --users-per-account "${PUSH_USERS_PER_ACCOUNT:-3}" >/dev/null
 seed_from "$USERS_EXPORT" "$WORK/seed-users.json"
 start_mock "$WORK/seed-users.json"
 UDB=$WORK/users.db

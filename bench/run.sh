@@ -311,7 +311,7 @@ main() {
     rm -f "$WORK/push.md"
     if [[ ${BENCH_SKIP_PUSH:-0} != 1 ]]; then
         if [[ ${BENCH_SMALL:-0} == 1 ]]; then
-            export PUSH_COMPANIES=${PUSH_COMPANIES:-1000} PUSH_RUNS=${PUSH_RUNS:-1}
+            export PUSH_COMPANIES=${PUSH_COMPANIES:-1000} PUSH_RUNS=${PUSH_RUNS:-1} PUSH_USER_ACCOUNTS=${PUSH_USER_ACCOUNTS:-100}
         fi
         BENCH_DIR=$WORK PUSH_OUT=$WORK/push.md "$ROOT/bench/push.sh"
     fi
