@@ -184,23 +184,6 @@ fn twenty_pushes_killed_at_random_moments_resume_to_exactly_the_payloads() {
         "every payload carries 6 attributes (3 fields, indicators and segments)"
     );
 
-    // Calibration: one push without a kill gives the duration the kill moments are drawn from.
-    let mock = new_mock();
-    let db = copy_db(&template, &tmp.path().join("calibration"));
-    let t = Instant::now();
-    let (code, report, stderr) = push(&db, &mock);
-    let full = t.elapsed();
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(count(&report, "companies", "updated"), N as u64);
-    assert_eq!(mismatches(&payloads, &mock), Vec::<String>::new());
-    assert_eq!(mock.stats().company_writes, N as u64);
-    eprintln!(
-        "crash_resume: uninterrupted push of {N} companies in {:.2} s ({} API calls)",
-        full.as_secs_f64(),
-        report["api_calls"]
-    );
-    drop(mock);
-
     let mut rng = XorShift(0x5eed_1e55_c0ff_ee01);
     let mut mid_push = 0;
     let mut total_resent = 0;
@@ -210,11 +193,17 @@ fn twenty_pushes_killed_at_random_moments_resume_to_exactly_the_payloads() {
         let mock = new_mock();
         let db = copy_db(&template, &tmp.path().join(format!("trial-{trial}")));
         let url = mock.base_url();
-        // Uniform over 20–90 % of an uninterrupted push (process start to exit); the first
-        // ~20 % are start-up, the attribute list and the directory scroll, before any PUT.
-        let full_ms = full.as_millis() as u64;
-        let kill_after =
-            Duration::from_millis(full_ms / 5 + rng.next() % (full_ms * 7 / 10).max(1));
+        // The moment is random in progress, not in time (so the machine's speed does not
+        // matter): every 5th trial dies 0–400 ms after start (start-up, attribute list,
+        // directory scroll — before any PUT); the others as soon as the mock has applied a
+        // random number of writes in [1, N).
+        let early = trial % 5 == 0;
+        let target = if early {
+            0
+        } else {
+            1 + rng.next() % (N as u64 - 1)
+        };
+        let delay = Duration::from_millis(rng.next() % 400);
         let mut child = Command::new(env!("CARGO_BIN_EXE_intercom-push"))
             .args(push_args(&db, &url))
             .env("INTERCOM_ACCESS_TOKEN", TOKEN)
@@ -223,7 +212,18 @@ fn twenty_pushes_killed_at_random_moments_resume_to_exactly_the_payloads() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(kill_after);
+        let spawned = Instant::now();
+        if early {
+            std::thread::sleep(delay);
+        } else {
+            while mock.stats().company_writes < target
+                && spawned.elapsed() < Duration::from_secs(60)
+                && child.try_wait().unwrap().is_none()
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let kill_after = spawned.elapsed();
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
         // Let the mock finish what it had received when the process died.
@@ -242,7 +242,7 @@ fn twenty_pushes_killed_at_random_moments_resume_to_exactly_the_payloads() {
         let resent = writes.saturating_sub(N as u64);
         let bad = mismatches(&payloads, &mock);
         eprintln!(
-            "crash_resume: trial {trial:2}: killed after {:4} ms ({}), {committed:4}/{N} recorded, {written_before:4} applied, resume sent {:4} (exit {code}), re-sent {resent:2}, mismatches {}, {:.2} s",
+            "crash_resume: trial {trial:2}: killed after {:4} ms ({}, target {target:4} writes), {committed:4}/{N} recorded, {written_before:4} applied, resume sent {:4} (exit {code}), re-sent {resent:2}, mismatches {}, {:.2} s",
             kill_after.as_millis(),
             if status.code().is_none() { "SIGKILL" } else { "had exited" },
             report["companies"]["updated"],
