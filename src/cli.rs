@@ -121,6 +121,10 @@ pub struct IntercomArgs {
     /// Requests in flight at most. [default: 16]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Seconds one attempt may take (connect, send, whole answer) before it is abandoned and
+    /// retried. [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, serde::Deserialize)]

@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub intercom_version: Option<String>,
     pub rate_limit: Option<u32>,
     pub concurrency: Option<usize>,
+    pub timeout: Option<f64>,
 }
 
 /// How to reach Intercom (the token is not here: it is read from the environment only
@@ -45,6 +46,8 @@ pub struct IntercomSettings {
     pub intercom_version: String,
     pub rate_limit: Option<u32>,
     pub concurrency: usize,
+    /// Timeout of one attempt.
+    pub timeout: std::time::Duration,
 }
 
 impl IntercomSettings {
@@ -54,6 +57,7 @@ impl IntercomSettings {
         config.intercom_version = self.intercom_version.clone();
         config.rate_limit = self.rate_limit;
         config.concurrency = self.concurrency;
+        config.timeout = self.timeout;
         Ok(config)
     }
 }
@@ -88,6 +92,12 @@ impl Settings {
                 "--concurrency and --rate-limit must be at least 1".into(),
             ));
         }
+        let timeout = intercom.timeout.or(file.timeout).unwrap_or(30.0);
+        if !(timeout.is_finite() && (0.001..=86_400.0).contains(&timeout)) {
+            return Err(ConfigError::Invalid(format!(
+                "--timeout {timeout}: give the seconds one request may take, between 0.001 and 86400 (default 30)"
+            )));
+        }
         let defaults = MappingSettings::default();
         let mapping_args = mapping.cloned().unwrap_or_default();
         let mut excludes = file.exclude.clone();
@@ -118,6 +128,7 @@ impl Settings {
                     .unwrap_or_else(|| "2.16".into()),
                 rate_limit: intercom.rate_limit.or(file.rate_limit),
                 concurrency,
+                timeout: std::time::Duration::from_secs_f64(timeout),
             },
         };
         if settings.mapping.prefix.trim().is_empty()
@@ -191,5 +202,6 @@ mod tests {
         assert_eq!(cfg.prefix.as_deref(), Some("Acme"));
         assert_eq!(cfg.monthly_spend, Some(false));
         assert_eq!(cfg.exclude, vec!["plan".to_string()]);
+        assert_eq!(parse_file("timeout = 2.5\n").unwrap().timeout, Some(2.5));
     }
 }

@@ -45,6 +45,7 @@ struct Inner {
     backoff: Backoff,
     max_attempts: u32,
     window: Duration,
+    concurrency: usize,
     stats: Counters,
 }
 
@@ -195,6 +196,7 @@ impl Client {
                 },
                 max_attempts: config.max_attempts,
                 window: config.rate_window,
+                concurrency: config.concurrency,
                 stats: Counters::default(),
             }),
         })
@@ -430,6 +432,11 @@ impl Client {
         )
         .json(body);
         self.execute(&call).await.map(drop)
+    }
+
+    /// Requests in flight at most (`ClientConfig::concurrency`).
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
     }
 
     /// Requests per rate window the governor currently paces against (before the 98 % margin):

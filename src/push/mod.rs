@@ -3,17 +3,21 @@
 //! Contract: never creates a company or contact (only `PUT` to ids found by lookups); a
 //! record's pushed hash is written only after Intercom answered 2xx for it, one small
 //! transaction per batch of finished records, so a crash re-sends at most the requests that
-//! were in flight.
+//! were in flight. "In flight" includes answered records whose outcome is not committed yet:
+//! a record holds one of `concurrency` window permits from before its first request until the
+//! writer has committed its outcome, so however slow the database, at most `concurrency`
+//! writes can have been applied by Intercom without being recorded.
 
 pub mod attributes;
 pub mod report;
 pub mod resolve;
 
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use serde_json::{Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::intercom::{ApiError, Client};
@@ -79,7 +83,9 @@ pub fn push(
         runtime.block_on(attributes::ensure_attributes(client, &catalog, &stale))?;
     store.remember_attributes(&catalog)?;
 
-    let (tx, rx) = mpsc::channel::<SyncRecord>();
+    // The in-flight window: a record holds a permit until its outcome is committed.
+    let window = Arc::new(Semaphore::new(client.concurrency()));
+    let (tx, rx) = mpsc::channel::<Settled>();
     let mut writer = store.sync_writer()?;
     let writer_thread = std::thread::spawn(move || -> Result<(), StoreError> {
         while let Ok(first) = rx.recv() {
@@ -90,7 +96,9 @@ pub fn push(
                     break;
                 }
             }
-            writer.record(&batch)?;
+            let (records, permits): (Vec<SyncRecord>, Vec<_>) = batch.into_iter().unzip();
+            writer.record(&records)?;
+            drop(permits); // committed: these records leave the window
         }
         Ok(())
     });
@@ -101,11 +109,20 @@ pub fn push(
             client,
             runtime,
             options,
+            &window,
             &tx,
             &mut report.companies,
             &mut report.warnings,
         )?;
-        push_users(store, client, runtime, options, &tx, &mut report.users)?;
+        push_users(
+            store,
+            client,
+            runtime,
+            options,
+            &window,
+            &tx,
+            &mut report.users,
+        )?;
         Ok(())
     })();
     drop(tx);
@@ -138,27 +155,35 @@ fn count_unchanged(store: &Store, report: &mut PushReport) -> Result<(), StoreEr
     Ok(())
 }
 
+/// A finished record and its window permit (released once the writer committed it).
+type Settled = (SyncRecord, Option<OwnedSemaphorePermit>);
+
+/// Takes a window permit (the semaphore is never closed; `None` would only mean it was).
+async fn enter(window: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+    window.clone().acquire_owned().await.ok()
+}
+
 /// Settles every task's outcome as it finishes.
 async fn drain(
-    mut tasks: JoinSet<SyncRecord>,
+    mut tasks: JoinSet<Settled>,
     progress: &Progress,
-    tx: &mpsc::Sender<SyncRecord>,
+    tx: &mpsc::Sender<Settled>,
     counts: &mut KindReport,
 ) -> Result<(), PushError> {
     while let Some(done) = tasks.join_next().await {
         // A task only ends early if it panicked, which would be a bug: stop the run.
-        let record = done.map_err(|_| StoreError::Worker("a push task panicked"))?;
+        let settled = done.map_err(|_| StoreError::Worker("a push task panicked"))?;
         progress.inc(1);
-        settle(tx, counts, record)?;
+        settle(tx, counts, settled)?;
     }
     Ok(())
 }
 
-/// Counts an outcome and hands it to the writer.
+/// Counts an outcome and hands it, with its window permit, to the writer.
 fn settle(
-    tx: &mpsc::Sender<SyncRecord>,
+    tx: &mpsc::Sender<Settled>,
     counts: &mut KindReport,
-    record: SyncRecord,
+    (record, permit): Settled,
 ) -> Result<(), PushError> {
     match &record.outcome {
         RecordOutcome::Updated { .. } => counts.updated += 1,
@@ -172,7 +197,7 @@ fn settle(
             counts.problem(&record.record_key, "failed", reason.clone());
         }
     }
-    tx.send(record)
+    tx.send((record, permit))
         .map_err(|_| StoreError::Worker("the result writer stopped").into())
 }
 
@@ -181,7 +206,8 @@ fn push_companies(
     client: &Client,
     runtime: &tokio::runtime::Runtime,
     options: PushOptions,
-    tx: &mpsc::Sender<SyncRecord>,
+    window: &Arc<Semaphore>,
+    tx: &mpsc::Sender<Settled>,
     counts: &mut KindReport,
     warnings: &mut Vec<String>,
 ) -> Result<(), PushError> {
@@ -213,7 +239,11 @@ fn push_companies(
                         .and_then(|d| d.get(&record.record_key).cloned())
                 });
                 let client = client.clone();
-                tasks.spawn(async move { push_company(&client, record, known).await });
+                let window = window.clone();
+                tasks.spawn(async move {
+                    let permit = enter(&window).await;
+                    (push_company(&client, record, known).await, permit)
+                });
             }
             drain(tasks, &progress, tx, counts).await
         })?;
@@ -273,7 +303,8 @@ fn push_users(
     client: &Client,
     runtime: &tokio::runtime::Runtime,
     options: PushOptions,
-    tx: &mpsc::Sender<SyncRecord>,
+    window: &Arc<Semaphore>,
+    tx: &mpsc::Sender<Settled>,
     counts: &mut KindReport,
 ) -> Result<(), PushError> {
     let progress = Progress::new("pushing users", "users");
@@ -300,7 +331,11 @@ fn push_users(
                     None => resolved.remove(&i).unwrap_or(ContactMatch::NotFound),
                 };
                 let client = client.clone();
-                tasks.spawn(async move { push_user(&client, record, found).await });
+                let window = window.clone();
+                tasks.spawn(async move {
+                    let permit = enter(&window).await;
+                    (push_user(&client, record, found).await, permit)
+                });
             }
             drain(tasks, &progress, tx, counts).await
         })?;
