@@ -27,7 +27,13 @@ mkdir -p "$WORK" "$(dirname "$OUT")"
 [[ -x $BIN ]] || (cd "$ROOT" && cargo build --release --quiet)
 
 MOCK_PID=
-stop_mock() { [[ -n $MOCK_PID ]] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null; MOCK_PID=; }
+stop_mock() {
+    if [[ -n $MOCK_PID ]]; then
+        kill "$MOCK_PID" 2>/dev/null || true
+        wait "$MOCK_PID" 2>/dev/null || true # its status is the signal's: not an error here
+    fi
+    MOCK_PID=
+}
 trap stop_mock EXIT
 
 # start_mock SEED_FILE: a fresh mock with Intercom's limit and latency.
