@@ -123,7 +123,7 @@ CREATE TABLE IF NOT EXISTS sync_state (
     last_error     TEXT,
     failures       INTEGER NOT NULL DEFAULT 0,   -- consecutive failed attempts
     PRIMARY KEY (kind, record_key)
-) WITHOUT ROWID;
+); -- a rowid table: its rows carry whole payloads (≈ 2 KB), too big for a WITHOUT ROWID b-tree
 
 -- Every data attribute this tool ever created or sent (with the model), so `attributes` can
 -- tell ours (current or stale) from foreign ones that merely share the prefix.
