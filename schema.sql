@@ -148,4 +148,4 @@ CREATE TABLE IF NOT EXISTS runs (
 -- Covering indexes for "which payloads differ from what Intercom accepted" (plan, push,
 -- status): the comparison reads these, never the ≈ 2 KB rows.
 CREATE INDEX IF NOT EXISTS payloads_by_hash ON payloads (kind, record_key, hash);
-CREATE INDEX IF NOT EXISTS sync_state_by_hash ON sync_state (kind, record_key, pushed_hash);
+CREATE INDEX IF NOT EXISTS sync_state_by_hash ON sync_state (kind, record_key, pushed_hash, intercom_id);
