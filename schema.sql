@@ -1,14 +1,19 @@
 -- intercom-push state database. Open it with `sqlite3 intercom-push.db` to look around.
 --
--- Three groups of tables:
+-- Two groups of tables:
 --   extract   the last export loaded successfully (`load` replaces them all in one transaction)
---   payloads  what the current mapping makes of that export (`transform` rewrites them)
---   sync      what Intercom has accepted (`push`); survives every load and transform
+--   records   per company and per user: the payload the current mapping makes of that export
+--             (`transform` rewrites only what changed) and what Intercom accepted (`push`)
 --
--- All statements are idempotent: the tool runs this file on every start.
+-- Payloads and account fields are stored in a compact binary encoding (postcard): read them
+-- with `intercom-push plan --json --all`, not with sqlite3.
+--
+-- All statements are idempotent: the tool runs this file on every start (after migrating an
+-- older database, see src/store/migrate.rs).
 
 -- Key/value facts about the database: schema_version, extract_version (bumped by every
--- load), payload_extract_version and mapping (what the payloads were computed from).
+-- load), extract_digest, payload_extract_version and mapping (what the payloads were computed
+-- from), prefix, users_have_id.
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -16,32 +21,39 @@ CREATE TABLE IF NOT EXISTS meta (
 
 -- ── extract ──────────────────────────────────────────────────────────────────────────────
 
--- One row per account. `fields` is a JSON object: field name (as in the export, nested JSON
--- keys joined with '.') → raw value (CSV cells as the text of the file, JSON values as JSON).
--- The field's type lives in account_fields.
+-- One row per account, in the order read (part by part). `fields`: the account's field values
+-- (field_key → raw value: CSV cells as text, JSON/Parquet values typed), typed per field
+-- through account_fields.kind. Uniqueness of external_id and vitally_id is checked by `load`.
 CREATE TABLE IF NOT EXISTS accounts (
-    account_key INTEGER PRIMARY KEY,      -- dense, in file order
-    external_id TEXT NOT NULL UNIQUE,     -- Intercom's company_id
-    vitally_id  TEXT UNIQUE,              -- the export's `id`, when it has one
+    account_key INTEGER PRIMARY KEY,
+    external_id TEXT NOT NULL,            -- Intercom's company_id
+    vitally_id  TEXT,                     -- the export's `id`, when it has one
     owner_ref   TEXT,                     -- accountOwnerId as given
-    source_line INTEGER NOT NULL,         -- line in the accounts file, for messages
-    fields      TEXT NOT NULL
+    fields      BLOB NOT NULL
 );
 
--- One row per account field (column) with the type inferred over all its values.
+-- Each account's child rows, packed into one blob because they are only ever read together:
+-- element counts (element_key → count), Success Metric values (metric_key → raw value) and
+-- labels (label_key of its indicators and segments), each sorted by key. Written in
+-- account_key order at the end of `load`; accounts without children have no row.
+CREATE TABLE IF NOT EXISTS account_children (
+    account_key INTEGER PRIMARY KEY,
+    children    BLOB NOT NULL
+);
+
+-- One row per account field (column, or nested JSON key joined with '.'), in first-seen
+-- order, with the type inferred over all its values in every part of the table.
 CREATE TABLE IF NOT EXISTS account_fields (
-    name     TEXT PRIMARY KEY,
-    kind     TEXT NOT NULL CHECK (kind IN ('empty', 'integer', 'float', 'boolean', 'string')),
-    position INTEGER NOT NULL             -- first-seen order
-) WITHOUT ROWID;
+    field_key INTEGER PRIMARY KEY,
+    name      TEXT NOT NULL UNIQUE,
+    kind      TEXT NOT NULL CHECK (kind IN ('empty', 'integer', 'float', 'boolean', 'string'))
+);
 
 CREATE TABLE IF NOT EXISTS users (
     user_key    INTEGER PRIMARY KEY,
     vitally_id  TEXT,
     external_id TEXT,                     -- Intercom contact external_id
-    email       TEXT,
-    record_key  TEXT NOT NULL,            -- 'e:' || external_id, or 'm:' || email without one
-    source_line INTEGER NOT NULL
+    email       TEXT
 );
 
 -- Elements and Success Metrics, by name (as written: trimmed, whitespace runs collapsed).
@@ -52,13 +64,6 @@ CREATE TABLE IF NOT EXISTS elements (
     name        TEXT NOT NULL UNIQUE
 );
 
-CREATE TABLE IF NOT EXISTS element_counts (
-    account_key INTEGER NOT NULL,
-    element_key INTEGER NOT NULL,
-    count       INTEGER NOT NULL CHECK (count >= 0),
-    PRIMARY KEY (account_key, element_key)
-) WITHOUT ROWID;
-
 CREATE TABLE IF NOT EXISTS success_metrics (
     metric_key INTEGER PRIMARY KEY,
     source_id  TEXT,
@@ -66,37 +71,15 @@ CREATE TABLE IF NOT EXISTS success_metrics (
     kind       TEXT NOT NULL DEFAULT 'empty'   -- inferred over the metric's values
 );
 
--- value: JSON (a CSV cell is stored as a JSON string and typed through success_metrics.kind).
-CREATE TABLE IF NOT EXISTS metric_values (
-    account_key INTEGER NOT NULL,
-    metric_key  INTEGER NOT NULL,
-    value       TEXT NOT NULL,
-    PRIMARY KEY (account_key, metric_key)
-) WITHOUT ROWID;
-
--- Active indicators (kind 'risk' or 'opportunity') and segments; duplicates collapse.
-CREATE TABLE IF NOT EXISTS account_labels (
-    account_key INTEGER NOT NULL,
-    kind        TEXT NOT NULL CHECK (kind IN ('risk', 'opportunity', 'segment')),
-    name        TEXT NOT NULL,
-    PRIMARY KEY (account_key, kind, name)
-) WITHOUT ROWID;
-
--- ── payloads ─────────────────────────────────────────────────────────────────────────────
-
--- One row per company and per user: the canonical payload JSON (sorted keys) and its
--- 128-bit xxh3 hash over the mapping version plus those bytes.
--- record_key: a company's company_id; a user's users.record_key.
--- A rowid table: rows (≈ 2 KB each) append in transform order, only the small
--- (kind, record_key) index takes random inserts; transform rewrites only changed rows.
-CREATE TABLE IF NOT EXISTS payloads (
-    payload_id INTEGER PRIMARY KEY,
-    kind       TEXT NOT NULL CHECK (kind IN ('company', 'user')),
-    record_key TEXT NOT NULL,
-    payload    TEXT NOT NULL,
-    hash       BLOB NOT NULL,
-    UNIQUE (kind, record_key)
+-- Active indicators (kind 'risk' or 'opportunity') and segment names, each stored once.
+CREATE TABLE IF NOT EXISTS labels (
+    label_key INTEGER PRIMARY KEY,
+    kind      TEXT NOT NULL CHECK (kind IN ('risk', 'opportunity', 'segment')),
+    name      TEXT NOT NULL,
+    UNIQUE (kind, name)
 );
+
+-- ── records ──────────────────────────────────────────────────────────────────────────────
 
 -- The custom data attributes the current mapping produces, with the Intercom data_type.
 -- source: 'field:<name>', 'element:<name>', 'metric:<name>', 'indicators', 'segments', 'owner'.
@@ -108,22 +91,42 @@ CREATE TABLE IF NOT EXISTS attributes (
     PRIMARY KEY (model, name)
 ) WITHOUT ROWID;
 
--- ── sync ─────────────────────────────────────────────────────────────────────────────────
+-- Every attribute name a stored payload refers to (payloads hold name_key, not the name).
+-- Append-only: a payload Intercom accepted long ago still decodes.
+CREATE TABLE IF NOT EXISTS attribute_names (
+    name_key INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE
+);
 
--- What Intercom last accepted for each record, written only after a 2xx answer.
--- pushed_payload is the payload then sent (for diffs and for clearing keys no longer sent).
-CREATE TABLE IF NOT EXISTS sync_state (
+-- One row per company and per user: the current payload and its hash (NULL once the record
+-- left the export), and what Intercom last accepted, written only after a 2xx answer.
+-- record_key: a company's company_id; a user's 'e:' || external_id, or 'm:' || email.
+-- hash: 128-bit xxh3 over the mapping version plus the payload's canonical JSON.
+-- pushed_payload is NULL while it equals `payload` (pushed_hash = hash): one copy, not two.
+CREATE TABLE IF NOT EXISTS records (
+    record_id      INTEGER PRIMARY KEY,
     kind           TEXT NOT NULL CHECK (kind IN ('company', 'user')),
     record_key     TEXT NOT NULL,
+    hash           BLOB,
+    payload        BLOB,
     intercom_id    TEXT,                  -- Intercom's id, once resolved
     pushed_hash    BLOB,
-    pushed_payload TEXT,
-    pushed_at      TEXT,
+    pushed_payload BLOB,
+    pushed_at      INTEGER,               -- unix seconds of the last accepted write
     status         TEXT,                  -- last outcome: updated, not_found, ambiguous, failed
     last_error     TEXT,
     failures       INTEGER NOT NULL DEFAULT 0,   -- consecutive failed attempts
-    PRIMARY KEY (kind, record_key)
-); -- a rowid table: its rows carry whole payloads (≈ 2 KB), too big for a WITHOUT ROWID b-tree
+    UNIQUE (kind, record_key)
+);
+
+-- "What would a push send": only the records whose payload differs from what Intercom
+-- accepted are in this index, so plan, push and status cost what changed, not the export.
+CREATE INDEX IF NOT EXISTS records_changed ON records (kind, record_key)
+    WHERE hash IS NOT NULL AND hash IS NOT pushed_hash;
+
+-- Records needing attention (status lists them).
+CREATE INDEX IF NOT EXISTS records_attention ON records (status, kind, record_key)
+    WHERE status IN ('not_found', 'ambiguous', 'failed');
 
 -- Every data attribute this tool ever created or sent (with the model), so `attributes` can
 -- tell ours (current or stale) from foreign ones that merely share the prefix.
@@ -144,8 +147,3 @@ CREATE TABLE IF NOT EXISTS runs (
     exit_code   INTEGER,
     report      TEXT
 );
-
--- Covering indexes for "which payloads differ from what Intercom accepted" (plan, push,
--- status): the comparison reads these, never the ≈ 2 KB rows.
-CREATE INDEX IF NOT EXISTS payloads_by_hash ON payloads (kind, record_key, hash);
-CREATE INDEX IF NOT EXISTS sync_state_by_hash ON sync_state (kind, record_key, pushed_hash, intercom_id);

@@ -1,11 +1,13 @@
 //! Settings: flags, then the TOML config file, then defaults — parsed once into one
 //! validated [`Settings`] value.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, IntercomArgs, MappingArgs, RegionArg};
+use crate::extract::options::{TableConfig, TableOptions};
 use crate::intercom::{AccessToken, ClientConfig, Region};
 use crate::transform::mapping::MappingSettings;
 
@@ -36,6 +38,9 @@ pub struct FileConfig {
     pub rate_limit: Option<u32>,
     pub concurrency: Option<usize>,
     pub timeout: Option<f64>,
+    /// Per-table settings: `[tables.accounts] path = …`, CSV dialect.
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableConfig>,
 }
 
 /// How to reach Intercom (the token is not here: it is read from the environment only
@@ -67,6 +72,8 @@ impl IntercomSettings {
 pub struct Settings {
     pub db: PathBuf,
     pub input: Option<PathBuf>,
+    /// How each table is found and read (`[tables.<table>]`); tables not named use defaults.
+    pub tables: BTreeMap<&'static str, TableOptions>,
     pub mapping: MappingSettings,
     pub intercom: IntercomSettings,
 }
@@ -98,6 +105,11 @@ impl Settings {
                 "--timeout {timeout}: give the seconds one request may take, between 0.001 and 86400 (default 30)"
             )));
         }
+        let mut tables = BTreeMap::new();
+        for (name, table) in &file.tables {
+            let (name, options) = table.validate(name).map_err(ConfigError::Invalid)?;
+            tables.insert(name, options);
+        }
         let defaults = MappingSettings::default();
         let mapping_args = mapping.cloned().unwrap_or_default();
         let mut excludes = file.exclude.clone();
@@ -109,6 +121,7 @@ impl Settings {
                 .or(file.db)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DB)),
             input: input.map(Path::to_path_buf).or(file.input),
+            tables,
             mapping: MappingSettings {
                 prefix: mapping_args
                     .prefix

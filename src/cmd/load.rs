@@ -16,7 +16,7 @@ pub fn load_export(settings: &Settings) -> Result<LoadSummary> {
     let existed = settings.db.exists();
     let result = (|| -> Result<LoadSummary> {
         let mut store = Store::open(&settings.db)?;
-        Ok(extract::load(input, &mut store)?)
+        Ok(extract::load(input, &settings.tables, &mut store)?)
     })();
     if result.is_err() && !existed {
         remove_database(&settings.db);

@@ -2,10 +2,13 @@
 //! Vitally-API-shaped JSON, the embedded element counts, metric values, indicators and
 //! segments.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::rows::{column_is, Cell, Row};
 use super::typing::{kind_of_json, sniff_text, Kind};
+use crate::store::codec::Raw;
 
 /// Keys of a Vitally account object that are not fields.
 pub const EMBEDDED_KEYS: [&str; 5] = [
@@ -16,20 +19,45 @@ pub const EMBEDDED_KEYS: [&str; 5] = [
     "activeOpportunityIndicators",
 ];
 
-/// The identifiers and fields of one account row.
+/// The identifiers and fields of one account row, borrowed from the row where possible.
 #[derive(Debug, Default)]
-pub struct AccountRow {
+pub struct AccountRow<'a> {
     pub vitally_id: Option<String>,
     pub external_id: Option<String>,
     pub owner_ref: Option<String>,
-    /// Field name → raw value (CSV cells as JSON strings) with the value's own kind.
-    pub fields: Vec<(String, Value, Kind)>,
+    /// Field name → raw value with the value's own kind.
+    pub fields: Vec<(Cow<'a, str>, Raw<'a>, Kind)>,
     /// Embedded collections (Vitally-shaped JSON only).
-    pub element_counts: Vec<(String, Value)>,
-    pub metric_values: Vec<(String, Value)>,
-    pub labels: Vec<(&'static str, String)>,
+    pub element_counts: Vec<(&'a str, &'a Value)>,
+    pub metric_values: Vec<(&'a str, &'a Value)>,
+    pub labels: Vec<(&'static str, &'a str)>,
     /// Fields skipped because they hold arrays of objects.
     pub skipped_fields: Vec<String>,
+}
+
+/// A JSON scalar as a raw value (`None` for null, arrays and objects).
+pub fn raw_of_json(value: &Value) -> Option<Raw<'_>> {
+    Some(match value {
+        Value::String(s) => Raw::Str(Cow::Borrowed(s)),
+        Value::Bool(b) => Raw::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Raw::Int(i),
+            (None, Some(u)) => Raw::UInt(u),
+            _ => Raw::Float(n.as_f64()?),
+        },
+        Value::Null | Value::Array(_) | Value::Object(_) => return None,
+    })
+}
+
+/// A raw value as JSON text, for messages (`"abc"`, `12`, `true`).
+pub fn raw_json_text(raw: &Raw<'_>) -> String {
+    match raw {
+        Raw::Str(s) => Value::String(s.to_string()).to_string(),
+        Raw::Int(i) => i.to_string(),
+        Raw::UInt(u) => u.to_string(),
+        Raw::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| f.to_string(), |n| n.to_string()),
+        Raw::Bool(b) => b.to_string(),
+    }
 }
 
 /// Which identifier a column is, by its normalized name (compared without allocating: this
@@ -59,7 +87,7 @@ pub fn field_name(raw: &str) -> &str {
 }
 
 /// Splits one accounts row into identifiers, fields and embedded collections.
-pub fn split_row(row: &Row<'_>) -> Result<AccountRow, String> {
+pub fn split_row<'a>(row: &Row<'a>) -> Result<AccountRow<'a>, String> {
     let mut out = AccountRow::default();
     let mut seen: [Option<&str>; 3] = [None; 3];
     for (name, cell) in row.cells() {
@@ -78,17 +106,17 @@ pub fn split_row(row: &Row<'_>) -> Result<AccountRow, String> {
         match cell {
             Cell::Text("") => {}
             Cell::Text(text) => out.fields.push((
-                field_name(name).to_string(),
-                Value::String(text.to_string()),
+                Cow::Borrowed(field_name(name)),
+                Raw::Str(Cow::Borrowed(text)),
                 sniff_text(text),
             )),
             Cell::Json(value) => {
                 if let Some(kind) = embedded_kind(name) {
                     embedded(&mut out, kind, name, value)?;
                 } else if name == "traits" && value.is_object() {
-                    flatten(&mut out, "", value);
+                    flatten(&mut out, Cow::Borrowed(""), value);
                 } else {
-                    flatten(&mut out, field_name(name), value);
+                    flatten(&mut out, Cow::Borrowed(field_name(name)), value);
                 }
             }
         }
@@ -115,14 +143,19 @@ fn embedded_kind(key: &str) -> Option<Embedded> {
     })
 }
 
-fn embedded(out: &mut AccountRow, kind: Embedded, key: &str, value: &Value) -> Result<(), String> {
+fn embedded<'a>(
+    out: &mut AccountRow<'a>,
+    kind: Embedded,
+    key: &str,
+    value: &'a Value,
+) -> Result<(), String> {
     match (kind, value) {
         (_, Value::Null) => {}
         (Embedded::Segments, Value::Array(items)) => {
             for item in items {
                 let name = match item {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Object(o) => o.get("name").and_then(Value::as_str).map(str::to_string),
+                    Value::String(s) => Some(s.as_str()),
+                    Value::Object(o) => o.get("name").and_then(Value::as_str),
                     _ => None,
                 };
                 let name = name
@@ -136,18 +169,17 @@ fn embedded(out: &mut AccountRow, kind: Embedded, key: &str, value: &Value) -> R
             } else {
                 &mut out.metric_values
             };
-            target.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+            target.extend(map.iter().map(|(k, v)| (k.as_str(), v)));
         }
         (Embedded::Indicators(kind), Value::Object(map)) => {
-            out.labels
-                .extend(map.keys().map(|name| (kind, name.clone())));
+            out.labels.extend(map.keys().map(|name| (kind, name.as_str())));
         }
         (Embedded::Indicators(kind), Value::Array(items)) => {
             for item in items {
                 let name = item.as_str().ok_or_else(|| {
                     format!("`{key}`: expected an array of names or an object name → date")
                 })?;
-                out.labels.push((kind, name.to_string()));
+                out.labels.push((kind, name));
             }
         }
         (_, other) => {
@@ -167,24 +199,22 @@ fn embedded(out: &mut AccountRow, kind: Embedded, key: &str, value: &Value) -> R
 
 /// Flattens a JSON value into fields: objects join their keys with `.`, arrays of scalars
 /// become one `", "`-joined string, arrays holding objects or arrays are skipped.
-fn flatten(out: &mut AccountRow, prefix: &str, value: &Value) {
-    let join = |key: &str| {
-        if prefix.is_empty() {
-            key.to_string()
-        } else {
-            format!("{prefix}.{key}")
-        }
-    };
+fn flatten<'a>(out: &mut AccountRow<'a>, prefix: Cow<'a, str>, value: &'a Value) {
     match value {
         Value::Null => {}
         Value::Object(map) => {
             for (key, item) in map {
-                flatten(out, &join(key), item);
+                let name = if prefix.is_empty() {
+                    Cow::Borrowed(key.as_str())
+                } else {
+                    Cow::Owned(format!("{prefix}.{key}"))
+                };
+                flatten(out, name, item);
             }
         }
         Value::Array(items) => {
             if items.iter().any(|v| v.is_object() || v.is_array()) {
-                out.skipped_fields.push(prefix.to_string());
+                out.skipped_fields.push(prefix.into_owned());
                 return;
             }
             let text = items
@@ -197,10 +227,12 @@ fn flatten(out: &mut AccountRow, prefix: &str, value: &Value) {
                 .collect::<Vec<_>>()
                 .join(", ");
             out.fields
-                .push((prefix.to_string(), Value::String(text), Kind::String));
+                .push((prefix, Raw::Str(Cow::Owned(text)), Kind::String));
         }
-        scalar => out
-            .fields
-            .push((prefix.to_string(), scalar.clone(), kind_of_json(scalar))),
+        scalar => {
+            if let Some(raw) = raw_of_json(scalar) {
+                out.fields.push((prefix, raw, kind_of_json(scalar)));
+            }
+        }
     }
 }

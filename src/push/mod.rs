@@ -294,7 +294,7 @@ fn updated(intercom_id: String, record: &PendingRecord) -> RecordOutcome {
     RecordOutcome::Updated {
         intercom_id,
         hash: record.hash.clone(),
-        payload: record.payload.clone(),
+        stored: record.stored.clone(),
     }
 }
 

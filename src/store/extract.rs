@@ -5,31 +5,34 @@ use std::path::PathBuf;
 
 use rusqlite::{params, Transaction};
 
-use super::{is_conflict, sqlite_err, Store, StoreError};
+use super::{sqlite_err, Store, StoreError};
 
-const EXTRACT_TABLES: [&str; 8] = [
+const EXTRACT_TABLES: [&str; 7] = [
     "accounts",
+    "account_children",
     "account_fields",
     "users",
     "elements",
-    "element_counts",
     "success_metrics",
-    "metric_values",
-    "account_labels",
+    "labels",
 ];
 
-/// Result of an insert into a table with a unique key.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Inserted {
-    New,
-    Duplicate,
-}
-
 /// Writes a new extract inside one transaction. Dropping it without [`commit`](Self::commit)
-/// leaves the database as it was.
+/// leaves the database as it was. Keys are given by the caller (dense, from 1); uniqueness is
+/// the caller's to check.
 pub struct ExtractWriter<'c> {
     tx: Transaction<'c>,
     path: PathBuf,
+}
+
+/// An account row as `load` writes it.
+pub struct AccountInsert<'a> {
+    pub key: u32,
+    pub external_id: &'a str,
+    pub vitally_id: Option<&'a str>,
+    pub owner_ref: Option<&'a str>,
+    /// Encoded [`super::codec::Fields`].
+    pub fields: &'a [u8],
 }
 
 impl<'c> ExtractWriter<'c> {
@@ -45,22 +48,53 @@ impl<'c> ExtractWriter<'c> {
         sqlite_err(&self.path, e)
     }
 
-    fn insert(&self, sql: &str, params: impl rusqlite::Params) -> Result<Inserted, StoreError> {
+    fn execute(&self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
         let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
-        match stmt.execute(params) {
-            Ok(_) => Ok(Inserted::New),
-            Err(e) if is_conflict(&e) => Ok(Inserted::Duplicate),
-            Err(e) => Err(self.err(e)),
-        }
+        stmt.execute(params).map(drop).map_err(|e| self.err(e))
+    }
+
+    pub fn insert_account(&self, account: &AccountInsert<'_>) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO accounts (account_key, external_id, vitally_id, owner_ref, fields) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![account.key, account.external_id, account.vitally_id, account.owner_ref, account.fields],
+        )
+    }
+
+    /// An account's packed child rows (encoded [`super::codec::Children`]).
+    pub fn insert_children(&self, account: u32, children: &[u8]) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO account_children (account_key, children) VALUES (?1, ?2)",
+            params![account, children],
+        )
+    }
+
+    pub fn insert_user(
+        &self,
+        key: u32,
+        vitally_id: Option<&str>,
+        external_id: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO users (user_key, vitally_id, external_id, email) VALUES (?1, ?2, ?3, ?4)",
+            params![key, vitally_id, external_id, email],
+        )
+    }
+
+    pub fn insert_field(&self, key: u32, name: &str, kind: &str) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO account_fields (field_key, name, kind) VALUES (?1, ?2, ?3)",
+            params![key, name, kind],
+        )
     }
 
     pub fn insert_element(
         &self,
-        key: i64,
+        key: u32,
         source_id: Option<&str>,
         name: &str,
-    ) -> Result<Inserted, StoreError> {
-        self.insert(
+    ) -> Result<(), StoreError> {
+        self.execute(
             "INSERT INTO elements (element_key, source_id, name) VALUES (?1, ?2, ?3)",
             params![key, source_id, name],
         )
@@ -68,117 +102,33 @@ impl<'c> ExtractWriter<'c> {
 
     pub fn insert_metric(
         &self,
-        key: i64,
+        key: u32,
         source_id: Option<&str>,
         name: &str,
-    ) -> Result<Inserted, StoreError> {
-        self.insert(
-            "INSERT INTO success_metrics (metric_key, source_id, name) VALUES (?1, ?2, ?3)",
-            params![key, source_id, name],
+        kind: &str,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO success_metrics (metric_key, source_id, name, kind) VALUES (?1, ?2, ?3, ?4)",
+            params![key, source_id, name, kind],
         )
     }
 
-    pub fn set_metric_kind(&self, key: i64, kind: &str) -> Result<(), StoreError> {
-        self.insert(
-            "UPDATE success_metrics SET kind = ?2 WHERE metric_key = ?1",
-            params![key, kind],
+    pub fn insert_label(&self, key: u32, kind: &str, name: &str) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO labels (label_key, kind, name) VALUES (?1, ?2, ?3)",
+            params![key, kind, name],
         )
-        .map(drop)
-    }
-
-    pub fn insert_user(
-        &self,
-        key: i64,
-        user: &UserRecord,
-        line: u64,
-    ) -> Result<Inserted, StoreError> {
-        self.insert(
-            "INSERT INTO users (user_key, vitally_id, external_id, email, record_key, source_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![key, user.vitally_id, user.external_id, user.email, user.record_key(), line as i64],
-        )
-    }
-
-    /// Inserts an account; `Duplicate` when its external_id or id is already taken.
-    pub fn insert_account(
-        &self,
-        key: i64,
-        account: &AccountRecord,
-        vitally_id: Option<&str>,
-        line: u64,
-    ) -> Result<Inserted, StoreError> {
-        self.insert(
-            "INSERT INTO accounts (account_key, external_id, vitally_id, owner_ref, source_line, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![key, account.external_id, vitally_id, account.owner_ref, line as i64, account.fields],
-        )
-    }
-
-    pub fn insert_field(&self, name: &str, kind: &str, position: usize) -> Result<(), StoreError> {
-        self.insert(
-            "INSERT INTO account_fields (name, kind, position) VALUES (?1, ?2, ?3)",
-            params![name, kind, position as i64],
-        )
-        .map(drop)
-    }
-
-    pub fn insert_count(
-        &self,
-        account: i64,
-        element: i64,
-        count: i64,
-    ) -> Result<Inserted, StoreError> {
-        self.insert(
-            "INSERT INTO element_counts (account_key, element_key, count) VALUES (?1, ?2, ?3)",
-            params![account, element, count],
-        )
-    }
-
-    pub fn insert_metric_value(
-        &self,
-        account: i64,
-        metric: i64,
-        value_json: &str,
-    ) -> Result<Inserted, StoreError> {
-        self.insert(
-            "INSERT INTO metric_values (account_key, metric_key, value) VALUES (?1, ?2, ?3)",
-            params![account, metric, value_json],
-        )
-    }
-
-    /// Inserts an indicator or segment; exact duplicates collapse.
-    pub fn insert_label(&self, account: i64, kind: &str, name: &str) -> Result<(), StoreError> {
-        self.insert(
-            "INSERT OR IGNORE INTO account_labels (account_key, kind, name) VALUES (?1, ?2, ?3)",
-            params![account, kind, name],
-        )
-        .map(drop)
-    }
-
-    /// The external_id of the account already holding `external_id` or `vitally_id`, for messages.
-    pub fn account_line(
-        &self,
-        external_id: &str,
-        vitally_id: Option<&str>,
-    ) -> Result<Option<i64>, StoreError> {
-        use rusqlite::OptionalExtension;
-        self.tx
-            .query_row(
-                "SELECT source_line FROM accounts WHERE external_id = ?1 OR (?2 IS NOT NULL AND vitally_id = ?2)",
-                params![external_id, vitally_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.insert(
+        self.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             params![key, value],
         )
-        .map(drop)
     }
 
-    /// Makes the new extract visible; bumps `extract_version`.
+    /// Makes the new extract visible; bumps `extract_version`. The payloads computed from
+    /// the previous extract become stale (`transform` recomputes them).
     pub fn commit(self) -> Result<u64, StoreError> {
         let version: u64 = self
             .tx
@@ -193,7 +143,7 @@ impl<'c> ExtractWriter<'c> {
 /// A user of the extract.
 #[derive(Clone, Debug, Default)]
 pub struct UserRecord {
-    pub key: i64,
+    pub key: u32,
     pub vitally_id: Option<String>,
     pub external_id: Option<String>,
     pub email: Option<String>,
@@ -203,65 +153,80 @@ impl UserRecord {
     /// The user's key in payloads and sync state: `e:<external_id>`, or `m:<email>` for a
     /// user known by email only.
     pub fn record_key(&self) -> String {
-        match (&self.external_id, &self.email) {
-            (Some(id), _) => format!("e:{id}"),
-            (None, email) => format!("m:{}", email.as_deref().unwrap_or_default()),
-        }
+        record_key(self.external_id.as_deref(), self.email.as_deref())
     }
 }
 
-/// An account as `transform` reads it.
-#[derive(Clone, Debug, Default)]
-pub struct AccountRecord {
-    pub key: i64,
-    pub external_id: String,
-    pub owner_ref: Option<String>,
-    /// JSON object: field → raw value.
-    pub fields: String,
+/// A user's record key from its external_id and email (see [`UserRecord::record_key`]).
+pub fn record_key(external_id: Option<&str>, email: Option<&str>) -> String {
+    match (external_id, email) {
+        (Some(id), _) => format!("e:{id}"),
+        (None, email) => format!("m:{}", email.unwrap_or_default()),
+    }
 }
 
-/// Accounts with keys in one range and all their child rows.
-#[derive(Debug, Default)]
-pub struct AccountChunk {
-    pub accounts: Vec<AccountRecord>,
-    /// (account_key, element_key, count)
-    pub counts: Vec<(i64, i64, i64)>,
-    /// (account_key, metric_key, value JSON)
-    pub metric_values: Vec<(i64, i64, String)>,
-    /// (account_key, kind, name), sorted by account then kind.
-    pub labels: Vec<(i64, String, String)>,
+/// An account as `transform` reads it: its row and its packed children.
+#[derive(Clone, Debug, Default)]
+pub struct AccountRecord {
+    pub key: u32,
+    pub external_id: String,
+    pub owner_ref: Option<String>,
+    /// Encoded [`super::codec::Fields`].
+    pub fields: Vec<u8>,
+    /// Encoded [`super::codec::Children`]; empty when the account has none.
+    pub children: Vec<u8>,
+}
+
+/// A named column of the extract with its inferred kind (`account_fields`, `success_metrics`).
+#[derive(Clone, Debug)]
+pub struct Catalogued {
+    pub key: u32,
+    pub name: String,
+    pub kind: String,
 }
 
 impl Store {
-    /// (name, kind) of every account field, in first-seen order.
-    pub fn account_fields(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// Every account field, in first-seen order.
+    pub fn account_fields(&self) -> Result<Vec<Catalogued>, StoreError> {
         self.rows(
-            "SELECT name, kind FROM account_fields ORDER BY position",
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            "SELECT field_key, name, kind FROM account_fields ORDER BY field_key",
+            |r| {
+                Ok(Catalogued {
+                    key: r.get(0)?,
+                    name: r.get(1)?,
+                    kind: r.get(2)?,
+                })
+            },
         )
     }
 
     /// (element_key, name) of every element.
-    pub fn elements(&self) -> Result<Vec<(i64, String)>, StoreError> {
+    pub fn elements(&self) -> Result<Vec<(u32, String)>, StoreError> {
         self.rows(
             "SELECT element_key, name FROM elements ORDER BY element_key",
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
     }
 
-    /// (metric_key, name, kind) of every Success Metric.
-    pub fn metrics(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+    /// Every Success Metric with its kind.
+    pub fn metrics(&self) -> Result<Vec<Catalogued>, StoreError> {
         self.rows(
             "SELECT metric_key, name, kind FROM success_metrics ORDER BY metric_key",
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                Ok(Catalogued {
+                    key: r.get(0)?,
+                    name: r.get(1)?,
+                    kind: r.get(2)?,
+                })
+            },
         )
     }
 
-    /// Every account's external_id, in file order.
-    pub fn account_external_ids(&self) -> Result<Vec<String>, StoreError> {
+    /// (label_key, kind, name) of every indicator and segment name.
+    pub fn labels(&self) -> Result<Vec<(u32, String, String)>, StoreError> {
         self.rows(
-            "SELECT external_id FROM accounts ORDER BY account_key",
-            |r| r.get(0),
+            "SELECT label_key, kind, name FROM labels ORDER BY label_key",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
     }
 
@@ -273,9 +238,54 @@ impl Store {
         )
     }
 
-    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+    /// Every account's external_id, in the order read.
+    pub fn account_external_ids(&self) -> Result<Vec<String>, StoreError> {
         self.rows(
-            "SELECT user_key, vitally_id, external_id, email FROM users ORDER BY user_key",
+            "SELECT external_id FROM accounts ORDER BY account_key",
+            |r| r.get(0),
+        )
+    }
+
+    /// Every user, in the order read.
+    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.user_chunk(0, u32::MAX)
+    }
+
+    /// The largest account and user keys (0 when there are none).
+    pub fn max_keys(&self) -> Result<(u32, u32), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT COALESCE(MAX(account_key), 0) FROM accounts), (SELECT COALESCE(MAX(user_key), 0) FROM users)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Accounts with `lo <= account_key < hi`, with their children, in key order.
+    pub fn account_chunk(&self, lo: u32, hi: u32) -> Result<Vec<AccountRecord>, StoreError> {
+        self.rows_with(
+            "SELECT a.account_key, a.external_id, a.owner_ref, a.fields, c.children
+             FROM accounts a LEFT JOIN account_children c ON c.account_key = a.account_key
+             WHERE a.account_key >= ?1 AND a.account_key < ?2 ORDER BY a.account_key",
+            params![lo, hi],
+            |r| {
+                Ok(AccountRecord {
+                    key: r.get(0)?,
+                    external_id: r.get(1)?,
+                    owner_ref: r.get(2)?,
+                    fields: r.get(3)?,
+                    children: r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default(),
+                })
+            },
+        )
+    }
+
+    /// Users with `lo <= user_key < hi`, in key order.
+    pub fn user_chunk(&self, lo: u32, hi: u32) -> Result<Vec<UserRecord>, StoreError> {
+        self.rows_with(
+            "SELECT user_key, vitally_id, external_id, email FROM users WHERE user_key >= ?1 AND user_key < ?2 ORDER BY user_key",
+            params![lo, hi],
             |r| {
                 Ok(UserRecord {
                     key: r.get(0)?,
@@ -285,44 +295,6 @@ impl Store {
                 })
             },
         )
-    }
-
-    /// The largest account key (0 when there are none).
-    pub fn max_account_key(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT COALESCE(MAX(account_key), 0) FROM accounts",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
-    }
-
-    /// Accounts with `lo <= account_key < hi` and their child rows.
-    pub fn account_chunk(&self, lo: i64, hi: i64) -> Result<AccountChunk, StoreError> {
-        let range = params![lo, hi];
-        Ok(AccountChunk {
-            accounts: self.rows_with(
-                "SELECT account_key, external_id, owner_ref, fields FROM accounts WHERE account_key >= ?1 AND account_key < ?2 ORDER BY account_key",
-                range,
-                |r| Ok(AccountRecord { key: r.get(0)?, external_id: r.get(1)?, owner_ref: r.get(2)?, fields: r.get(3)? }),
-            )?,
-            counts: self.rows_with(
-                "SELECT account_key, element_key, count FROM element_counts WHERE account_key >= ?1 AND account_key < ?2 ORDER BY account_key",
-                range,
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?,
-            metric_values: self.rows_with(
-                "SELECT account_key, metric_key, value FROM metric_values WHERE account_key >= ?1 AND account_key < ?2 ORDER BY account_key",
-                range,
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?,
-            labels: self.rows_with(
-                "SELECT account_key, kind, name FROM account_labels WHERE account_key >= ?1 AND account_key < ?2 ORDER BY account_key, kind",
-                range,
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?,
-        })
     }
 
     pub(super) fn rows<T>(

@@ -4,18 +4,25 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+pub mod codec;
 mod extract;
 mod lock;
-mod payloads;
-mod sync;
+mod migrate;
+mod records;
 
-pub use extract::{AccountChunk, AccountRecord, ExtractWriter, Inserted, UserRecord};
+pub use extract::{
+    record_key, AccountInsert, AccountRecord, Catalogued, ExtractWriter, UserRecord,
+};
 pub use lock::{lock_path, RunLock};
-pub use payloads::{Attribute, PayloadRow, PayloadWriter};
-pub use sync::{PendingRecord, RecordOutcome, RunRow, SyncRecord, SyncWriter};
+pub use records::{
+    key_hash, Attribute, PayloadRow, PayloadWriter, PendingRecord, RecordOutcome, RunRow,
+    StoredHash, SyncRecord, SyncWriter,
+};
 
 const SCHEMA: &str = include_str!("../../schema.sql");
-pub const SCHEMA_VERSION: &str = "1";
+/// 2: packed extract rows and one `records` table with encoded payloads (was 1: a row per
+/// child row, `payloads` + `sync_state` with JSON payloads).
+pub const SCHEMA_VERSION: &str = "2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,6 +37,8 @@ pub enum StoreError {
     NoExtract { path: String },
     #[error("{0}")]
     Locked(String),
+    #[error("database {path}: {message}")]
+    Damaged { path: String, message: String },
     /// A worker thread died; the message says which.
     #[error("internal error: {0}")]
     Worker(&'static str),
@@ -65,7 +74,7 @@ impl Store {
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
                  PRAGMA temp_store = MEMORY;
-                 PRAGMA cache_size = -262144;",
+                 PRAGMA cache_size = -65536;",
             )
             .map_err(|e| self.err(e))?;
         if let Some(found) = self.meta("schema_version")? {
@@ -79,9 +88,10 @@ impl Store {
         }
         let path = self.path.clone();
         let tx = self.tx()?;
+        migrate::migrate(&tx, &path)?;
         tx.execute_batch(SCHEMA).map_err(|e| sqlite_err(&path, e))?;
         tx.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [SCHEMA_VERSION],
         )
         .map_err(|e| sqlite_err(&path, e))?;
@@ -156,7 +166,3 @@ pub(crate) fn sqlite_err(path: &Path, source: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Whether an insert failed on a UNIQUE / PRIMARY KEY constraint.
-fn is_conflict(error: &rusqlite::Error) -> bool {
-    matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
-}

@@ -1,15 +1,15 @@
 //! The payload hash: xxh3-128 over the mapping version and the payload's canonical bytes.
 //! Stable across runs, machines and thread orders (never `DefaultHasher`).
 
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::Xxh3;
 
 /// 16 bytes, big-endian, of `xxh3_128(mapping_version ‖ 0x00 ‖ canonical_payload)`.
 pub fn payload_hash(mapping_version: &str, canonical_payload: &[u8]) -> [u8; 16] {
-    let mut bytes = Vec::with_capacity(mapping_version.len() + 1 + canonical_payload.len());
-    bytes.extend_from_slice(mapping_version.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(canonical_payload);
-    xxh3_128(&bytes).to_be_bytes()
+    let mut hasher = Xxh3::new();
+    hasher.update(mapping_version.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(canonical_payload);
+    hasher.digest128().to_be_bytes()
 }
 
 /// Lowercase hex, for display.

@@ -1,6 +1,7 @@
 //! The attribute mapping: which Intercom custom attribute each source (account field,
 //! Element, Success Metric, indicators, segments, account ownership) becomes, with its type.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
@@ -9,6 +10,7 @@ use super::start_case::start_case;
 use super::TransformError;
 use crate::extract::rows::normalize_column;
 use crate::extract::typing::Kind;
+use crate::store::codec::{Raw, Scalar};
 use crate::store::Attribute;
 
 /// What the user chose about the mapping (flags or config).
@@ -59,14 +61,15 @@ pub struct FieldAttribute {
 pub struct Mapping {
     pub version: String,
     pub monthly_spend: bool,
-    /// Account field name → attribute (fields without an attribute are absent).
-    pub fields: HashMap<String, FieldAttribute>,
-    /// Fields whose normalized name is `mrr`: the source of monthly_spend.
-    pub mrr_fields: Vec<String>,
+    /// Account field key → attribute (`None` for fields without one).
+    pub fields: Vec<Option<FieldAttribute>>,
+    /// Keys of the fields whose normalized name is `mrr` (the source of monthly_spend), in
+    /// first-seen order.
+    pub mrr_fields: Vec<u32>,
     /// Element key → attribute name, for every Element sent.
-    pub elements: BTreeMap<i64, String>,
+    pub elements: BTreeMap<u32, String>,
     /// Metric key → (attribute name, kind).
-    pub metrics: HashMap<i64, (String, Kind)>,
+    pub metrics: HashMap<u32, (String, Kind)>,
     pub risk_attribute: String,
     pub opportunity_attribute: String,
     pub segments_attribute: String,
@@ -108,11 +111,12 @@ impl Excludes {
 impl Mapping {
     /// Builds the mapping. Two sources giving the same attribute name is an error naming
     /// both and the `--exclude` that resolves it.
+    /// `fields` are (field key, name, kind) in first-seen order.
     pub fn build(
         settings: &MappingSettings,
-        fields: &[(String, Kind)],
-        elements: &[(i64, String)],
-        metrics: &[(i64, String, Kind)],
+        fields: &[(u32, String, Kind)],
+        elements: &[(u32, String)],
+        metrics: &[(u32, String, Kind)],
     ) -> Result<Mapping, TransformError> {
         let prefix = settings.prefix.trim();
         if prefix.is_empty() {
@@ -159,7 +163,7 @@ impl Mapping {
         let mut mapping = Mapping {
             version: settings.version(),
             monthly_spend: settings.monthly_spend,
-            fields: HashMap::new(),
+            fields: vec![None; fields.iter().map(|f| f.0 as usize + 1).max().unwrap_or(0)],
             mrr_fields: Vec::new(),
             elements: BTreeMap::new(),
             metrics: HashMap::new(),
@@ -191,9 +195,9 @@ impl Mapping {
             String::new(),
         )?;
 
-        for (name, kind) in fields {
+        for (field_key, name, kind) in fields {
             if normalize_column(name) == "mrr" {
-                mapping.mrr_fields.push(name.clone());
+                mapping.mrr_fields.push(*field_key);
             }
             if excludes.fields.contains(name) {
                 continue;
@@ -220,13 +224,10 @@ impl Mapping {
                 format!("field `{name}`"),
                 name.clone(),
             )?;
-            mapping.fields.insert(
-                name.clone(),
-                FieldAttribute {
-                    attribute,
-                    kind: *kind,
-                },
-            );
+            mapping.fields[*field_key as usize] = Some(FieldAttribute {
+                attribute,
+                kind: *kind,
+            });
         }
         for (key, name) in elements {
             if excludes.elements.contains(name) {
@@ -266,7 +267,7 @@ impl Mapping {
         }
         for value in &settings.excludes {
             let e = Excludes::parse(std::slice::from_ref(value));
-            let used = e.fields.iter().any(|f| fields.iter().any(|(n, _)| n == f))
+            let used = e.fields.iter().any(|f| fields.iter().any(|(_, n, _)| n == f))
                 || e.elements
                     .iter()
                     .any(|f| elements.iter().any(|(_, n)| n == f))
@@ -324,26 +325,39 @@ fn attribute_name(
     Some(format!("{prefix} {safe}"))
 }
 
-/// Converts a raw value (CSV text as a JSON string, or a JSON value) to the attribute type.
-pub fn convert(raw: &Value, kind: Kind) -> Option<Value> {
+/// Converts a raw value to its attribute's type: CSV text and JSON strings are parsed as
+/// the kind says; JSON numbers and booleans convert when the kind holds them, or become
+/// their JSON text in a string attribute. `None`: nothing is sent.
+pub fn convert<'a>(raw: &'a Raw<'a>, kind: Kind) -> Option<Scalar<'a>> {
+    let float = |f: f64| serde_json::Number::from_f64(f).map(|_| Scalar::Float(f));
     match (kind, raw) {
-        (_, Value::Null) | (Kind::Empty, _) => None,
-        (Kind::Integer, Value::String(s)) => s.parse::<i64>().ok().map(Value::from),
-        (Kind::Integer, Value::Number(n)) => n.as_i64().map(Value::from),
-        (Kind::Float, Value::String(s)) => s
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number),
-        (Kind::Float, Value::Number(n)) => n
-            .as_f64()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number),
-        (Kind::Boolean, Value::String(s)) => Some(Value::Bool(s.eq_ignore_ascii_case("true"))),
-        (Kind::Boolean, Value::Bool(b)) => Some(Value::Bool(*b)),
-        (Kind::String, Value::String(s)) => Some(Value::String(s.clone())),
-        (Kind::String, other) => Some(Value::String(other.to_string())),
+        (Kind::Empty, _) => None,
+        (Kind::Integer, Raw::Str(s)) => s.parse::<i64>().ok().map(Scalar::Int),
+        (Kind::Integer, Raw::Int(i)) => Some(Scalar::Int(*i)),
+        (Kind::Float, Raw::Str(s)) => s.parse::<f64>().ok().and_then(float),
+        (Kind::Float, Raw::Int(i)) => float(*i as f64),
+        (Kind::Float, Raw::UInt(u)) => float(*u as f64),
+        (Kind::Float, Raw::Float(f)) => float(*f),
+        (Kind::Boolean, Raw::Str(s)) => Some(Scalar::Bool(s.eq_ignore_ascii_case("true"))),
+        (Kind::Boolean, Raw::Bool(b)) => Some(Scalar::Bool(*b)),
+        (Kind::String, Raw::Str(s)) => Some(Scalar::Str(Cow::Borrowed(s.as_ref()))),
+        (Kind::String, Raw::Int(i)) => Some(Scalar::Str(Cow::Owned(i.to_string()))),
+        (Kind::String, Raw::UInt(u)) => Some(Scalar::Str(Cow::Owned(u.to_string()))),
+        (Kind::String, Raw::Float(f)) => serde_json::Number::from_f64(*f)
+            .map(|n| Scalar::Str(Cow::Owned(Value::Number(n).to_string()))),
+        (Kind::String, Raw::Bool(b)) => Some(Scalar::Str(Cow::Owned(b.to_string()))),
         _ => None,
+    }
+}
+
+/// A raw value as a number (for monthly_spend): numbers as they are, text parsed.
+pub fn number_of(raw: &Raw<'_>) -> Option<f64> {
+    match raw {
+        Raw::Int(i) => Some(*i as f64),
+        Raw::UInt(u) => Some(*u as f64),
+        Raw::Float(f) => Some(*f),
+        Raw::Str(s) => s.parse().ok(),
+        Raw::Bool(_) => None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Transform stage: reads the extract, computes every company's and user's canonical
-//! payload and hash in parallel (rayon), and replaces the payload rows through a single
-//! SQLite writer. Same extract + same settings ⇒ same bytes and hashes, in any thread order.
+//! payload and hash in parallel (rayon), and writes through a single SQLite writer only the
+//! payloads whose hash changed. Same extract + same settings ⇒ same bytes and hashes, in any
+//! thread order.
 
 pub mod hash;
 pub mod mapping;
@@ -14,9 +15,10 @@ use rayon::prelude::*;
 
 use crate::extract::typing::Kind;
 use crate::progress::Progress;
-use crate::store::{AccountChunk, Store, StoreError, UserRecord};
+use crate::store::codec::{self, DecodeError};
+use crate::store::{key_hash, PayloadWriter, Store, StoreError, StoredHash, UserRecord};
 use mapping::{Mapping, MappingSettings};
-use payload::{company_payload, user_payload, AccountChildren};
+use payload::{decode_account, Layout};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
@@ -28,19 +30,33 @@ pub enum TransformError {
     Store(#[from] StoreError),
 }
 
+impl From<DecodeError> for TransformError {
+    fn from(e: DecodeError) -> Self {
+        TransformError::Store(StoreError::Damaged {
+            path: String::from("(extract)"),
+            message: e.to_string(),
+        })
+    }
+}
+
 /// What a transform did.
 #[derive(Debug, Default)]
 pub struct TransformSummary {
     pub companies: u64,
     pub users: u64,
+    /// Payloads written because they are new or differ from the stored ones.
+    pub changed: u64,
     pub attributes: usize,
     pub warnings: Vec<String>,
     /// Nothing to compute: the payloads already match the extract and the settings.
     pub up_to_date: bool,
 }
 
-/// Accounts per chunk handed from the reader thread to the workers.
-const CHUNK: i64 = 4096;
+/// Records per chunk handed from the reader thread to the workers.
+const CHUNK: u32 = 4096;
+
+/// The tool version whose payloads are stored; a new version recomputes them.
+const TOOL: &str = concat!("intercom-push ", env!("CARGO_PKG_VERSION"));
 
 /// Computes all payloads for the current extract with `settings`.
 pub fn transform(
@@ -52,11 +68,10 @@ pub fn transform(
         StoreError::NoExtract { .. } => TransformError::Settings(e.to_string()),
         other => TransformError::Store(other),
     })?;
-    let tool = concat!("intercom-push ", env!("CARGO_PKG_VERSION"));
     let fresh = store.meta("payload_extract_version")?.as_deref()
         == Some(extract_version.to_string().as_str())
         && store.meta("mapping")?.as_deref() == Some(settings.version().as_str())
-        && store.meta("payload_tool")?.as_deref() == Some(tool);
+        && store.meta("payload_tool")?.as_deref() == Some(TOOL);
     if fresh {
         // Same extract, same settings, same tool: the payloads are already these.
         let counts = store.payload_counts()?;
@@ -73,20 +88,22 @@ pub fn transform(
             ..Default::default()
         });
     }
-    let fields: Vec<(String, Kind)> = store
+    let kind_of = |text: &str| Kind::parse(text).unwrap_or(Kind::String);
+    let fields: Vec<(u32, String, Kind)> = store
         .account_fields()?
         .into_iter()
-        .map(|(name, kind)| (name, Kind::parse(&kind).unwrap_or(Kind::String)))
+        .map(|f| (f.key, f.name, kind_of(&f.kind)))
         .collect();
-    let metrics: Vec<(i64, String, Kind)> = store
+    let metrics: Vec<(u32, String, Kind)> = store
         .metrics()?
         .into_iter()
-        .map(|(key, name, kind)| (key, name, Kind::parse(&kind).unwrap_or(Kind::String)))
+        .map(|m| (m.key, m.name, kind_of(&m.kind)))
         .collect();
     let mapping = Mapping::build(settings, &fields, &store.elements()?, &metrics)?;
+    let labels = store.labels()?;
     let owners: HashSet<String> = store.owner_refs()?.into_iter().collect();
     let users_by_id = store.meta("users_have_id")?.as_deref() == Some("1");
-    let max_key = store.max_account_key()?;
+    let (max_account, max_user) = store.max_keys()?;
     let reader = store.reopen()?;
 
     let mut summary = TransformSummary {
@@ -94,58 +111,59 @@ pub fn transform(
         ..Default::default()
     };
     summary.warnings.extend(mapping.warnings.iter().cloned());
-    let mut clamped = 0u64;
-    let progress = Progress::new("computing payloads", "accounts");
 
     let writer = store.payload_writer()?;
     for attribute in &mapping.attributes {
         writer.insert_attribute(attribute)?;
     }
-    let reader = std::thread::scope(|scope| -> Result<Store, TransformError> {
-        // Reader thread: chunks of accounts with their child rows, two chunks ahead at most.
-        let (tx, rx) = mpsc::sync_channel::<Result<AccountChunk, StoreError>>(2);
-        let reading = scope.spawn(move || {
-            let mut lo = 1;
-            while lo <= max_key {
-                let chunk = reader.account_chunk(lo, lo + CHUNK);
-                let failed = chunk.is_err();
-                if tx.send(chunk).is_err() || failed {
-                    break;
-                }
-                lo += CHUNK;
-            }
-            reader
-        });
-        for chunk in rx {
-            let chunk = chunk?;
-            let computed: Vec<(String, [u8; 16], bool)> = chunk
-                .accounts
-                .par_iter()
-                .map(|account| {
-                    let children = AccountChildren {
-                        counts: slice_for(&chunk.counts, account.key, |r| r.0),
-                        metric_values: slice_for(&chunk.metric_values, account.key, |r| r.0),
-                        labels: slice_for(&chunk.labels, account.key, |r| r.0),
-                    };
-                    let (json, notes) = company_payload(&mapping, account, &children);
-                    let hash = hash::payload_hash(&mapping.version, json.as_bytes());
-                    (json, hash, notes.monthly_spend_clamped)
-                })
-                .collect();
-            for (account, (json, hash, was_clamped)) in chunk.accounts.iter().zip(&computed) {
-                writer.insert_payload("company", &account.external_id, json, hash)?;
-                clamped += u64::from(*was_clamped);
-            }
-            summary.companies += computed.len() as u64;
-            progress.inc(computed.len() as u64);
-        }
-        reading
-            .join()
-            .map_err(|_| TransformError::Store(StoreError::Worker("the reader thread panicked")))
-    })?;
-    progress.finish();
+    let names: Vec<&str> = mapping.attributes.iter().map(|a| a.name.as_str()).collect();
+    let name_keys = writer.intern_names(&names)?;
+    let layout = Layout::new(&mapping, &name_keys, &labels);
+    // Names by key, for rendering the canonical JSON.
+    let mut name_table = vec![String::new(); name_keys.values().max().map_or(0, |k| *k as usize + 1)];
+    for (name, key) in name_keys {
+        name_table[key as usize] = name;
+    }
 
-    let users = reader.users()?;
+    // Companies.
+    let stored = writer.stored_hashes("company")?;
+    let mut seen = vec![false; stored.len()];
+    let mut clamped = 0u64;
+    let progress = Progress::new("computing company payloads", "accounts");
+    let reader = chunked(
+        reader,
+        max_account,
+        |store, lo, hi| store.account_chunk(lo, hi),
+        |chunk| {
+            let computed: Vec<Computed> = chunk
+                .par_iter()
+                .map(|account| -> Result<Computed, DecodeError> {
+                    let (fields, children) = decode_account(account)?;
+                    let (payload, notes) = layout.company(account, &fields, &children);
+                    let mut computed = compare(
+                        &stored,
+                        &account.external_id,
+                        &payload,
+                        &name_table,
+                        &mapping.version,
+                    );
+                    computed.clamped = notes.monthly_spend_clamped;
+                    Ok(computed)
+                })
+                .collect::<Result<_, _>>()?;
+            for (account, computed) in chunk.iter().zip(computed) {
+                clamped += u64::from(computed.clamped);
+                apply(&writer, "company", &account.external_id, computed, &mut seen, &mut summary.changed)?;
+            }
+            summary.companies += chunk.len() as u64;
+            progress.inc(chunk.len() as u64);
+            Ok(())
+        },
+    )?;
+    progress.finish();
+    retire(&writer, &stored, &seen)?;
+
+    // Users.
     // An owner is named by the users' `id` when they have one, else by their externalId.
     let reference_of = |user: &UserRecord| {
         if users_by_id {
@@ -154,29 +172,48 @@ pub fn transform(
             user.external_id.clone()
         }
     };
-    let computed: Vec<(String, String, [u8; 16])> = users
-        .par_iter()
-        .map(|user| {
-            let is_owner = reference_of(user).is_some_and(|r| owners.contains(&r));
-            let json = user_payload(&mapping, user, is_owner);
-            let hash = hash::payload_hash(&mapping.version, json.as_bytes());
-            (user.record_key(), json, hash)
-        })
-        .collect();
-    let matched_owners: HashSet<String> = users
-        .iter()
-        .filter_map(reference_of)
-        .filter(|r| owners.contains(r))
-        .collect();
-    let unmatched_owners = owners.len() - matched_owners.len();
-    for (key, json, hash) in &computed {
-        writer.insert_payload("user", key, json, hash)?;
-    }
-    summary.users = computed.len() as u64;
+    let stored = writer.stored_hashes("user")?;
+    let mut seen = vec![false; stored.len()];
+    let mut matched_owners: HashSet<String> = HashSet::new();
+    let progress = Progress::new("computing user payloads", "users");
+    chunked(
+        reader,
+        max_user,
+        |store, lo, hi| store.user_chunk(lo, hi),
+        |chunk| {
+            let computed: Vec<(String, Computed)> = chunk
+                .par_iter()
+                .map(|user| {
+                    let is_owner = reference_of(user).is_some_and(|r| owners.contains(&r));
+                    let record_key = user.record_key();
+                    let payload = layout.user(user, is_owner);
+                    let computed =
+                        compare(&stored, &record_key, &payload, &name_table, &mapping.version);
+                    (record_key, computed)
+                })
+                .collect();
+            for user in &chunk {
+                if let Some(r) = reference_of(user).filter(|r| owners.contains(r)) {
+                    matched_owners.insert(r);
+                }
+            }
+            for (record_key, computed) in computed {
+                apply(&writer, "user", &record_key, computed, &mut seen, &mut summary.changed)?;
+            }
+            summary.users += chunk.len() as u64;
+            progress.inc(chunk.len() as u64);
+            Ok(())
+        },
+    )?;
+    progress.finish();
+    retire(&writer, &stored, &seen)?;
+
     writer.set_meta("payload_extract_version", &extract_version.to_string())?;
     writer.set_meta("mapping", &mapping.version)?;
     writer.set_meta("prefix", &settings.prefix)?;
-    writer.set_meta("payload_tool", tool)?;
+    writer.set_meta("payload_tool", TOOL)?;
+    writer.set_meta("payload_count_company", &summary.companies.to_string())?;
+    writer.set_meta("payload_count_user", &summary.users.to_string())?;
     writer.commit()?;
 
     if clamped > 0 {
@@ -185,6 +222,7 @@ pub fn transform(
             payload::MONTHLY_SPEND_MAX
         ));
     }
+    let unmatched_owners = owners.len() - matched_owners.len();
     if unmatched_owners > 0 {
         summary.warnings.push(format!(
             "{unmatched_owners} accountOwnerId values match no user (by {}); those owners get no contact update",
@@ -194,11 +232,106 @@ pub fn transform(
     Ok(summary)
 }
 
-/// The run of `rows` (sorted by account key) belonging to `account`.
-fn slice_for<T>(rows: &[T], account: i64, key: impl Fn(&T) -> i64) -> &[T] {
-    let start = rows.partition_point(|r| key(r) < account);
-    let end = rows.partition_point(|r| key(r) <= account);
-    &rows[start..end]
+/// A computed payload compared with the stored one.
+struct Computed {
+    /// Index into the stored hashes and the row, when the record is stored.
+    stored: Option<(usize, i64)>,
+    /// The hash and encoded payload, when they differ from the stored ones.
+    changed: Option<([u8; 16], Vec<u8>)>,
+    clamped: bool,
+}
+
+/// Hashes `payload` and compares it with the stored record of `record_key`.
+fn compare(
+    stored: &[StoredHash],
+    record_key: &str,
+    payload: &codec::Payload<'_>,
+    names: &[String],
+    mapping_version: &str,
+) -> Computed {
+    let json = payload.to_json(names);
+    let hash = hash::payload_hash(mapping_version, json.as_bytes());
+    let key = key_hash(record_key);
+    // Key hashes are 128-bit: a match is this record (two keys colliding has a probability
+    // of about 2⁻⁶⁸ even at a billion records).
+    let index = stored.binary_search_by_key(&key, |s| s.key_hash).ok();
+    let same = index.is_some_and(|i| stored[i].hash == Some(hash));
+    Computed {
+        stored: index.map(|i| (i, stored[i].record_id)),
+        changed: (!same).then(|| (hash, codec::encode(payload))),
+        clamped: false,
+    }
+}
+
+/// Writes what changed and marks the stored record as seen.
+fn apply(
+    writer: &PayloadWriter<'_>,
+    kind: &str,
+    record_key: &str,
+    computed: Computed,
+    seen: &mut [bool],
+    changed: &mut u64,
+) -> Result<(), StoreError> {
+    if let Some((i, _)) = computed.stored {
+        seen[i] = true;
+    }
+    if let Some((hash, blob)) = computed.changed {
+        let record_id = computed.stored.map(|(_, id)| id);
+        writer.write_payload(kind, record_key, record_id, &hash, &blob)?;
+        *changed += 1;
+    }
+    Ok(())
+}
+
+/// The payloads of stored records that are no longer in the extract go.
+fn retire(
+    writer: &PayloadWriter<'_>,
+    stored: &[StoredHash],
+    seen: &[bool],
+) -> Result<(), StoreError> {
+    for (record, seen) in stored.iter().zip(seen) {
+        if !seen && record.hash.is_some() {
+            writer.retire(record.record_id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads rows `1..=max_key` in chunks on a reader thread (two chunks ahead at most) and calls
+/// `process` on each, in key order, on this thread. Returns the reader's store.
+fn chunked<T: Send>(
+    reader: Store,
+    max_key: u32,
+    read: impl Fn(&Store, u32, u32) -> Result<Vec<T>, StoreError> + Send,
+    mut process: impl FnMut(Vec<T>) -> Result<(), TransformError>,
+) -> Result<Store, TransformError> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<Result<Vec<T>, StoreError>>(2);
+        let reading = scope.spawn(move || {
+            let mut lo = 1u32;
+            while lo <= max_key {
+                let hi = lo.saturating_add(CHUNK);
+                let chunk = read(&reader, lo, hi);
+                let failed = chunk.is_err();
+                if tx.send(chunk).is_err() || failed {
+                    break;
+                }
+                lo = hi;
+            }
+            reader
+        });
+        let result = (|| {
+            for chunk in &rx {
+                process(chunk?)?;
+            }
+            Ok(())
+        })();
+        drop(rx);
+        let reader = reading
+            .join()
+            .map_err(|_| TransformError::Store(StoreError::Worker("the reader thread panicked")))?;
+        result.map(|()| reader)
+    })
 }
 
 /// Whether the payloads were computed from the current extract; the message says which

@@ -1,0 +1,627 @@
+//! The single consumer of a load: turns rows into the extract tables. It resolves references
+//! (child rows → account keys, Element/Metric ids → catalog keys), infers each field's kind
+//! over every part of its table, checks uniqueness in memory, writes accounts and users as
+//! they come, and each account's child rows, packed, at the end.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::accounts::{self, raw_json_text, raw_of_json};
+use super::rows::{self, Cell, Row};
+use super::source::{Part, TableSource};
+use super::typing::{json_number_shape, kind_of_json, sniff_text, Kind, NumberShape};
+use super::ExtractError;
+use crate::store::codec::{self, Children, Raw};
+use crate::store::{AccountInsert, ExtractWriter};
+
+/// Distinct account fields a load accepts. Intercom caps a workspace at 250 custom
+/// attributes, so an export with far more (a pivoted table, a wrong delimiter) is a mistake;
+/// the margin leaves room for fields left out with `--exclude`.
+pub const MAX_FIELDS: usize = 1000;
+/// Distinct Elements, or Success Metrics, a load accepts (each becomes an attribute too).
+pub const MAX_CATALOG: usize = 1000;
+
+const MRR: &str = "mrr";
+
+/// Elements or Success Metrics: known by id and by name, with the kind of their values.
+#[derive(Default)]
+struct Catalog {
+    what: &'static str,
+    from_table: bool,
+    by_id: HashMap<String, u32>,
+    by_name: HashMap<String, u32>,
+    /// (source id, name, kind), indexed by key − 1.
+    entries: Vec<(Option<String>, String, Kind)>,
+}
+
+impl Catalog {
+    fn new(what: &'static str) -> Catalog {
+        Catalog {
+            what,
+            ..Default::default()
+        }
+    }
+
+    /// Adds an entry read from the catalog's own table.
+    fn add(&mut self, id: Option<String>, name: String) -> Result<u32, String> {
+        let key = self.next_key()?;
+        self.from_table = true;
+        if let Some(id) = &id {
+            if self.by_id.insert(id.clone(), key).is_some() {
+                return Err(format!(
+                    "the {} id `{id}` appears twice: ids must be unique",
+                    self.what
+                ));
+            }
+        }
+        if self.by_name.insert(name.clone(), key).is_some() {
+            return Err(format!("two {}s are named `{name}`: names become Intercom attribute names, so they must be unique — rename one in the export", self.what));
+        }
+        self.entries.push((id, name, Kind::Empty));
+        Ok(key)
+    }
+
+    fn next_key(&self) -> Result<u32, String> {
+        if self.entries.len() == MAX_CATALOG {
+            return Err(format!("more than {MAX_CATALOG} distinct {}s, but each becomes an Intercom attribute and a workspace holds at most 250: export only the ones you mean to send", self.what));
+        }
+        Ok(self.entries.len() as u32 + 1)
+    }
+
+    /// The key for a reference that may be an id or a name. An unknown reference names a new
+    /// entry when there is no table to resolve it through; otherwise it is `None`.
+    fn resolve(&mut self, reference: &str) -> Result<Option<u32>, String> {
+        if let Some(&key) = self.by_id.get(reference) {
+            return Ok(Some(key));
+        }
+        let name = super::clean_name(reference);
+        if let Some(&key) = self.by_name.get(&name) {
+            return Ok(Some(key));
+        }
+        if self.from_table || name.is_empty() {
+            return Ok(None);
+        }
+        let key = self.next_key()?;
+        self.by_name.insert(name.clone(), key);
+        self.entries.push((None, name, Kind::Empty));
+        Ok(Some(key))
+    }
+}
+
+/// One child row of an account, as kept in memory until the end of the load.
+#[derive(Serialize, Deserialize)]
+enum ChildEntry<'a> {
+    Count(u32, u64),
+    Metric(u32, #[serde(borrow)] Raw<'a>),
+    Label(u32),
+}
+
+/// Where a row was read, for messages.
+#[derive(Clone, Copy)]
+pub struct Location<'p> {
+    pub source: &'p TableSource,
+    pub part_index: usize,
+    pub line: u64,
+}
+
+impl Location<'_> {
+    fn part(&self) -> &Part {
+        &self.source.parts[self.part_index]
+    }
+
+    fn error(&self, message: impl Into<String>) -> ExtractError {
+        ExtractError::at(self.part(), self.line, message)
+    }
+
+    /// The table as named in warnings: its file, or its parts' folder.
+    fn table_label(&self) -> String {
+        match self.source.parts.as_slice() {
+            [only] => only.name.clone(),
+            parts => format!("{} ({} parts)", self.source.table, parts.len()),
+        }
+    }
+}
+
+/// Label kinds as stored.
+const LABEL_KINDS: [&str; 3] = ["risk", "opportunity", "segment"];
+
+pub struct Loader<'w, 'c> {
+    writer: &'w ExtractWriter<'c>,
+    elements: Catalog,
+    metrics: Catalog,
+    /// Per label kind (see [`LABEL_KINDS`]), name → label key.
+    labels: [HashMap<String, u32>; 3],
+    label_count: u32,
+    /// Account reference (`id`, or `externalId` when accounts have no `id`) → account key.
+    references: HashMap<Box<str>, u32>,
+    /// externalId → account key, when references are `id`s.
+    external_ids: HashMap<Box<str>, u32>,
+    accounts_use_id: Option<bool>,
+    /// Where each account was read (index key − 1): (part index, line).
+    account_lines: Vec<(u32, u64)>,
+    /// Each account's child rows (index key − 1), encoded [`ChildEntry`]s in arrival order.
+    children: Vec<Vec<u8>>,
+    /// Field name → field key (first-seen order) and the kind over all values.
+    field_keys: HashMap<String, u32>,
+    fields: Vec<(String, Kind)>,
+    /// Per field key, the last account that gave it (catches a field given twice).
+    field_seen_in: Vec<u32>,
+    /// xxh3-128 of every user key seen (`e:`/`m:` record keys and `i:` ids).
+    user_keys: HashSet<u128>,
+    users: u32,
+    users_have_id: bool,
+    skipped_array_fields: HashSet<String>,
+    unknown_refs: BTreeMap<String, u64>,
+    pub warnings: Vec<String>,
+}
+
+impl<'w, 'c> Loader<'w, 'c> {
+    pub fn new(writer: &'w ExtractWriter<'c>) -> Self {
+        Loader {
+            writer,
+            elements: Catalog::new("element"),
+            metrics: Catalog::new("success metric"),
+            labels: Default::default(),
+            label_count: 0,
+            references: HashMap::new(),
+            external_ids: HashMap::new(),
+            accounts_use_id: None,
+            account_lines: Vec::new(),
+            children: Vec::new(),
+            field_keys: HashMap::new(),
+            fields: Vec::new(),
+            field_seen_in: Vec::new(),
+            user_keys: HashSet::new(),
+            users: 0,
+            users_have_id: false,
+            skipped_array_fields: HashSet::new(),
+            unknown_refs: BTreeMap::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn accounts(&self) -> usize {
+        self.account_lines.len()
+    }
+
+    /// Consumes one row of `table`.
+    pub fn row(&mut self, table: &str, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
+        match table {
+            "elements" => self.catalog_row(row, at, true),
+            "success_metrics" => self.catalog_row(row, at, false),
+            "users" => self.user_row(row, at),
+            "accounts" => self.account_row(row, at),
+            "element_counts" => self.count_row(row, at),
+            "metric_values" => self.metric_row(row, at),
+            "indicators" => self.label_row(row, at, true),
+            "segments" => self.label_row(row, at, false),
+            other => unreachable!("table {other} is not in TABLES"),
+        }
+    }
+
+    fn key_cell(
+        row: &Row<'_>,
+        slot: usize,
+        column: &str,
+        at: Location<'_>,
+    ) -> Result<Option<String>, ExtractError> {
+        match row.get(slot) {
+            None => Ok(None),
+            Some(cell) => cell
+                .as_key()
+                .map_err(|e| at.error(format!("`{column}`: {e}"))),
+        }
+    }
+
+    fn required_key(
+        row: &Row<'_>,
+        slot: usize,
+        column: &str,
+        at: Location<'_>,
+    ) -> Result<String, ExtractError> {
+        Self::key_cell(row, slot, column, at)?
+            .ok_or_else(|| at.error(format!("`{column}` is empty: every row needs one")))
+    }
+
+    fn catalog_row(
+        &mut self,
+        row: &Row<'_>,
+        at: Location<'_>,
+        is_elements: bool,
+    ) -> Result<(), ExtractError> {
+        let catalog = if is_elements {
+            &mut self.elements
+        } else {
+            &mut self.metrics
+        };
+        let id = Self::key_cell(row, 0, "id", at)?;
+        let name = super::clean_name(&Self::required_key(row, 1, "name", at)?);
+        if name.is_empty() {
+            return Err(at.error(format!("the {} name is blank", catalog.what)));
+        }
+        catalog.add(id, name).map(drop).map_err(|e| at.error(e))
+    }
+
+    fn user_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
+        let vitally_id = Self::key_cell(row, 0, "id", at)?;
+        let external_id = Self::key_cell(row, 1, "externalId", at)?;
+        let email = Self::key_cell(row, 2, "email", at)?;
+        self.users_have_id |= vitally_id.is_some();
+        if external_id.is_none() && email.is_none() {
+            return Err(at.error("this user has neither `externalId` nor `email`: Intercom contacts are found by one of them"));
+        }
+        let record_key = crate::store::record_key(external_id.as_deref(), email.as_deref());
+        if !self.user_keys.insert(xxhash_rust::xxh3::xxh3_128(record_key.as_bytes())) {
+            let what = match &external_id {
+                Some(id) => format!("externalId `{id}`"),
+                None => format!(
+                    "email `{}` (and no externalId)",
+                    email.as_deref().unwrap_or_default()
+                ),
+            };
+            return Err(at.error(format!(
+                "a second user with {what}: each user must appear once"
+            )));
+        }
+        if let Some(id) = &vitally_id {
+            if !self
+                .user_keys
+                .insert(xxhash_rust::xxh3::xxh3_128(format!("i:{id}").as_bytes()))
+            {
+                return Err(at.error(format!(
+                    "a second user with id `{id}`: ids must be unique"
+                )));
+            }
+        }
+        self.users += 1;
+        self.writer.insert_user(
+            self.users,
+            vitally_id.as_deref(),
+            external_id.as_deref(),
+            email.as_deref(),
+        )?;
+        Ok(())
+    }
+
+    fn account_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
+        let parsed = accounts::split_row(row).map_err(|e| at.error(e))?;
+        let external_id = parsed
+            .external_id
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| at.error("`externalId` is missing or empty: it is the Intercom company_id, every account needs one"))?;
+        let use_id = *self.accounts_use_id.get_or_insert(
+            parsed.vitally_id.is_some()
+                || row.as_json().is_none()
+                    && row.cells().any(|(n, _)| rows::column_is(n, "id")),
+        );
+        if !use_id && parsed.vitally_id.is_some() {
+            return Err(at.error("this account has an `id` but the first one has none: other tables refer to accounts by `id` only when every account has one — give every account its `id`, or leave `id` out everywhere"));
+        }
+        let reference = if use_id {
+            parsed.vitally_id.clone().ok_or_else(|| {
+                at.error("`id` is empty, but other accounts have one: child tables refer to accounts by `id`, so every account needs it (or drop the column to refer by externalId)")
+            })?
+        } else {
+            external_id.clone()
+        };
+        let key = self.account_lines.len() as u32 + 1;
+        let first = self.references.get(reference.as_str()).copied().or_else(|| {
+            use_id
+                .then(|| self.external_ids.get(external_id.as_str()).copied())
+                .flatten()
+        });
+        if let Some(first) = first {
+            let (part, line) = self.account_lines[first as usize - 1];
+            let place = if part as usize == at.part_index {
+                format!("line {line}")
+            } else {
+                format!("another part, line {line}")
+            };
+            return Err(at.error(format!(
+                "duplicate account `{reference}` (first at {place}): each account must appear once"
+            )));
+        }
+
+        let mut fields: Vec<(u32, Raw<'_>)> = Vec::with_capacity(parsed.fields.len());
+        for (name, value, kind) in parsed.fields {
+            if rows::column_is(&name, MRR) && !matches!(kind, Kind::Integer | Kind::Float) {
+                return Err(at.error(format!("`{name}` must be a number (it becomes monthly_spend), found {}: fix the value, or leave the cell empty for no monthly_spend", raw_json_text(&value))));
+            }
+            let field = match self.field_keys.get(name.as_ref()) {
+                Some(&field) => field,
+                None => {
+                    let field = self.fields.len() as u32;
+                    if field as usize == MAX_FIELDS {
+                        return Err(at.error(format!("more than {MAX_FIELDS} distinct account fields (field number {} is `{name}`), but Intercom allows at most 250 custom attributes in a workspace: export only the fields you mean to send", MAX_FIELDS + 1)));
+                    }
+                    self.field_keys.insert(name.to_string(), field);
+                    self.fields.push((name.to_string(), Kind::Empty));
+                    self.field_seen_in.push(0);
+                    field
+                }
+            };
+            let slot = &mut self.fields[field as usize].1;
+            *slot = slot.join(kind);
+            if std::mem::replace(&mut self.field_seen_in[field as usize], key) == key {
+                return Err(at.error(format!("the field `{name}` is given twice in this account (e.g. as `{name}` and `traits.{name}`): keep one")));
+            }
+            fields.push((field, value));
+        }
+        for name in parsed.skipped_fields {
+            if self.skipped_array_fields.insert(name.clone()) {
+                self.warnings.push(format!("{}: field `{name}` holds an array of objects, which Intercom cannot store; skipped", at.table_label()));
+            }
+        }
+        self.writer.insert_account(&AccountInsert {
+            key,
+            external_id: &external_id,
+            vitally_id: parsed.vitally_id.as_deref(),
+            owner_ref: parsed.owner_ref.as_deref(),
+            fields: &codec::encode(&fields),
+        })?;
+        if use_id {
+            self.external_ids.insert(external_id.into(), key);
+        }
+        self.references.insert(reference.into(), key);
+        self.account_lines.push((at.part_index as u32, at.line));
+        self.children.push(Vec::new());
+        for (element, count) in parsed.element_counts {
+            self.add_count(at, key, element, Cell::Json(count))?;
+        }
+        for (metric, value) in parsed.metric_values {
+            self.add_metric_value(at, key, metric, Cell::Json(value))?;
+        }
+        for (kind, name) in parsed.labels {
+            self.add_label(at, key, kind, name)?;
+        }
+        Ok(())
+    }
+
+    /// Counts a row skipped because what it refers to is unknown (one warning per kind).
+    fn skip(&mut self, at: Location<'_>, what: &str) {
+        *self
+            .unknown_refs
+            .entry(format!("{}: {what}", at.table_label()))
+            .or_default() += 1;
+    }
+
+    /// The account key for a child row's `account_id`; `None` (counted) when unknown.
+    fn account_of(&mut self, at: Location<'_>, reference: &str) -> Option<u32> {
+        let found = self.references.get(reference).copied();
+        if found.is_none() {
+            self.skip(at, "rows whose account is not in the accounts file");
+        }
+        found
+    }
+
+    fn count_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
+        let account = Self::required_key(row, 0, "account_id", at)?;
+        let element = Self::required_key(row, 1, "element_id", at)?;
+        let Some(key) = self.account_of(at, &account) else {
+            return Ok(());
+        };
+        let count = row.get(2).unwrap_or(Cell::Text(""));
+        self.add_count(at, key, &element, count)
+    }
+
+    fn add_count(
+        &mut self,
+        at: Location<'_>,
+        account: u32,
+        element: &str,
+        count: Cell<'_>,
+    ) -> Result<(), ExtractError> {
+        let count = parse_count(count)
+            .map_err(|e| at.error(format!("element count for `{element}`: {e}")))?;
+        let Some(element_key) = self.elements.resolve(element).map_err(|e| at.error(e))? else {
+            self.skip(at, "element counts whose element is not in the elements file");
+            return Ok(());
+        };
+        let children = &mut self.children[account as usize - 1];
+        if has_entry(children, |e| matches!(e, ChildEntry::Count(k, _) if *k == element_key)) {
+            return Err(at.error(format!("a second count for element `{element}` on the same account: give each (account, element) once")));
+        }
+        push_entry(children, &ChildEntry::Count(element_key, count));
+        Ok(())
+    }
+
+    fn metric_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
+        let account = Self::required_key(row, 0, "account_id", at)?;
+        let metric = Self::required_key(row, 1, "metric_id", at)?;
+        let Some(key) = self.account_of(at, &account) else {
+            return Ok(());
+        };
+        let value = row.get(2).unwrap_or(Cell::Text(""));
+        self.add_metric_value(at, key, &metric, value)
+    }
+
+    fn add_metric_value(
+        &mut self,
+        at: Location<'_>,
+        account: u32,
+        metric: &str,
+        value: Cell<'_>,
+    ) -> Result<(), ExtractError> {
+        let (raw, kind) = match value {
+            Cell::Text("") => return Ok(()),
+            Cell::Text(text) => (Raw::Str(Cow::Borrowed(text)), sniff_text(text)),
+            Cell::Json(v) => match raw_of_json(v) {
+                Some(raw) => (raw, kind_of_json(v)),
+                None if v.is_null() => return Ok(()),
+                None => return Err(at.error(format!("the value of metric `{metric}` is {}: Intercom attributes hold a single number, string or boolean", rows::json_type(v)))),
+            },
+        };
+        let Some(metric_key) = self.metrics.resolve(metric).map_err(|e| at.error(e))? else {
+            self.skip(at, "metric values whose metric is not in the success_metrics file");
+            return Ok(());
+        };
+        let slot = &mut self.metrics.entries[metric_key as usize - 1].2;
+        *slot = slot.join(kind);
+        let children = &mut self.children[account as usize - 1];
+        if has_entry(children, |e| matches!(e, ChildEntry::Metric(k, _) if *k == metric_key)) {
+            return Err(at.error(format!("a second value for metric `{metric}` on the same account: give each (account, metric) once")));
+        }
+        push_entry(children, &ChildEntry::Metric(metric_key, raw));
+        Ok(())
+    }
+
+    fn label_row(
+        &mut self,
+        row: &Row<'_>,
+        at: Location<'_>,
+        is_indicator: bool,
+    ) -> Result<(), ExtractError> {
+        let account = Self::required_key(row, 0, "account_id", at)?;
+        let (kind, name_slot) = if is_indicator {
+            let kind = Self::required_key(row, 1, "kind", at)?;
+            let kind = match kind.trim().to_ascii_lowercase().as_str() {
+                "risk" => "risk",
+                "opportunity" => "opportunity",
+                _ => {
+                    return Err(at.error(format!(
+                        "unknown indicator kind `{kind}`: use `risk` or `opportunity`"
+                    )))
+                }
+            };
+            (kind, 2)
+        } else {
+            ("segment", 1)
+        };
+        let name = Self::required_key(row, name_slot, "name", at)?;
+        let Some(key) = self.account_of(at, &account) else {
+            return Ok(());
+        };
+        self.add_label(at, key, kind, &name)
+    }
+
+    fn add_label(
+        &mut self,
+        at: Location<'_>,
+        account: u32,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), ExtractError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(at.error(format!("a blank {kind} name")));
+        }
+        let kind_index = LABEL_KINDS.iter().position(|k| *k == kind).unwrap_or(2);
+        let names = &mut self.labels[kind_index];
+        let label = match names.get(name) {
+            Some(&label) => label,
+            None => {
+                self.label_count += 1;
+                names.insert(name.to_string(), self.label_count);
+                self.label_count
+            }
+        };
+        push_entry(&mut self.children[account as usize - 1], &ChildEntry::Label(label));
+        Ok(())
+    }
+
+    /// Writes each account's packed children and the catalogs with their inferred kinds.
+    pub fn finish(self) -> Result<Vec<String>, ExtractError> {
+        let mut warnings = self.warnings;
+        for (key, buffer) in self.children.iter().enumerate() {
+            if buffer.is_empty() {
+                continue;
+            }
+            let mut children = Children::default();
+            for entry in entries(buffer) {
+                match entry {
+                    ChildEntry::Count(k, n) => children.counts.push((k, n)),
+                    ChildEntry::Metric(k, v) => children.metrics.push((k, v)),
+                    ChildEntry::Label(k) => children.labels.push(k),
+                }
+            }
+            children.counts.sort_unstable_by_key(|c| c.0);
+            children.metrics.sort_by_key(|m| m.0);
+            children.labels.sort_unstable();
+            children.labels.dedup();
+            self.writer
+                .insert_children(key as u32 + 1, &codec::encode(&children))?;
+        }
+        for (key, (name, kind)) in self.fields.iter().enumerate() {
+            self.writer.insert_field(key as u32, name, kind.as_str())?;
+        }
+        for (i, (id, name, _)) in self.elements.entries.iter().enumerate() {
+            self.writer.insert_element(i as u32 + 1, id.as_deref(), name)?;
+        }
+        for (i, (id, name, kind)) in self.metrics.entries.iter().enumerate() {
+            self.writer
+                .insert_metric(i as u32 + 1, id.as_deref(), name, kind.as_str())?;
+        }
+        for (kind, names) in LABEL_KINDS.iter().zip(&self.labels) {
+            for (name, key) in names {
+                self.writer.insert_label(*key, kind, name)?;
+            }
+        }
+        self.writer
+            .set_meta("users_have_id", if self.users_have_id { "1" } else { "0" })?;
+        for (what, count) in &self.unknown_refs {
+            warnings.push(format!("{what}: {count} skipped"));
+        }
+        Ok(warnings)
+    }
+}
+
+fn push_entry(buffer: &mut Vec<u8>, entry: &ChildEntry<'_>) {
+    // Appending to a Vec cannot fail.
+    if let Ok(extended) = postcard::to_extend(entry, std::mem::take(buffer)) {
+        *buffer = extended;
+    }
+}
+
+/// The entries of an account's child buffer, in arrival order.
+fn entries(buffer: &[u8]) -> impl Iterator<Item = ChildEntry<'_>> {
+    let mut rest = buffer;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        // The buffer holds only what push_entry wrote.
+        let (entry, tail) = postcard::take_from_bytes::<ChildEntry<'_>>(rest).ok()?;
+        rest = tail;
+        Some(entry)
+    })
+}
+
+fn has_entry(buffer: &[u8], matches: impl Fn(&ChildEntry<'_>) -> bool) -> bool {
+    entries(buffer).any(|e| matches(&e))
+}
+
+/// An element count: an integer ≥ 0 (CSV text in JSON's integer grammar, or a JSON integer).
+fn parse_count(cell: Cell<'_>) -> Result<u64, String> {
+    use serde_json::Value;
+    let text = match cell {
+        Cell::Text(text) => Some(text),
+        Cell::Json(Value::String(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    let parsed = match (text, cell) {
+        (Some(text), _) if json_number_shape(text) == Some(NumberShape::Integer) => {
+            text.parse::<i64>().ok()
+        }
+        (None, Cell::Json(Value::Number(n))) => n.as_i64(),
+        _ => None,
+    };
+    match parsed {
+        Some(n) if n >= 0 => Ok(n as u64),
+        Some(n) => Err(format!("{n} is negative: counts are integers ≥ 0")),
+        None => Err(format!(
+            "{} is not an integer: counts are integers ≥ 0",
+            describe(cell)
+        )),
+    }
+}
+
+fn describe(cell: Cell<'_>) -> String {
+    match cell {
+        Cell::Text("") => "an empty cell".into(),
+        Cell::Text(t) => format!("`{t}`"),
+        Cell::Json(v) => format!("`{v}`"),
+    }
+}

@@ -1,0 +1,324 @@
+//! CSV parts: RFC 4180 by default, or the table's dialect (delimiter, quote, escape, null,
+//! headerless with configured `columns`).
+
+use std::io::{BufRead, Read};
+use std::sync::Arc;
+
+use super::{check_not_utf16, Reader, Rows, TableSpec, BATCH_ROWS};
+use crate::extract::options::{CsvDialect, TableOptions};
+use crate::extract::rows::{normalize_column, CsvColumns};
+use crate::extract::source::Part;
+use crate::extract::ExtractError;
+
+pub struct CsvReader;
+
+impl Reader for CsvReader {
+    fn read(
+        &self,
+        part: &Part,
+        options: &TableOptions,
+        spec: TableSpec,
+        emit: &mut dyn FnMut(Rows) -> bool,
+    ) -> Result<(), ExtractError> {
+        let mut stream = part.open(|_| {})?;
+        let start = stream
+            .fill_buf()
+            .map_err(|e| ExtractError::read(part, 1, e))?;
+        check_not_utf16(part, start)?;
+        let dialect = &options.csv;
+        let mut csv = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(false)
+            .delimiter(dialect.delimiter)
+            .quote(dialect.quote)
+            .escape(dialect.escape)
+            .from_reader(QuoteTracker::new(stream, dialect));
+        let mut record = ::csv::StringRecord::new();
+        let names: Vec<String> = if dialect.header {
+            if !next_record(part, &mut csv, &mut record)? {
+                return Err(ExtractError::at(
+                    part,
+                    1,
+                    "the file is empty: expected a header row naming the columns",
+                ));
+            }
+            record.iter().map(str::to_string).collect()
+        } else {
+            dialect.columns.clone().ok_or_else(|| {
+                ExtractError::at(part, 1, "this table is configured without a header row (`header = false`) but gives no `columns`: list the file's columns in order, e.g. `columns = [\"account_id\", \"name\"]` under its [tables.…] section")
+            })?
+        };
+        let columns = Arc::new(check_columns(part, names, spec, dialect)?);
+        let mut batch = Vec::with_capacity(BATCH_ROWS);
+        let mut first_row = true;
+        while next_record(part, &mut csv, &mut record)? {
+            // Not `p.line()`: the csv crate counts a CRLF record's `\n` into the next record,
+            // so every line after the first would be one short.
+            let line = record
+                .position()
+                .map(|p| csv.get_mut().line_of(p.byte()))
+                .unwrap_or(0);
+            if first_row && !dialect.header && record.len() != columns.names.len() {
+                return Err(ExtractError::at(
+                    part,
+                    line,
+                    format!(
+                        "this row has {} fields but `columns` names {}: fix the `columns` list (or the delimiter, now {:?})",
+                        record.len(),
+                        columns.names.len(),
+                        dialect.delimiter as char
+                    ),
+                ));
+            }
+            first_row = false;
+            batch.push((std::mem::take(&mut record), line));
+            if batch.len() == BATCH_ROWS {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+                if !emit(Rows::Csv {
+                    columns: columns.clone(),
+                    records: full,
+                }) {
+                    return Ok(());
+                }
+            }
+        }
+        csv.get_ref().check_closed(part)?;
+        if !batch.is_empty() {
+            emit(Rows::Csv {
+                columns,
+                records: batch,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn next_record<R: Read>(
+    part: &Part,
+    csv: &mut ::csv::Reader<QuoteTracker<R>>,
+    record: &mut ::csv::StringRecord,
+) -> Result<bool, ExtractError> {
+    match csv.read_record(record) {
+        Ok(more) => {
+            if !more {
+                csv.get_ref().check_closed(part)?;
+            }
+            Ok(more)
+        }
+        Err(e) => Err(csv_error(part, e, csv.get_mut())),
+    }
+}
+
+/// Validates the column names and finds the table's wanted columns among them.
+fn check_columns(
+    part: &Part,
+    names: Vec<String>,
+    spec: TableSpec,
+    dialect: &CsvDialect,
+) -> Result<CsvColumns, ExtractError> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, name) in names.iter().enumerate() {
+        if name.trim().is_empty() {
+            return Err(ExtractError::at(
+                part,
+                1,
+                format!("column {} has no name in the header row", i + 1),
+            ));
+        }
+        if name.contains('\u{feff}') {
+            return Err(ExtractError::at(
+                part,
+                1,
+                format!("the name of column {} contains a byte-order mark (U+FEFF), which belongs only at the very start of a file: the file was probably made by concatenating exports; remove the stray mark", i + 1),
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(ExtractError::at(
+                part,
+                1,
+                format!("the column `{name}` appears twice in the header row: keep one"),
+            ));
+        }
+    }
+    let normalized: Vec<String> = names.iter().map(|h| normalize_column(h)).collect();
+    for want in spec.wanted {
+        let mut same = names
+            .iter()
+            .zip(&normalized)
+            .filter(|(_, n)| n == want)
+            .map(|(h, _)| h);
+        if let (Some(first), Some(second)) = (same.next(), same.next()) {
+            return Err(ExtractError::at(
+                part,
+                1,
+                format!("`{first}` and `{second}` are the same column (camelCase and snake_case spellings of one name): keep one"),
+            ));
+        }
+    }
+    for need in spec.required {
+        if !normalized.iter().any(|n| n == need) {
+            let (row, fix) = if dialect.header {
+                ("the header row", "add it — camelCase or snake_case both work")
+            } else {
+                ("`columns`", "name it in the table's `columns` list")
+            };
+            return Err(ExtractError::at(
+                part,
+                1,
+                format!(
+                    "{row} has no `{}` column (found: {}); {fix}",
+                    camel(need),
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    let slots = spec
+        .wanted
+        .iter()
+        .map(|w| normalized.iter().position(|n| n == w))
+        .collect();
+    Ok(CsvColumns {
+        names,
+        slots,
+        null: dialect.null.clone(),
+    })
+}
+
+/// Passes a CSV byte stream through while following its quoting the way the `csv` crate
+/// reads it, because that crate silently ends a record at end of file when a quoted field
+/// was never closed (the rest of the file becomes one cell). Also counts lines, so that a
+/// read error (a truncated gzip) can name the line the stream broke on.
+struct QuoteTracker<R> {
+    inner: R,
+    state: QuoteState,
+    delimiter: u8,
+    quote: u8,
+    escape: Option<u8>,
+    /// Line of the next byte (1-based).
+    line: u64,
+    /// Line where the quoted field now open started.
+    opened_at: u64,
+    /// Bytes passed through.
+    offset: u64,
+    /// Offsets of the `\n`s passed through and not yet counted by [`Self::line_of`].
+    newlines: std::collections::VecDeque<u64>,
+    /// `\n`s counted by [`Self::line_of`].
+    counted: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: closes it, or starts a doubled-quote escape.
+    QuoteInQuoted,
+    /// The escape byte inside a quoted field: the next byte is taken as is.
+    EscapeInQuoted,
+}
+
+impl<R> QuoteTracker<R> {
+    fn new(inner: R, dialect: &CsvDialect) -> Self {
+        QuoteTracker {
+            inner,
+            state: QuoteState::FieldStart,
+            delimiter: dialect.delimiter,
+            quote: dialect.quote,
+            escape: dialect.escape,
+            line: 1,
+            opened_at: 0,
+            offset: 0,
+            newlines: std::collections::VecDeque::new(),
+            counted: 0,
+        }
+    }
+
+    fn track(&mut self, bytes: &[u8]) {
+        use QuoteState::*;
+        for &b in bytes {
+            self.state = match self.state {
+                FieldStart if b == self.quote => {
+                    self.opened_at = self.line;
+                    Quoted
+                }
+                Quoted if Some(b) == self.escape => EscapeInQuoted,
+                EscapeInQuoted => Quoted,
+                Quoted if b == self.quote => QuoteInQuoted,
+                Quoted => Quoted,
+                QuoteInQuoted if b == self.quote => Quoted,
+                _ if b == self.delimiter || b == b'\n' || b == b'\r' => FieldStart,
+                _ => Unquoted,
+            };
+            if b == b'\n' {
+                self.line += 1;
+                self.newlines.push_back(self.offset);
+            }
+            self.offset += 1;
+        }
+    }
+
+    /// The line of a record that the csv crate says starts at byte `byte` (1-based). That
+    /// offset is just after the previous record's terminator, or on the `\n` of its CRLF:
+    /// either way the `\n`s up to and including it are the lines before. Calls must come
+    /// in increasing order of `byte`.
+    fn line_of(&mut self, byte: u64) -> u64 {
+        while self.newlines.front().is_some_and(|&n| n <= byte) {
+            self.newlines.pop_front();
+            self.counted += 1;
+        }
+        self.counted + 1
+    }
+
+    fn check_closed(&self, part: &Part) -> Result<(), ExtractError> {
+        if matches!(self.state, QuoteState::Quoted | QuoteState::EscapeInQuoted) {
+            return Err(ExtractError::at(
+                part,
+                self.opened_at,
+                "malformed CSV: a quoted field opened on this line is never closed (the file ends inside it): add the closing `\"`, and write a quote inside a field as `\"\"`",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for QuoteTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.track(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The camelCase spelling of a normalized contract column, for messages.
+fn camel(normalized: &str) -> &str {
+    match normalized {
+        "externalid" => "externalId",
+        "accountid" => "account_id",
+        "elementid" => "element_id",
+        "metricid" => "metric_id",
+        "accountownerid" => "accountOwnerId",
+        other => other,
+    }
+}
+
+fn csv_error<R>(part: &Part, error: ::csv::Error, tracker: &mut QuoteTracker<R>) -> ExtractError {
+    let line = match error.position() {
+        Some(p) => tracker.line_of(p.byte()),
+        None => tracker.line,
+    };
+    match error.into_kind() {
+        ::csv::ErrorKind::Utf8 { err, .. } => ExtractError::at(
+            part,
+            line,
+            format!("field {} is not valid UTF-8: re-export the file as UTF-8", err.field() + 1),
+        ),
+        ::csv::ErrorKind::UnequalLengths { expected_len, len, .. } => ExtractError::at(
+            part,
+            line,
+            format!("this row has {len} fields but the header has {expected_len}: check for a missing or extra delimiter or an unclosed quote"),
+        ),
+        ::csv::ErrorKind::Io(e) => ExtractError::read(part, line, e),
+        other => ExtractError::at(part, line, format!("malformed CSV: {other:?}")),
+    }
+}

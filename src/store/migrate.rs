@@ -1,0 +1,172 @@
+//! Upgrading a database written by an older intercom-push, inside the opening transaction.
+//!
+//! Schema 1 → 2: what Intercom accepted (`sync_state`, JSON payloads) moves into `records`
+//! (encoded payloads) unchanged, hashes included, so nothing is sent again for it. The old
+//! extract and payload tables are dropped: the next `load` (every `run` starts with one) and
+//! `transform` rebuild them, and records whose payload did not change stay unchanged.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::Value;
+
+use super::codec::{self, Payload, Scalar};
+use super::{sqlite_err, StoreError};
+
+/// Tables of schema 1 that schema 2 no longer has or reshaped.
+const DROPPED_IN_2: [&str; 9] = [
+    "accounts",
+    "account_fields",
+    "users",
+    "elements",
+    "element_counts",
+    "success_metrics",
+    "metric_values",
+    "account_labels",
+    "payloads",
+];
+
+/// Brings the schema up to date (before `schema.sql` runs).
+pub fn migrate(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
+    let err = |e| sqlite_err(path, e);
+    let has_sync_state: bool = tx
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_state'",
+            [],
+            |_| Ok(true),
+        )
+        .optional()
+        .map_err(err)?
+        .unwrap_or(false);
+    if !has_sync_state {
+        return Ok(());
+    }
+    for table in DROPPED_IN_2 {
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))
+            .map_err(err)?;
+    }
+    tx.execute_batch(super::SCHEMA).map_err(err)?;
+    let mut names: BTreeMap<String, u32> = BTreeMap::new();
+    let rows: Vec<SyncStateRow> = {
+        let mut stmt = tx
+            .prepare(
+                "SELECT kind, record_key, intercom_id, pushed_hash, pushed_payload, pushed_at, status, last_error, failures FROM sync_state",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SyncStateRow {
+                    kind: r.get(0)?,
+                    record_key: r.get(1)?,
+                    intercom_id: r.get(2)?,
+                    pushed_hash: r.get(3)?,
+                    pushed_payload: r.get(4)?,
+                    pushed_at: r.get(5)?,
+                    status: r.get(6)?,
+                    last_error: r.get(7)?,
+                    failures: r.get(8)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)?
+    };
+    for row in rows {
+        let encoded = row
+            .pushed_payload
+            .as_deref()
+            .map(|json| encode_json_payload(tx, path, &row.kind, &row.record_key, json, &mut names))
+            .transpose()?;
+        tx.execute(
+            "INSERT INTO records (kind, record_key, intercom_id, pushed_hash, pushed_payload, pushed_at, status, last_error, failures)
+             VALUES (?1, ?2, ?3, ?4, ?5, unixepoch(?6), ?7, ?8, ?9)",
+            params![row.kind, row.record_key, row.intercom_id, row.pushed_hash, encoded, row.pushed_at, row.status, row.last_error, row.failures],
+        )
+        .map_err(err)?;
+    }
+    tx.execute_batch(
+        "DROP TABLE sync_state;
+         DELETE FROM meta WHERE key IN ('extract_version', 'extract_digest', 'payload_extract_version', 'users_have_id');",
+    )
+    .map_err(err)
+}
+
+struct SyncStateRow {
+    kind: String,
+    record_key: String,
+    intercom_id: Option<String>,
+    pushed_hash: Option<Vec<u8>>,
+    pushed_payload: Option<String>,
+    pushed_at: Option<String>,
+    status: Option<String>,
+    last_error: Option<String>,
+    failures: i64,
+}
+
+/// A schema-1 payload (canonical JSON) in the schema-2 encoding.
+fn encode_json_payload(
+    tx: &Transaction<'_>,
+    path: &Path,
+    kind: &str,
+    record_key: &str,
+    json: &str,
+    names: &mut BTreeMap<String, u32>,
+) -> Result<Vec<u8>, StoreError> {
+    let damaged = |message: String| StoreError::Damaged {
+        path: path.display().to_string(),
+        message: format!("upgrading the pushed payload of {kind} `{record_key}`: {message}"),
+    };
+    let value: Value = serde_json::from_str(json).map_err(|e| damaged(e.to_string()))?;
+    let mut attributes = Vec::new();
+    for (name, value) in value
+        .get("custom_attributes")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let scalar = match value {
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Scalar::Int(i),
+                None => Scalar::Float(n.as_f64().unwrap_or_default()),
+            },
+            Value::String(s) => Scalar::Str(s.as_str().into()),
+            other => return Err(damaged(format!("`{name}` holds {other}, not a scalar"))),
+        };
+        let key = match names.get(name) {
+            Some(key) => *key,
+            None => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO attribute_names (name) VALUES (?1)",
+                    [name],
+                )
+                .map_err(|e| sqlite_err(path, e))?;
+                let key: u32 = tx
+                    .query_row(
+                        "SELECT name_key FROM attribute_names WHERE name = ?1",
+                        [name],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| sqlite_err(path, e))?;
+                names.insert(name.clone(), key);
+                key
+            }
+        };
+        attributes.push((key, scalar));
+    }
+    let text = |key: &str| value.get(key).and_then(Value::as_str).map(Into::into);
+    let payload = if kind == "company" {
+        Payload::Company {
+            company_id: text("company_id").unwrap_or_else(|| record_key.into()),
+            monthly_spend: value.get("monthly_spend").and_then(Value::as_i64),
+            attributes,
+        }
+    } else {
+        Payload::User {
+            external_id: text("external_id"),
+            email: text("email"),
+            attributes,
+        }
+    };
+    Ok(codec::encode(&payload))
+}

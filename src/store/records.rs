@@ -1,0 +1,640 @@
+//! Records: one row per company and user holding the current payload (written by
+//! `transform`) and what Intercom last accepted (written by `push`, only after a 2xx).
+//!
+//! Payloads are stored encoded ([`codec::Payload`]) and handed out as canonical JSON. While
+//! Intercom holds exactly the current payload, `pushed_payload` is NULL and the pushed
+//! content is `payload`: every statement that changes `payload` or `pushed_hash` keeps that
+//! rule (see [`KEEP_PUSHED`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::codec::{self, DecodeError, Payload};
+use super::{sqlite_err, Store, StoreError};
+
+/// A custom data attribute the mapping produces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attribute {
+    pub model: &'static str,
+    pub name: String,
+    pub data_type: &'static str,
+    pub source: String,
+}
+
+/// A payload with its hash and what Intercom last accepted for the same record.
+#[derive(Clone, Debug)]
+pub struct PayloadRow {
+    pub kind: String,
+    pub record_key: String,
+    /// Canonical JSON.
+    pub payload: String,
+    pub hash: Vec<u8>,
+    pub pushed_hash: Option<Vec<u8>>,
+    /// Canonical JSON of what Intercom accepted.
+    pub pushed_payload: Option<String>,
+    pub intercom_id: Option<String>,
+}
+
+impl PayloadRow {
+    /// True when the payload differs from what Intercom last accepted.
+    pub fn is_changed(&self) -> bool {
+        self.pushed_hash.as_deref() != Some(self.hash.as_slice())
+    }
+}
+
+/// A record the push has to send.
+#[derive(Clone, Debug)]
+pub struct PendingRecord {
+    pub record_key: String,
+    /// Canonical JSON.
+    pub payload: String,
+    /// The payload as stored, recorded as pushed once Intercom accepts it.
+    pub stored: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub intercom_id: Option<String>,
+    /// Canonical JSON of what Intercom last accepted (for keys to clear).
+    pub pushed_payload: Option<String>,
+}
+
+/// How one record's push ended.
+#[derive(Clone, Debug)]
+pub enum RecordOutcome {
+    /// Intercom answered 2xx to the PUT of the payload `stored` (whose hash is `hash`).
+    Updated {
+        intercom_id: String,
+        hash: Vec<u8>,
+        stored: Vec<u8>,
+    },
+    /// No such company/contact in Intercom: looked up again on the next run.
+    NotFound,
+    /// Several contacts match the user's email: not guessed.
+    Ambiguous(String),
+    /// A terminal error or retries exhausted.
+    Failed(String),
+}
+
+/// One record's outcome, as sent to the writer.
+#[derive(Clone, Debug)]
+pub struct SyncRecord {
+    pub kind: &'static str,
+    pub record_key: String,
+    pub outcome: RecordOutcome,
+}
+
+/// A row of the `runs` table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub run_id: i64,
+    pub command: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub exit_code: Option<i64>,
+    #[serde(skip)]
+    pub report: Option<String>,
+}
+
+/// A record's stored hash, as `transform` compares against it.
+#[derive(Clone, Copy, Debug)]
+pub struct StoredHash {
+    /// xxh3-128 of the record key (see [`key_hash`]).
+    pub key_hash: u128,
+    pub record_id: i64,
+    /// The current payload's hash; `None` when the record is not in the current extract.
+    pub hash: Option<[u8; 16]>,
+}
+
+/// The hash by which `transform` finds a record's stored row without holding its key.
+pub fn key_hash(record_key: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(record_key.as_bytes())
+}
+
+/// The new `pushed_payload` when `payload` and `hash` are about to be replaced by a payload
+/// whose hash is `:new_hash`: NULL when that is what Intercom holds, the current payload when
+/// Intercom holds it (it is about to be overwritten), else unchanged.
+const KEEP_PUSHED: &str = "CASE WHEN :new_hash IS pushed_hash THEN NULL
+                               WHEN pushed_payload IS NULL AND hash IS pushed_hash THEN payload
+                               ELSE pushed_payload END";
+
+/// The payload Intercom accepted, as a column expression.
+const PUSHED_PAYLOAD: &str =
+    "COALESCE(pushed_payload, CASE WHEN pushed_hash IS NOT NULL AND pushed_hash IS hash THEN payload END)";
+
+/// Which records a query is about.
+fn selection(kind_param: &str, full_resync: bool) -> String {
+    if full_resync {
+        format!("kind = {kind_param} AND hash IS NOT NULL")
+    } else {
+        // Exactly the partial index's condition, so that the index serves it.
+        format!("kind = {kind_param} AND hash IS NOT NULL AND hash IS NOT pushed_hash")
+    }
+}
+
+impl Store {
+    /// Attribute names by name_key (index 0 is unused).
+    pub fn attribute_names(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(i64, String)> = self.rows(
+            "SELECT name_key, name FROM attribute_names ORDER BY name_key",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut names = vec![String::new(); rows.last().map_or(0, |r| r.0 as usize) + 1];
+        for (key, name) in rows {
+            names[key as usize] = name;
+        }
+        Ok(names)
+    }
+
+    fn payload_json(
+        &self,
+        names: &[String],
+        blob: Option<&[u8]>,
+    ) -> Result<Option<String>, StoreError> {
+        blob.map(|b| {
+            codec::decode::<Payload<'_>>("payload", b)
+                .map(|p| p.to_json(names))
+                .map_err(|e| self.decode_err(e))
+        })
+        .transpose()
+    }
+
+    fn decode_err(&self, e: DecodeError) -> StoreError {
+        StoreError::Damaged {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Payload rows in plan order (companies by company_id, then users by external_id, then
+    /// email), only the changed ones unless `all`.
+    pub fn payload_rows<E: From<StoreError>>(
+        &self,
+        all: bool,
+        mut visit: impl FnMut(PayloadRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let names = self.attribute_names()?;
+        for kind in ["company", "user"] {
+            let sql = format!(
+                "SELECT record_key, payload, hash, pushed_hash, {PUSHED_PAYLOAD}, intercom_id
+                 FROM records WHERE {} ORDER BY kind, record_key",
+                selection("?1", all)
+            );
+            let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([kind]).map_err(|e| self.err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                let get = || -> rusqlite::Result<_> {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, Option<Vec<u8>>>(3)?,
+                        r.get::<_, Option<Vec<u8>>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                };
+                let (record_key, payload, hash, pushed_hash, pushed, intercom_id) =
+                    get().map_err(|e| self.err(e))?;
+                visit(PayloadRow {
+                    kind: kind.to_string(),
+                    record_key,
+                    payload: self
+                        .payload_json(&names, Some(&payload))?
+                        .unwrap_or_default(),
+                    hash,
+                    pushed_hash,
+                    pushed_payload: self.payload_json(&names, pushed.as_deref())?,
+                    intercom_id,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Payload counts per kind: [(kind, records with a payload, changed)]. The totals are
+    /// kept by `transform`; the changed ones come from the `records_changed` index.
+    pub fn payload_counts(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for kind in ["company", "user"] {
+            let total = self
+                .meta(&format!("payload_count_{kind}"))?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let (changed, _) = self.pending_counts(kind, false)?;
+            out.push((kind.to_string(), total, changed as i64));
+        }
+        Ok(out)
+    }
+
+    /// The attribute catalog of the current mapping.
+    pub fn attributes(&self) -> Result<Vec<Attribute>, StoreError> {
+        self.rows(
+            "SELECT model, name, data_type, source FROM attributes ORDER BY model, name",
+            |r| {
+                let model: String = r.get(0)?;
+                let data_type: String = r.get(2)?;
+                Ok(Attribute {
+                    model: if model == "company" {
+                        "company"
+                    } else {
+                        "contact"
+                    },
+                    name: r.get(1)?,
+                    data_type: static_data_type(&data_type),
+                    source: r.get(3)?,
+                })
+            },
+        )
+    }
+
+    /// Number of records of `kind` to push (changed, or all with `full_resync`) and how many
+    /// of those have no known Intercom id.
+    pub fn pending_counts(&self, kind: &str, full_resync: bool) -> Result<(u64, u64), StoreError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT COUNT(*), COALESCE(SUM(intercom_id IS NULL), 0) FROM records WHERE {}",
+                    selection("?1", full_resync)
+                ),
+                params![kind],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The next page of records to push, in record_key order after `after`.
+    pub fn pending_page(
+        &self,
+        kind: &str,
+        full_resync: bool,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<PendingRecord>, StoreError> {
+        let names = self.attribute_names()?;
+        let rows: Vec<(String, Vec<u8>, Vec<u8>, Option<String>, Option<Vec<u8>>)> = self
+            .rows_with(
+                &format!(
+                    "SELECT record_key, payload, hash, intercom_id, {PUSHED_PAYLOAD} FROM records
+                     WHERE {} AND record_key > ?2 ORDER BY record_key LIMIT ?3",
+                    selection("?1", full_resync)
+                ),
+                params![kind, after, limit as i64],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+        rows.into_iter()
+            .map(|(record_key, stored, hash, intercom_id, pushed)| {
+                Ok(PendingRecord {
+                    record_key,
+                    payload: self.payload_json(&names, Some(&stored))?.unwrap_or_default(),
+                    pushed_payload: self.payload_json(&names, pushed.as_deref())?,
+                    stored,
+                    hash,
+                    intercom_id,
+                })
+            })
+            .collect()
+    }
+
+    /// Remembers the attributes a push is about to send as ours.
+    pub fn remember_attributes(&self, attributes: &[Attribute]) -> Result<(), StoreError> {
+        for a in attributes {
+            self.conn
+                .execute(
+                    "INSERT OR IGNORE INTO known_attributes (model, name, data_type, first_seen) VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                    params![a.model, a.name, a.data_type],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// (model, name) of every attribute this tool ever created or sent.
+    pub fn known_attributes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.rows(
+            "SELECT model, name FROM known_attributes ORDER BY model, name",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    /// (kind, attribute name, records) for every attribute Intercom holds a value of ours for.
+    pub fn held_value_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let names = self.attribute_names()?;
+        let mut counts: HashMap<(String, u32), i64> = HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT kind, {PUSHED_PAYLOAD} FROM records WHERE pushed_hash IS NOT NULL"
+            ))
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let kind: String = r.get(0).map_err(|e| self.err(e))?;
+            let Some(blob) = r.get::<_, Option<Vec<u8>>>(1).map_err(|e| self.err(e))? else {
+                continue;
+            };
+            let payload: Payload<'_> =
+                codec::decode("payload", &blob).map_err(|e| self.decode_err(e))?;
+            for (key, _) in payload.attributes() {
+                *counts.entry((kind.clone(), *key)).or_default() += 1;
+            }
+        }
+        let mut out: Vec<(String, String, i64)> = counts
+            .into_iter()
+            .map(|((kind, key), n)| {
+                let name = names.get(key as usize).cloned().unwrap_or_default();
+                (kind, name, n)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The last `limit` runs, newest first.
+    pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        self.rows_with(
+            "SELECT run_id, command, started_at, finished_at, exit_code, report FROM runs ORDER BY run_id DESC LIMIT ?1",
+            [limit as i64],
+            |r| {
+                Ok(RunRow {
+                    run_id: r.get(0)?,
+                    command: r.get(1)?,
+                    started_at: r.get(2)?,
+                    finished_at: r.get(3)?,
+                    exit_code: r.get(4)?,
+                    report: r.get(5)?,
+                })
+            },
+        )
+    }
+
+    /// Records whose last outcome is `status` (not_found, failed, ambiguous) with at least
+    /// `min_failures` consecutive failures: (kind, record_key, failures, last_error).
+    pub fn records_with_status(
+        &self,
+        status: &str,
+        min_failures: i64,
+        limit: usize,
+    ) -> Result<(u64, Vec<(String, String, i64, Option<String>)>), StoreError> {
+        let total: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM records WHERE status = ?1 AND failures >= ?2",
+                params![status, min_failures],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = self.rows_with(
+            "SELECT kind, record_key, failures, last_error FROM records WHERE status = ?1 AND failures >= ?2 ORDER BY kind, record_key LIMIT ?3",
+            params![status, min_failures, limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        Ok((total as u64, rows))
+    }
+
+    /// Starts a `runs` row; returns its id.
+    pub fn start_run(&self, command: &str) -> Result<i64, StoreError> {
+        self.conn
+            .execute("INSERT INTO runs (command, started_at) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))", [command])
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(
+        &self,
+        run_id: i64,
+        exit_code: u8,
+        report_json: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), exit_code = ?2, report = ?3 WHERE run_id = ?1",
+                params![run_id, exit_code, report_json],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A writer for outcomes, on its own connection (for the writer thread).
+    pub fn sync_writer(&self) -> Result<SyncWriter, StoreError> {
+        Ok(SyncWriter {
+            store: self.reopen()?,
+        })
+    }
+
+    /// Begins replacing the payloads and the attribute catalog (one transaction).
+    pub fn payload_writer(&mut self) -> Result<PayloadWriter<'_>, StoreError> {
+        let path = self.path.clone();
+        let tx = self.tx()?;
+        tx.execute_batch("DELETE FROM attributes;")
+            .map_err(|e| sqlite_err(&path, e))?;
+        Ok(PayloadWriter { tx, path })
+    }
+}
+
+fn static_data_type(text: &str) -> &'static str {
+    match text {
+        "integer" => "integer",
+        "float" => "float",
+        "boolean" => "boolean",
+        _ => "string",
+    }
+}
+
+/// Writes payloads and the attribute catalog in one transaction: the caller compares each
+/// computed hash with [`PayloadWriter::stored_hashes`] and writes only what changed.
+pub struct PayloadWriter<'c> {
+    tx: Transaction<'c>,
+    path: PathBuf,
+}
+
+impl PayloadWriter<'_> {
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        sqlite_err(&self.path, e)
+    }
+
+    fn execute(&self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
+        stmt.execute(params).map(drop).map_err(|e| self.err(e))
+    }
+
+    /// The name_key of each name, adding the names not known yet.
+    pub fn intern_names(&self, names: &[&str]) -> Result<HashMap<String, u32>, StoreError> {
+        let mut out = HashMap::new();
+        for name in names {
+            self.execute(
+                "INSERT OR IGNORE INTO attribute_names (name) VALUES (?1)",
+                [name],
+            )?;
+            let key: u32 = self
+                .tx
+                .query_row(
+                    "SELECT name_key FROM attribute_names WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            out.insert(name.to_string(), key);
+        }
+        Ok(out)
+    }
+
+    /// Every stored record of `kind`, sorted by key hash.
+    pub fn stored_hashes(&self, kind: &str) -> Result<Vec<StoredHash>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT record_id, record_key, hash FROM records WHERE kind = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([kind], |r| {
+                let key: String = r.get(1)?;
+                let hash: Option<Vec<u8>> = r.get(2)?;
+                Ok(StoredHash {
+                    key_hash: key_hash(&key),
+                    record_id: r.get(0)?,
+                    hash: hash.and_then(|h| h.try_into().ok()),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        out.sort_unstable_by_key(|s| s.key_hash);
+        Ok(out)
+    }
+
+    /// Writes a record's new payload: inserts it, or replaces the stored row `record_id`.
+    pub fn write_payload(
+        &self,
+        kind: &str,
+        record_key: &str,
+        record_id: Option<i64>,
+        hash: &[u8],
+        payload: &[u8],
+    ) -> Result<(), StoreError> {
+        match record_id {
+            None => self.execute(
+                "INSERT INTO records (kind, record_key, hash, payload) VALUES (?1, ?2, ?3, ?4)",
+                params![kind, record_key, hash, payload],
+            ),
+            Some(id) => self.execute(
+                &format!(
+                    "UPDATE records SET pushed_payload = {KEEP_PUSHED}, hash = :new_hash, payload = :payload
+                     WHERE record_id = :id"
+                ),
+                rusqlite::named_params! {":id": id, ":new_hash": hash, ":payload": payload},
+            ),
+        }
+    }
+
+    /// A stored record that is no longer in the extract: its payload goes; the row stays
+    /// when it holds sync state (Intercom's id, what it accepted, an outcome).
+    pub fn retire(&self, record_id: i64) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM records WHERE record_id = ?1 AND intercom_id IS NULL AND pushed_hash IS NULL AND status IS NULL",
+            [record_id],
+        )?;
+        self.execute(
+            &format!(
+                "UPDATE records SET pushed_payload = {KEEP_PUSHED}, hash = :new_hash, payload = NULL WHERE record_id = :id"
+            ),
+            rusqlite::named_params! {":id": record_id, ":new_hash": Option::<Vec<u8>>::None},
+        )
+    }
+
+    pub fn insert_attribute(&self, attribute: &Attribute) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO attributes (model, name, data_type, source) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                attribute.model,
+                attribute.name,
+                attribute.data_type,
+                attribute.source
+            ],
+        )
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", params![key, value])
+    }
+
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().map_err(|e| sqlite_err(&self.path, e))
+    }
+}
+
+/// Records outcomes; each [`SyncWriter::record`] call is one transaction.
+pub struct SyncWriter {
+    store: Store,
+}
+
+impl SyncWriter {
+    /// Writes a batch of outcomes in one transaction. `Updated` sets the pushed hash and
+    /// payload; the other outcomes never touch them.
+    pub fn record(&mut self, batch: &[SyncRecord]) -> Result<(), StoreError> {
+        let path = self.store.path.clone();
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(|e| sqlite_err(&path, e))?;
+        for record in batch {
+            let key = (record.kind, record.record_key.as_str());
+            let result = match &record.outcome {
+                RecordOutcome::Updated { intercom_id, hash, stored } => tx.execute(
+                    "UPDATE records SET intercom_id = ?3, pushed_hash = ?4,
+                       pushed_payload = CASE WHEN hash IS ?4 THEN NULL ELSE ?5 END,
+                       pushed_at = unixepoch(), status = 'updated', last_error = NULL, failures = 0
+                     WHERE kind = ?1 AND record_key = ?2",
+                    params![key.0, key.1, intercom_id, hash, stored],
+                ),
+                RecordOutcome::NotFound => tx.execute(
+                    "UPDATE records SET intercom_id = NULL, status = 'not_found', last_error = NULL WHERE kind = ?1 AND record_key = ?2",
+                    params![key.0, key.1],
+                ),
+                RecordOutcome::Ambiguous(reason) | RecordOutcome::Failed(reason) => {
+                    let status = if matches!(record.outcome, RecordOutcome::Ambiguous(_)) { "ambiguous" } else { "failed" };
+                    tx.execute(
+                        "UPDATE records SET status = ?3, last_error = ?4, failures = failures + 1 WHERE kind = ?1 AND record_key = ?2",
+                        params![key.0, key.1, status, reason],
+                    )
+                }
+            };
+            result.map_err(|e| sqlite_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| sqlite_err(&path, e))
+    }
+
+    /// Remembers Intercom ids found by a lookup, before any write.
+    pub fn remember_ids(&mut self, kind: &str, ids: &[(String, String)]) -> Result<(), StoreError> {
+        let path = self.store.path.clone();
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(|e| sqlite_err(&path, e))?;
+        for (record_key, intercom_id) in ids {
+            tx.execute(
+                "UPDATE records SET intercom_id = ?3 WHERE kind = ?1 AND record_key = ?2",
+                params![kind, record_key, intercom_id],
+            )
+            .map_err(|e| sqlite_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| sqlite_err(&path, e))
+    }
+}
+
+impl Store {
+    /// The canonical JSON of what Intercom last accepted for one record, if anything.
+    pub fn pushed_payload(&self, kind: &str, record_key: &str) -> Result<Option<String>, StoreError> {
+        let blob: Option<Option<Vec<u8>>> = self
+            .conn
+            .query_row(
+                &format!("SELECT {PUSHED_PAYLOAD} FROM records WHERE kind = ?1 AND record_key = ?2"),
+                params![kind, record_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let names = self.attribute_names()?;
+        self.payload_json(&names, blob.flatten().as_deref())
+    }
+}
