@@ -3,7 +3,8 @@
 -- Two groups of tables:
 --   extract   the last export loaded successfully (`load` replaces them all in one transaction)
 --   records   per company and per user: the payload the current mapping makes of that export
---             (`transform` rewrites only what changed) and what Intercom accepted (`push`)
+--             (`transform` rewrites only what changed) and what Intercom accepted (`push`);
+--             they survive every load
 --
 -- Payloads and account fields are stored in a compact binary encoding (postcard): read them
 -- with `intercom-push plan --json --all`, not with sqlite3.
@@ -102,26 +103,27 @@ CREATE TABLE IF NOT EXISTS attribute_names (
 -- left the export), and what Intercom last accepted, written only after a 2xx answer.
 -- record_key: a company's company_id; a user's 'e:' || external_id, or 'm:' || email.
 -- hash: 128-bit xxh3 over the mapping version plus the payload's canonical JSON.
--- pushed_payload is NULL while it equals `payload` (pushed_hash = hash): one copy, not two.
+-- pushed_payload is what Intercom accepted, kept only while it differs from `payload`
+-- (pushed_hash <> hash): one copy, not two.
 CREATE TABLE IF NOT EXISTS records (
     record_id      INTEGER PRIMARY KEY,
     kind           TEXT NOT NULL CHECK (kind IN ('company', 'user')),
     record_key     TEXT NOT NULL,
     hash           BLOB,
-    payload        BLOB,
     intercom_id    TEXT,                  -- Intercom's id, once resolved
     pushed_hash    BLOB,
-    pushed_payload BLOB,
     pushed_at      INTEGER,               -- unix seconds of the last accepted write
     status         TEXT,                  -- last outcome: updated, not_found, ambiguous, failed
     last_error     TEXT,
     failures       INTEGER NOT NULL DEFAULT 0,   -- consecutive failed attempts
-    UNIQUE (kind, record_key)
+    payload        BLOB,                  -- encoded, last: scans of the columns above skip it
+    pushed_payload BLOB
 );
 
 -- "What would a push send": only the records whose payload differs from what Intercom
 -- accepted are in this index, so plan, push and status cost what changed, not the export.
-CREATE INDEX IF NOT EXISTS records_changed ON records (kind, record_key)
+-- Keyed by record_id, so that rows inserted in order extend it at its end.
+CREATE INDEX IF NOT EXISTS records_changed ON records (kind, record_id)
     WHERE hash IS NOT NULL AND hash IS NOT pushed_hash;
 
 -- Records needing attention (status lists them).

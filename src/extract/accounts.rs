@@ -95,7 +95,10 @@ pub fn split_row<'a>(row: &Row<'a>) -> Result<AccountRow<'a>, String> {
             if let Some(first) = seen[id as usize].replace(name) {
                 return Err(format!("`{first}` and `{name}` are the same column (camelCase and snake_case spellings of one name): keep one"));
             }
-            let value = cell.as_key().map_err(|e| format!("`{name}`: {e}"))?;
+            let value = cell
+                .as_key()
+                .map_err(|e| format!("`{name}`: {e}"))?
+                .map(Cow::into_owned);
             match id {
                 Identifier::Id => out.vitally_id = value,
                 Identifier::External => out.external_id = value,

@@ -4,9 +4,9 @@
 //! they come, and each account's child rows, packed, at the end.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use super::accounts::{self, raw_json_text, raw_of_json};
 use super::rows::{self, Cell, Row};
@@ -91,10 +91,9 @@ impl Catalog {
 }
 
 /// One child row of an account, as kept in memory until the end of the load.
-#[derive(Serialize, Deserialize)]
 enum ChildEntry<'a> {
     Count(u32, u64),
-    Metric(u32, #[serde(borrow)] Raw<'a>),
+    Metric(u32, Raw<'a>),
     Label(u32),
 }
 
@@ -128,7 +127,7 @@ impl Location<'_> {
 const LABEL_KINDS: [&str; 3] = ["risk", "opportunity", "segment"];
 
 pub struct Loader<'w, 'c> {
-    writer: &'w ExtractWriter<'c>,
+    writer: &'w mut ExtractWriter<'c>,
     elements: Catalog,
     metrics: Catalog,
     /// Per label kind (see [`LABEL_KINDS`]), name → label key.
@@ -149,7 +148,7 @@ pub struct Loader<'w, 'c> {
     /// Per field key, the last account that gave it (catches a field given twice).
     field_seen_in: Vec<u32>,
     /// xxh3-128 of every user key seen (`e:`/`m:` record keys and `i:` ids).
-    user_keys: HashSet<u128>,
+    user_keys: FxHashSet<u128>,
     users: u32,
     users_have_id: bool,
     skipped_array_fields: HashSet<String>,
@@ -158,22 +157,22 @@ pub struct Loader<'w, 'c> {
 }
 
 impl<'w, 'c> Loader<'w, 'c> {
-    pub fn new(writer: &'w ExtractWriter<'c>) -> Self {
+    pub fn new(writer: &'w mut ExtractWriter<'c>) -> Self {
         Loader {
             writer,
             elements: Catalog::new("element"),
             metrics: Catalog::new("success metric"),
             labels: Default::default(),
             label_count: 0,
-            references: HashMap::new(),
-            external_ids: HashMap::new(),
+            references: HashMap::default(),
+            external_ids: HashMap::default(),
             accounts_use_id: None,
             account_lines: Vec::new(),
             children: Vec::new(),
-            field_keys: HashMap::new(),
+            field_keys: HashMap::default(),
             fields: Vec::new(),
             field_seen_in: Vec::new(),
-            user_keys: HashSet::new(),
+            user_keys: HashSet::default(),
             users: 0,
             users_have_id: false,
             skipped_array_fields: HashSet::new(),
@@ -201,12 +200,12 @@ impl<'w, 'c> Loader<'w, 'c> {
         }
     }
 
-    fn key_cell(
-        row: &Row<'_>,
+    fn key_cell<'r>(
+        row: &Row<'r>,
         slot: usize,
         column: &str,
         at: Location<'_>,
-    ) -> Result<Option<String>, ExtractError> {
+    ) -> Result<Option<Cow<'r, str>>, ExtractError> {
         match row.get(slot) {
             None => Ok(None),
             Some(cell) => cell
@@ -215,12 +214,12 @@ impl<'w, 'c> Loader<'w, 'c> {
         }
     }
 
-    fn required_key(
-        row: &Row<'_>,
+    fn required_key<'r>(
+        row: &Row<'r>,
         slot: usize,
         column: &str,
         at: Location<'_>,
-    ) -> Result<String, ExtractError> {
+    ) -> Result<Cow<'r, str>, ExtractError> {
         Self::key_cell(row, slot, column, at)?
             .ok_or_else(|| at.error(format!("`{column}` is empty: every row needs one")))
     }
@@ -236,7 +235,7 @@ impl<'w, 'c> Loader<'w, 'c> {
         } else {
             &mut self.metrics
         };
-        let id = Self::key_cell(row, 0, "id", at)?;
+        let id = Self::key_cell(row, 0, "id", at)?.map(Cow::into_owned);
         let name = super::clean_name(&Self::required_key(row, 1, "name", at)?);
         if name.is_empty() {
             return Err(at.error(format!("the {} name is blank", catalog.what)));
@@ -253,6 +252,11 @@ impl<'w, 'c> Loader<'w, 'c> {
             return Err(at.error("this user has neither `externalId` nor `email`: Intercom contacts are found by one of them"));
         }
         let record_key = crate::store::record_key(external_id.as_deref(), email.as_deref());
+        let (vitally_id, external_id, email) = (
+            vitally_id.map(Cow::into_owned),
+            external_id.map(Cow::into_owned),
+            email.map(Cow::into_owned),
+        );
         if !self.user_keys.insert(xxhash_rust::xxh3::xxh3_128(record_key.as_bytes())) {
             let what = match &external_id {
                 Some(id) => format!("externalId `{id}`"),
@@ -276,12 +280,8 @@ impl<'w, 'c> Loader<'w, 'c> {
             }
         }
         self.users += 1;
-        self.writer.insert_user(
-            self.users,
-            vitally_id.as_deref(),
-            external_id.as_deref(),
-            email.as_deref(),
-        )?;
+        self.writer
+            .insert_user(self.users, vitally_id, external_id, email)?;
         Ok(())
     }
 
@@ -318,7 +318,7 @@ impl<'w, 'c> Loader<'w, 'c> {
             let place = if part as usize == at.part_index {
                 format!("line {line}")
             } else {
-                format!("another part, line {line}")
+                format!("{}:{line}", at.source.parts[part as usize].name)
             };
             return Err(at.error(format!(
                 "duplicate account `{reference}` (first at {place}): each account must appear once"
@@ -355,16 +355,16 @@ impl<'w, 'c> Loader<'w, 'c> {
                 self.warnings.push(format!("{}: field `{name}` holds an array of objects, which Intercom cannot store; skipped", at.table_label()));
             }
         }
-        self.writer.insert_account(&AccountInsert {
-            key,
-            external_id: &external_id,
-            vitally_id: parsed.vitally_id.as_deref(),
-            owner_ref: parsed.owner_ref.as_deref(),
-            fields: &codec::encode(&fields),
-        })?;
         if use_id {
-            self.external_ids.insert(external_id.into(), key);
+            self.external_ids.insert(external_id.as_str().into(), key);
         }
+        self.writer.insert_account(AccountInsert {
+            key,
+            external_id,
+            vitally_id: parsed.vitally_id,
+            owner_ref: parsed.owner_ref,
+            fields: codec::encode(&fields),
+        })?;
         self.references.insert(reference.into(), key);
         self.account_lines.push((at.part_index as u32, at.line));
         self.children.push(Vec::new());
@@ -421,7 +421,7 @@ impl<'w, 'c> Loader<'w, 'c> {
             return Ok(());
         };
         let children = &mut self.children[account as usize - 1];
-        if has_entry(children, |e| matches!(e, ChildEntry::Count(k, _) if *k == element_key)) {
+        if has_entry(children, COUNT, element_key) {
             return Err(at.error(format!("a second count for element `{element}` on the same account: give each (account, element) once")));
         }
         push_entry(children, &ChildEntry::Count(element_key, count));
@@ -461,7 +461,7 @@ impl<'w, 'c> Loader<'w, 'c> {
         let slot = &mut self.metrics.entries[metric_key as usize - 1].2;
         *slot = slot.join(kind);
         let children = &mut self.children[account as usize - 1];
-        if has_entry(children, |e| matches!(e, ChildEntry::Metric(k, _) if *k == metric_key)) {
+        if has_entry(children, METRIC, metric_key) {
             return Err(at.error(format!("a second value for metric `{metric}` on the same account: give each (account, metric) once")));
         }
         push_entry(children, &ChildEntry::Metric(metric_key, raw));
@@ -542,7 +542,7 @@ impl<'w, 'c> Loader<'w, 'c> {
             children.labels.sort_unstable();
             children.labels.dedup();
             self.writer
-                .insert_children(key as u32 + 1, &codec::encode(&children))?;
+                .insert_children(key as u32 + 1, codec::encode(&children))?;
         }
         for (key, (name, kind)) in self.fields.iter().enumerate() {
             self.writer.insert_field(key as u32, name, kind.as_str())?;
@@ -568,29 +568,87 @@ impl<'w, 'c> Loader<'w, 'c> {
     }
 }
 
+// An account's child buffer holds its entries in arrival order, each `tag, key (u32 LE),
+// payload`: a count as a varint, a metric value as a length-prefixed encoded `Raw`, nothing
+// for a label. Finding a key skips payloads without decoding them.
+const COUNT: u8 = 0;
+const METRIC: u8 = 1;
+const LABEL: u8 = 2;
+
 fn push_entry(buffer: &mut Vec<u8>, entry: &ChildEntry<'_>) {
-    // Appending to a Vec cannot fail.
-    if let Ok(extended) = postcard::to_extend(entry, std::mem::take(buffer)) {
-        *buffer = extended;
+    let (tag, key) = match entry {
+        ChildEntry::Count(key, _) => (COUNT, key),
+        ChildEntry::Metric(key, _) => (METRIC, key),
+        ChildEntry::Label(key) => (LABEL, key),
+    };
+    buffer.push(tag);
+    buffer.extend_from_slice(&key.to_le_bytes());
+    match entry {
+        ChildEntry::Count(_, n) => push_varint(buffer, *n),
+        ChildEntry::Metric(_, raw) => {
+            let encoded = codec::encode(raw);
+            push_varint(buffer, encoded.len() as u64);
+            buffer.extend_from_slice(&encoded);
+        }
+        ChildEntry::Label(_) => {}
     }
 }
 
-/// The entries of an account's child buffer, in arrival order.
-fn entries(buffer: &[u8]) -> impl Iterator<Item = ChildEntry<'_>> {
+fn push_varint(buffer: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        buffer.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    buffer.push(n as u8);
+}
+
+fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut n = 0u64;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        n |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((n, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
+/// The raw entries of a child buffer: (tag, key, payload bytes).
+fn raw_entries(buffer: &[u8]) -> impl Iterator<Item = (u8, u32, &[u8])> {
     let mut rest = buffer;
     std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        // The buffer holds only what push_entry wrote.
-        let (entry, tail) = postcard::take_from_bytes::<ChildEntry<'_>>(rest).ok()?;
-        rest = tail;
-        Some(entry)
+        let (&tag, tail) = rest.split_first()?;
+        let key = u32::from_le_bytes(tail.get(..4)?.try_into().ok()?);
+        let tail = &tail[4..];
+        let (payload, next) = match tag {
+            COUNT => {
+                let (_, next) = take_varint(tail)?;
+                (&tail[..tail.len() - next.len()], next)
+            }
+            METRIC => {
+                let (len, next) = take_varint(tail)?;
+                next.split_at_checked(len as usize)?
+            }
+            _ => (&tail[..0], tail),
+        };
+        rest = next;
+        Some((tag, key, payload))
     })
 }
 
-fn has_entry(buffer: &[u8], matches: impl Fn(&ChildEntry<'_>) -> bool) -> bool {
-    entries(buffer).any(|e| matches(&e))
+/// The entries of an account's child buffer, decoded, in arrival order.
+fn entries(buffer: &[u8]) -> impl Iterator<Item = ChildEntry<'_>> {
+    raw_entries(buffer).filter_map(|(tag, key, payload)| match tag {
+        COUNT => take_varint(payload).map(|(n, _)| ChildEntry::Count(key, n)),
+        METRIC => codec::decode("metric value", payload)
+            .ok()
+            .map(|raw| ChildEntry::Metric(key, raw)),
+        _ => Some(ChildEntry::Label(key)),
+    })
+}
+
+fn has_entry(buffer: &[u8], tag: u8, key: u32) -> bool {
+    raw_entries(buffer).any(|(t, k, _)| t == tag && k == key)
 }
 
 /// An element count: an integer ≥ 0 (CSV text in JSON's integer grammar, or a JSON integer).

@@ -97,9 +97,9 @@ pub fn load(
         summary.unchanged = true;
         return Ok(summary);
     }
-    let writer = store.extract_writer()?;
+    let mut writer = store.extract_writer()?;
     writer.set_meta("extract_digest", &digest)?;
-    let mut loader = Loader::new(&writer);
+    let mut loader = Loader::new(&mut writer);
     let sources: Vec<_> = found.in_load_order().collect();
     let mut progress: Option<Progress> = None;
     read::read_all(&sources, |event| match event {
@@ -117,8 +117,8 @@ pub fn load(
             };
             match &rows {
                 Rows::Csv { columns, records } => {
-                    for (record, line) in records {
-                        loader.row(table.table, &Row::csv(columns, record, spec.wanted), at(*line))?;
+                    for (record, line) in records.iter() {
+                        loader.row(table.table, &Row::csv(columns, record, spec.wanted), at(line))?;
                     }
                 }
                 Rows::Json(objects) => {

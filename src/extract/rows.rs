@@ -1,6 +1,8 @@
 //! One row of a table, whatever format it was read from: CSV cells (text, typed later over
 //! the whole column) or a JSON object (from JSON, NDJSON or Parquet, values typed).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 /// A column name in the form used for matching: ASCII-lowercased with `_` removed, so
@@ -30,14 +32,14 @@ pub enum Cell<'a> {
 impl<'a> Cell<'a> {
     /// The cell as a key (an id or a name): text as is, JSON strings and numbers as text.
     /// Empty text and JSON null are `None`.
-    pub fn as_key(&self) -> Result<Option<String>, String> {
-        match self {
+    pub fn as_key(&self) -> Result<Option<Cow<'a, str>>, String> {
+        match *self {
             Cell::Text("") => Ok(None),
-            Cell::Text(text) => Ok(Some((*text).to_string())),
+            Cell::Text(text) => Ok(Some(Cow::Borrowed(text))),
             Cell::Json(Value::Null) => Ok(None),
             Cell::Json(Value::String(s)) if s.is_empty() => Ok(None),
-            Cell::Json(Value::String(s)) => Ok(Some(s.clone())),
-            Cell::Json(Value::Number(n)) => Ok(Some(n.to_string())),
+            Cell::Json(Value::String(s)) => Ok(Some(Cow::Borrowed(s))),
+            Cell::Json(Value::Number(n)) => Ok(Some(Cow::Owned(n.to_string()))),
             Cell::Json(other) => Err(format!(
                 "expected a string or number, found {}",
                 json_type(other)
@@ -68,6 +70,78 @@ pub struct CsvColumns {
     pub null: Option<String>,
 }
 
+/// CSV records of one batch in one buffer: no allocation per row or cell.
+#[derive(Debug, Default)]
+pub struct CsvRecords {
+    text: String,
+    /// End offset in `text` of every field of every record.
+    ends: Vec<usize>,
+    /// Per record: index of its first field in `ends`, and its line.
+    records: Vec<(usize, u64)>,
+}
+
+impl CsvRecords {
+    pub fn with_capacity(records: usize) -> CsvRecords {
+        CsvRecords {
+            text: String::with_capacity(records * 64),
+            ends: Vec::with_capacity(records * 8),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    pub fn push(&mut self, record: &csv::StringRecord, line: u64) {
+        self.records.push((self.ends.len(), line));
+        for field in record {
+            self.text.push_str(field);
+            self.ends.push(self.text.len());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The fields and line of every record.
+    pub fn iter(&self) -> impl Iterator<Item = (CsvRecord<'_>, u64)> {
+        self.records.iter().enumerate().map(|(i, &(first, line))| {
+            let last = self.records.get(i + 1).map_or(self.ends.len(), |r| r.0);
+            (
+                CsvRecord {
+                    text: &self.text,
+                    start: if first == 0 { 0 } else { self.ends[first - 1] },
+                    ends: &self.ends[first..last],
+                },
+                line,
+            )
+        })
+    }
+}
+
+/// One record of a [`CsvRecords`] batch.
+#[derive(Clone, Copy)]
+pub struct CsvRecord<'a> {
+    text: &'a str,
+    /// Where the first field starts.
+    start: usize,
+    ends: &'a [usize],
+}
+
+impl<'a> CsvRecord<'a> {
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { self.start } else { self.ends[i - 1] };
+        self.text.get(start..end)
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = &'a str> {
+        (0..self.ends.len()).filter_map(move |i| self.get(i))
+    }
+}
+
 /// One row with its columns of interest resolved.
 pub struct Row<'a> {
     record: Record<'a>,
@@ -77,7 +151,7 @@ pub struct Row<'a> {
 enum Record<'a> {
     Csv {
         columns: &'a CsvColumns,
-        record: &'a csv::StringRecord,
+        record: CsvRecord<'a>,
     },
     Json(&'a Map<String, Value>),
 }
@@ -85,7 +159,7 @@ enum Record<'a> {
 impl<'a> Row<'a> {
     pub fn csv(
         columns: &'a CsvColumns,
-        record: &'a csv::StringRecord,
+        record: CsvRecord<'a>,
         wanted: &'a [&'static str],
     ) -> Row<'a> {
         Row {

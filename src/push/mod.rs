@@ -225,11 +225,11 @@ fn push_companies(
         }
     }
     let progress = Progress::new("pushing companies", "companies");
-    let mut after = String::new();
+    let mut after = 0;
     loop {
-        let page = store.pending_page("company", options.full_resync, &after, PAGE)?;
+        let page = store.pending_page("company", options.full_resync, after, PAGE)?;
         let Some(last) = page.last() else { break };
-        after = last.record_key.clone();
+        after = last.record_id;
         runtime.block_on(async {
             let mut tasks = JoinSet::new();
             for record in page {
@@ -285,6 +285,7 @@ async fn push_company(
     .unwrap_or_else(|e: ApiError| RecordOutcome::Failed(e.to_string()));
     SyncRecord {
         kind: "company",
+        record_id: record.record_id,
         record_key: record.record_key,
         outcome,
     }
@@ -308,11 +309,11 @@ fn push_users(
     counts: &mut KindReport,
 ) -> Result<(), PushError> {
     let progress = Progress::new("pushing users", "users");
-    let mut after = String::new();
+    let mut after = 0;
     loop {
-        let page = store.pending_page("user", options.full_resync, &after, PAGE)?;
+        let page = store.pending_page("user", options.full_resync, after, PAGE)?;
         let Some(last) = page.last() else { break };
-        after = last.record_key.clone();
+        after = last.record_id;
         runtime.block_on(async {
             let unresolved: Vec<(usize, UserKeys)> = page
                 .iter()
@@ -376,6 +377,7 @@ async fn push_user(client: &Client, record: PendingRecord, found: ContactMatch) 
     .unwrap_or_else(|e: ApiError| RecordOutcome::Failed(e.to_string()));
     SyncRecord {
         kind: "user",
+        record_id: record.record_id,
         record_key: record.record_key,
         outcome,
     }

@@ -6,8 +6,7 @@
 
 use std::borrow::Cow;
 
-use serde::ser::{SerializeMap, SerializeStruct};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// A value of the export before typing: CSV cells and JSON strings are `Str`; JSON and
 /// Parquet numbers and booleans keep their type. The field's kind (over all its values)
@@ -32,20 +31,6 @@ pub enum Scalar<'a> {
     #[serde(borrow)]
     Str(Cow<'a, str>),
 }
-
-impl Serialize for ScalarJson<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Scalar::Bool(b) => s.serialize_bool(*b),
-            Scalar::Int(i) => s.serialize_i64(*i),
-            Scalar::Float(f) => s.serialize_f64(*f),
-            Scalar::Str(t) => s.serialize_str(t),
-        }
-    }
-}
-
-/// A scalar serialized as its JSON value.
-struct ScalarJson<'s, 'a>(&'s Scalar<'a>);
 
 /// An account's child rows, each list sorted by its key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -100,6 +85,33 @@ pub fn decode<'a, T: Deserialize<'a>>(what: &'static str, blob: &'a [u8]) -> Res
     postcard::from_bytes(blob).map_err(|source| DecodeError { what, source })
 }
 
+/// Attribute names by name_key, each already written as a JSON string (with its quotes):
+/// names are escaped once, not once per payload.
+#[derive(Clone, Debug, Default)]
+pub struct JsonNames(Vec<String>);
+
+impl JsonNames {
+    /// `names[name_key]` is each attribute's name.
+    pub fn new(names: &[String]) -> JsonNames {
+        JsonNames(names.iter().map(|n| json_string(n)).collect())
+    }
+
+    fn get(&self, key: u32) -> &str {
+        self.0.get(key as usize).map_or("\"\"", String::as_str)
+    }
+}
+
+fn json_string(text: &str) -> String {
+    // Serializing a str cannot fail.
+    serde_json::to_string(text).unwrap_or_default()
+}
+
+/// Appends `value` as serde_json writes it (compact).
+fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
 impl<'a> Payload<'a> {
     pub fn attributes(&self) -> &[(u32, Scalar<'a>)] {
         match self {
@@ -107,80 +119,67 @@ impl<'a> Payload<'a> {
         }
     }
 
-    /// The canonical JSON: keys sorted, as `PUT` bodies are built from and hashes cover.
-    /// `names[name_key]` is each attribute's name; attributes must be sorted by name.
-    pub fn to_json(&self, names: &[String]) -> String {
+    /// The canonical JSON: keys sorted, compact, as `PUT` bodies are built from and hashes
+    /// cover (byte for byte what serde_json writes for a sorted map). Attributes must be
+    /// sorted by name.
+    pub fn to_json(&self, names: &JsonNames) -> String {
         let mut out = Vec::with_capacity(256);
         self.write_json(names, &mut out);
-        // serde_json writes UTF-8 only.
+        // Every piece is UTF-8.
         String::from_utf8(out).unwrap_or_default()
     }
 
     /// [`Self::to_json`] into a reused buffer (cleared first).
-    pub fn write_json(&self, names: &[String], out: &mut Vec<u8>) {
+    pub fn write_json(&self, names: &JsonNames, out: &mut Vec<u8>) {
         out.clear();
-        let mut serializer = serde_json::Serializer::new(out);
-        // Writing to a Vec cannot fail.
-        let _ = CanonicalJson {
-            payload: self,
-            names,
-        }
-        .serialize(&mut serializer);
-    }
-}
-
-struct CanonicalJson<'p, 'a> {
-    payload: &'p Payload<'a>,
-    names: &'p [String],
-}
-
-struct AttributesJson<'p, 'a> {
-    attributes: &'p [(u32, Scalar<'a>)],
-    names: &'p [String],
-}
-
-impl Serialize for AttributesJson<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.attributes.len()))?;
-        for (key, value) in self.attributes {
-            let name = self.names.get(*key as usize).map_or("", String::as_str);
-            map.serialize_entry(name, &ScalarJson(value))?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for CanonicalJson<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let attributes = AttributesJson {
-            attributes: self.payload.attributes(),
-            names: self.names,
-        };
-        match self.payload {
+        match self {
             Payload::Company {
                 company_id,
                 monthly_spend,
-                ..
+                attributes,
             } => {
-                let mut st = s.serialize_struct("Company", 3)?;
-                st.serialize_field("company_id", company_id.as_ref())?;
-                st.serialize_field("custom_attributes", &attributes)?;
+                out.extend_from_slice(b"{\"company_id\":");
+                write_value(out, company_id.as_ref());
+                out.extend_from_slice(b",\"custom_attributes\":");
+                write_attributes(out, attributes, names);
                 if let Some(spend) = monthly_spend {
-                    st.serialize_field("monthly_spend", spend)?;
+                    out.extend_from_slice(b",\"monthly_spend\":");
+                    write_value(out, spend);
                 }
-                st.end()
             }
             Payload::User {
-                external_id, email, ..
+                external_id,
+                email,
+                attributes,
             } => {
-                let mut st = s.serialize_struct("User", 3)?;
-                st.serialize_field("custom_attributes", &attributes)?;
-                st.serialize_field("email", &email.as_deref())?;
-                st.serialize_field("external_id", &external_id.as_deref())?;
-                st.end()
+                out.extend_from_slice(b"{\"custom_attributes\":");
+                write_attributes(out, attributes, names);
+                out.extend_from_slice(b",\"email\":");
+                write_value(out, &email.as_deref());
+                out.extend_from_slice(b",\"external_id\":");
+                write_value(out, &external_id.as_deref());
             }
         }
+        out.push(b'}');
     }
+}
+
+fn write_attributes(out: &mut Vec<u8>, attributes: &[(u32, Scalar<'_>)], names: &JsonNames) {
+    out.push(b'{');
+    for (i, (key, value)) in attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(names.get(*key).as_bytes());
+        out.push(b':');
+        match value {
+            Scalar::Bool(b) => write_value(out, b),
+            Scalar::Int(n) => write_value(out, n),
+            Scalar::Float(f) => write_value(out, f),
+            Scalar::Str(text) => write_value(out, text.as_ref()),
+        }
+    }
+    out.push(b'}');
 }
 
 #[cfg(test)]
@@ -206,6 +205,7 @@ mod tests {
         let blob = encode(&payload);
         let back: Payload<'_> = decode("payload", &blob).unwrap();
         assert_eq!(back, payload);
+        let names = JsonNames::new(&names);
         assert_eq!(
             back.to_json(&names),
             r#"{"company_id":"acme \"co\"","custom_attributes":{"V A":6.0,"V B":-3,"V C":"é\n","V D":true},"monthly_spend":1200}"#

@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Statement, Transaction};
 
+use super::batch::{bind_all, BatchInsert, BindRow};
 use super::{sqlite_err, Store, StoreError};
 
 const EXTRACT_TABLES: [&str; 7] = [
@@ -23,16 +24,56 @@ const EXTRACT_TABLES: [&str; 7] = [
 pub struct ExtractWriter<'c> {
     tx: Transaction<'c>,
     path: PathBuf,
+    accounts: BatchInsert<AccountInsert>,
+    users: BatchInsert<UserInsert>,
+    children: BatchInsert<ChildrenInsert>,
 }
 
 /// An account row as `load` writes it.
-pub struct AccountInsert<'a> {
+pub struct AccountInsert {
     pub key: u32,
-    pub external_id: &'a str,
-    pub vitally_id: Option<&'a str>,
-    pub owner_ref: Option<&'a str>,
+    pub external_id: String,
+    pub vitally_id: Option<String>,
+    pub owner_ref: Option<String>,
     /// Encoded [`super::codec::Fields`].
-    pub fields: &'a [u8],
+    pub fields: Vec<u8>,
+}
+
+impl BindRow for AccountInsert {
+    const COLUMNS: usize = 5;
+    fn bind(&self, stmt: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bind_all(
+            stmt,
+            first,
+            &[&self.key, &self.external_id, &self.vitally_id, &self.owner_ref, &self.fields],
+        )
+    }
+}
+
+struct UserInsert {
+    key: u32,
+    vitally_id: Option<String>,
+    external_id: Option<String>,
+    email: Option<String>,
+}
+
+impl BindRow for UserInsert {
+    const COLUMNS: usize = 4;
+    fn bind(&self, stmt: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bind_all(stmt, first, &[&self.key, &self.vitally_id, &self.external_id, &self.email])
+    }
+}
+
+struct ChildrenInsert {
+    account: u32,
+    children: Vec<u8>,
+}
+
+impl BindRow for ChildrenInsert {
+    const COLUMNS: usize = 2;
+    fn bind(&self, stmt: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bind_all(stmt, first, &[&self.account, &self.children])
+    }
 }
 
 impl<'c> ExtractWriter<'c> {
@@ -41,7 +82,15 @@ impl<'c> ExtractWriter<'c> {
             tx.execute(&format!("DELETE FROM {table}"), [])
                 .map_err(|e| sqlite_err(&path, e))?;
         }
-        Ok(ExtractWriter { tx, path })
+        Ok(ExtractWriter {
+            tx,
+            path,
+            accounts: BatchInsert::new(
+                "INSERT INTO accounts (account_key, external_id, vitally_id, owner_ref, fields)",
+            ),
+            users: BatchInsert::new("INSERT INTO users (user_key, vitally_id, external_id, email)"),
+            children: BatchInsert::new("INSERT INTO account_children (account_key, children)"),
+        })
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
@@ -53,32 +102,35 @@ impl<'c> ExtractWriter<'c> {
         stmt.execute(params).map(drop).map_err(|e| self.err(e))
     }
 
-    pub fn insert_account(&self, account: &AccountInsert<'_>) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO accounts (account_key, external_id, vitally_id, owner_ref, fields) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![account.key, account.external_id, account.vitally_id, account.owner_ref, account.fields],
-        )
+    pub fn insert_account(&mut self, account: AccountInsert) -> Result<(), StoreError> {
+        self.accounts
+            .push(&self.tx, account)
+            .map_err(|e| sqlite_err(&self.path, e))
     }
 
     /// An account's packed child rows (encoded [`super::codec::Children`]).
-    pub fn insert_children(&self, account: u32, children: &[u8]) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO account_children (account_key, children) VALUES (?1, ?2)",
-            params![account, children],
-        )
+    pub fn insert_children(&mut self, account: u32, children: Vec<u8>) -> Result<(), StoreError> {
+        self.children
+            .push(&self.tx, ChildrenInsert { account, children })
+            .map_err(|e| sqlite_err(&self.path, e))
     }
 
     pub fn insert_user(
-        &self,
+        &mut self,
         key: u32,
-        vitally_id: Option<&str>,
-        external_id: Option<&str>,
-        email: Option<&str>,
+        vitally_id: Option<String>,
+        external_id: Option<String>,
+        email: Option<String>,
     ) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO users (user_key, vitally_id, external_id, email) VALUES (?1, ?2, ?3, ?4)",
-            params![key, vitally_id, external_id, email],
-        )
+        let user = UserInsert {
+            key,
+            vitally_id,
+            external_id,
+            email,
+        };
+        self.users
+            .push(&self.tx, user)
+            .map_err(|e| sqlite_err(&self.path, e))
     }
 
     pub fn insert_field(&self, key: u32, name: &str, kind: &str) -> Result<(), StoreError> {
@@ -129,7 +181,13 @@ impl<'c> ExtractWriter<'c> {
 
     /// Makes the new extract visible; bumps `extract_version`. The payloads computed from
     /// the previous extract become stale (`transform` recomputes them).
-    pub fn commit(self) -> Result<u64, StoreError> {
+    pub fn commit(mut self) -> Result<u64, StoreError> {
+        let path = self.path.clone();
+        self.accounts
+            .flush(&self.tx)
+            .and_then(|()| self.users.flush(&self.tx))
+            .and_then(|()| self.children.flush(&self.tx))
+            .map_err(|e| sqlite_err(&path, e))?;
         let version: u64 = self
             .tx
             .query_row("SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'extract_version'), 0) + 1", [], |r| r.get::<_, i64>(0))

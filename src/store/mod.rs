@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+mod batch;
 pub mod codec;
 mod extract;
 mod lock;

@@ -1,17 +1,19 @@
-//! Records: one row per company and user holding the current payload (written by
+//! Records: one row per company and user with the current payload and its hash (written by
 //! `transform`) and what Intercom last accepted (written by `push`, only after a 2xx).
+//! Payloads are stored encoded ([`codec::Payload`]) and handed out as canonical JSON.
 //!
-//! Payloads are stored encoded ([`codec::Payload`]) and handed out as canonical JSON. While
-//! Intercom holds exactly the current payload, `pushed_payload` is NULL and the pushed
-//! content is `payload`: every statement that changes `payload` or `pushed_hash` keeps that
-//! rule (see [`KEEP_PUSHED`]).
+//! While Intercom holds exactly the current payload (`pushed_hash = hash`), `pushed_payload`
+//! is NULL and the pushed content is `payload`; otherwise it holds what Intercom accepted.
+//! [`PushedCopy`] is the one place that keeps this rule when a payload is replaced.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Statement, Transaction};
 
-use super::codec::{self, DecodeError, Payload};
+use super::batch::{bind_all, BatchInsert, BindRow};
+
+use super::codec::{self, DecodeError, JsonNames, Payload};
 use super::{sqlite_err, Store, StoreError};
 
 /// A custom data attribute the mapping produces.
@@ -47,6 +49,7 @@ impl PayloadRow {
 /// A record the push has to send.
 #[derive(Clone, Debug)]
 pub struct PendingRecord {
+    pub record_id: i64,
     pub record_key: String,
     /// Canonical JSON.
     pub payload: String,
@@ -79,6 +82,7 @@ pub enum RecordOutcome {
 #[derive(Clone, Debug)]
 pub struct SyncRecord {
     pub kind: &'static str,
+    pub record_id: i64,
     pub record_key: String,
     pub outcome: RecordOutcome,
 }
@@ -103,6 +107,38 @@ pub struct StoredHash {
     pub record_id: i64,
     /// The current payload's hash; `None` when the record is not in the current extract.
     pub hash: Option<[u8; 16]>,
+    /// What Intercom last accepted.
+    pub pushed_hash: Option<[u8; 16]>,
+}
+
+/// What happens to the pushed copy when a record's payload is replaced by one whose hash is
+/// `new` (`None`: the record left the export).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PushedCopy {
+    /// Intercom holds the payload being replaced: keep it as the pushed copy.
+    SaveCurrent,
+    /// Intercom holds the new payload: no separate copy.
+    Drop,
+    Keep,
+}
+
+impl PushedCopy {
+    fn when_replacing(stored: &StoredHash, new: Option<&[u8; 16]>) -> PushedCopy {
+        match stored.pushed_hash {
+            None => PushedCopy::Keep,
+            Some(pushed) if new == Some(&pushed) => PushedCopy::Drop,
+            Some(pushed) if stored.hash == Some(pushed) => PushedCopy::SaveCurrent,
+            Some(_) => PushedCopy::Keep,
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            PushedCopy::SaveCurrent => "payload",
+            PushedCopy::Drop => "NULL",
+            PushedCopy::Keep => "pushed_payload",
+        }
+    }
 }
 
 /// The hash by which `transform` finds a record's stored row without holding its key.
@@ -110,24 +146,17 @@ pub fn key_hash(record_key: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(record_key.as_bytes())
 }
 
-/// The new `pushed_payload` when `payload` and `hash` are about to be replaced by a payload
-/// whose hash is `:new_hash`: NULL when that is what Intercom holds, the current payload when
-/// Intercom holds it (it is about to be overwritten), else unchanged.
-const KEEP_PUSHED: &str = "CASE WHEN :new_hash IS pushed_hash THEN NULL
-                               WHEN pushed_payload IS NULL AND hash IS pushed_hash THEN payload
-                               ELSE pushed_payload END";
-
-/// The payload Intercom accepted, as a column expression.
+/// The payload Intercom accepted, as a column expression over `records r`.
 const PUSHED_PAYLOAD: &str =
-    "COALESCE(pushed_payload, CASE WHEN pushed_hash IS NOT NULL AND pushed_hash IS hash THEN payload END)";
+    "COALESCE(r.pushed_payload, CASE WHEN r.pushed_hash IS NOT NULL AND r.pushed_hash IS r.hash THEN r.payload END)";
 
-/// Which records a query is about.
+/// Which records (`r`) a query is about.
 fn selection(kind_param: &str, full_resync: bool) -> String {
     if full_resync {
-        format!("kind = {kind_param} AND hash IS NOT NULL")
+        format!("r.kind = {kind_param} AND r.hash IS NOT NULL")
     } else {
         // Exactly the partial index's condition, so that the index serves it.
-        format!("kind = {kind_param} AND hash IS NOT NULL AND hash IS NOT pushed_hash")
+        format!("r.kind = {kind_param} AND r.hash IS NOT NULL AND r.hash IS NOT r.pushed_hash")
     }
 }
 
@@ -145,9 +174,14 @@ impl Store {
         Ok(names)
     }
 
+    /// Attribute names for rendering stored payloads as JSON.
+    fn json_names(&self) -> Result<JsonNames, StoreError> {
+        Ok(JsonNames::new(&self.attribute_names()?))
+    }
+
     fn payload_json(
         &self,
-        names: &[String],
+        names: &JsonNames,
         blob: Option<&[u8]>,
     ) -> Result<Option<String>, StoreError> {
         blob.map(|b| {
@@ -172,11 +206,11 @@ impl Store {
         all: bool,
         mut visit: impl FnMut(PayloadRow) -> Result<(), E>,
     ) -> Result<(), E> {
-        let names = self.attribute_names()?;
+        let names = self.json_names()?;
         for kind in ["company", "user"] {
             let sql = format!(
-                "SELECT record_key, payload, hash, pushed_hash, {PUSHED_PAYLOAD}, intercom_id
-                 FROM records WHERE {} ORDER BY kind, record_key",
+                "SELECT r.record_key, r.payload, r.hash, r.pushed_hash, {PUSHED_PAYLOAD}, r.intercom_id
+                 FROM records r WHERE {} ORDER BY r.record_key",
                 selection("?1", all)
             );
             let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
@@ -252,7 +286,7 @@ impl Store {
         self.conn
             .query_row(
                 &format!(
-                    "SELECT COUNT(*), COALESCE(SUM(intercom_id IS NULL), 0) FROM records WHERE {}",
+                    "SELECT COUNT(*), COALESCE(SUM(r.intercom_id IS NULL), 0) FROM records r WHERE {}",
                     selection("?1", full_resync)
                 ),
                 params![kind],
@@ -261,28 +295,30 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// The next page of records to push, in record_key order after `after`.
+    /// The next page of records to push: those after record_id `after`, in record_id order.
     pub fn pending_page(
         &self,
         kind: &str,
         full_resync: bool,
-        after: &str,
+        after: i64,
         limit: usize,
     ) -> Result<Vec<PendingRecord>, StoreError> {
-        let names = self.attribute_names()?;
-        let rows: Vec<(String, Vec<u8>, Vec<u8>, Option<String>, Option<Vec<u8>>)> = self
-            .rows_with(
-                &format!(
-                    "SELECT record_key, payload, hash, intercom_id, {PUSHED_PAYLOAD} FROM records
-                     WHERE {} AND record_key > ?2 ORDER BY record_key LIMIT ?3",
-                    selection("?1", full_resync)
-                ),
-                params![kind, after, limit as i64],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )?;
+        let names = self.json_names()?;
+        type Row = (i64, String, Vec<u8>, Vec<u8>, Option<String>, Option<Vec<u8>>);
+        let rows: Vec<Row> = self.rows_with(
+            &format!(
+                "SELECT r.record_id, r.record_key, r.payload, r.hash, r.intercom_id, {PUSHED_PAYLOAD}
+                 FROM records r
+                 WHERE {} AND r.record_id > ?2 ORDER BY r.record_id LIMIT ?3",
+                selection("?1", full_resync)
+            ),
+            params![kind, after, limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )?;
         rows.into_iter()
-            .map(|(record_key, stored, hash, intercom_id, pushed)| {
+            .map(|(record_id, record_key, stored, hash, intercom_id, pushed)| {
                 Ok(PendingRecord {
+                    record_id,
                     record_key,
                     payload: self.payload_json(&names, Some(&stored))?.unwrap_or_default(),
                     pushed_payload: self.payload_json(&names, pushed.as_deref())?,
@@ -322,7 +358,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT kind, {PUSHED_PAYLOAD} FROM records WHERE pushed_hash IS NOT NULL"
+                "SELECT r.kind, {PUSHED_PAYLOAD} FROM records r WHERE r.pushed_hash IS NOT NULL"
             ))
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
@@ -426,7 +462,11 @@ impl Store {
         let tx = self.tx()?;
         tx.execute_batch("DELETE FROM attributes;")
             .map_err(|e| sqlite_err(&path, e))?;
-        Ok(PayloadWriter { tx, path })
+        Ok(PayloadWriter {
+            tx,
+            path,
+            new_records: BatchInsert::new("INSERT INTO records (kind, record_key, hash, payload)"),
+        })
     }
 }
 
@@ -444,6 +484,26 @@ fn static_data_type(text: &str) -> &'static str {
 pub struct PayloadWriter<'c> {
     tx: Transaction<'c>,
     path: PathBuf,
+    new_records: BatchInsert<NewRecord>,
+}
+
+/// A record `transform` sees for the first time.
+struct NewRecord {
+    kind: &'static str,
+    record_key: String,
+    hash: [u8; 16],
+    payload: Vec<u8>,
+}
+
+impl BindRow for NewRecord {
+    const COLUMNS: usize = 4;
+    fn bind(&self, stmt: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+        bind_all(
+            stmt,
+            first,
+            &[&self.kind, &self.record_key, &&self.hash[..], &self.payload],
+        )
+    }
 }
 
 impl PayloadWriter<'_> {
@@ -481,16 +541,18 @@ impl PayloadWriter<'_> {
     pub fn stored_hashes(&self, kind: &str) -> Result<Vec<StoredHash>, StoreError> {
         let mut stmt = self
             .tx
-            .prepare("SELECT record_id, record_key, hash FROM records WHERE kind = ?1")
+            .prepare("SELECT record_id, record_key, hash, pushed_hash FROM records WHERE kind = ?1")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([kind], |r| {
                 let key: String = r.get(1)?;
                 let hash: Option<Vec<u8>> = r.get(2)?;
+                let pushed_hash: Option<Vec<u8>> = r.get(3)?;
                 Ok(StoredHash {
                     key_hash: key_hash(&key),
                     record_id: r.get(0)?,
                     hash: hash.and_then(|h| h.try_into().ok()),
+                    pushed_hash: pushed_hash.and_then(|h| h.try_into().ok()),
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -501,42 +563,52 @@ impl PayloadWriter<'_> {
         Ok(out)
     }
 
-    /// Writes a record's new payload: inserts it, or replaces the stored row `record_id`.
+    /// Writes a record's new payload: inserts the record, or replaces the payload of the
+    /// stored one.
     pub fn write_payload(
-        &self,
-        kind: &str,
-        record_key: &str,
-        record_id: Option<i64>,
-        hash: &[u8],
-        payload: &[u8],
+        &mut self,
+        kind: &'static str,
+        record_key: String,
+        stored: Option<&StoredHash>,
+        hash: [u8; 16],
+        payload: Vec<u8>,
     ) -> Result<(), StoreError> {
-        match record_id {
-            None => self.execute(
-                "INSERT INTO records (kind, record_key, hash, payload) VALUES (?1, ?2, ?3, ?4)",
-                params![kind, record_key, hash, payload],
-            ),
-            Some(id) => self.execute(
+        match stored {
+            None => self
+                .new_records
+                .push(
+                    &self.tx,
+                    NewRecord {
+                        kind,
+                        record_key,
+                        hash,
+                        payload,
+                    },
+                )
+                .map_err(|e| sqlite_err(&self.path, e)),
+            Some(stored) => self.execute(
                 &format!(
-                    "UPDATE records SET pushed_payload = {KEEP_PUSHED}, hash = :new_hash, payload = :payload
-                     WHERE record_id = :id"
+                    "UPDATE records SET pushed_payload = {}, hash = ?2, payload = ?3 WHERE record_id = ?1",
+                    PushedCopy::when_replacing(stored, Some(&hash)).sql()
                 ),
-                rusqlite::named_params! {":id": id, ":new_hash": hash, ":payload": payload},
+                params![stored.record_id, &hash[..], payload],
             ),
         }
     }
 
     /// A stored record that is no longer in the extract: its payload goes; the row stays
     /// when it holds sync state (Intercom's id, what it accepted, an outcome).
-    pub fn retire(&self, record_id: i64) -> Result<(), StoreError> {
+    pub fn retire(&self, stored: &StoredHash) -> Result<(), StoreError> {
         self.execute(
             "DELETE FROM records WHERE record_id = ?1 AND intercom_id IS NULL AND pushed_hash IS NULL AND status IS NULL",
-            [record_id],
+            [stored.record_id],
         )?;
         self.execute(
             &format!(
-                "UPDATE records SET pushed_payload = {KEEP_PUSHED}, hash = :new_hash, payload = NULL WHERE record_id = :id"
+                "UPDATE records SET pushed_payload = {}, hash = NULL, payload = NULL WHERE record_id = ?1",
+                PushedCopy::when_replacing(stored, None).sql()
             ),
-            rusqlite::named_params! {":id": record_id, ":new_hash": Option::<Vec<u8>>::None},
+            [stored.record_id],
         )
     }
 
@@ -556,7 +628,10 @@ impl PayloadWriter<'_> {
         self.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", params![key, value])
     }
 
-    pub fn commit(self) -> Result<(), StoreError> {
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.new_records
+            .flush(&self.tx)
+            .map_err(|e| sqlite_err(&self.path, e))?;
         self.tx.commit().map_err(|e| sqlite_err(&self.path, e))
     }
 }
@@ -577,46 +652,28 @@ impl SyncWriter {
             .transaction()
             .map_err(|e| sqlite_err(&path, e))?;
         for record in batch {
-            let key = (record.kind, record.record_key.as_str());
+            let id = record.record_id;
             let result = match &record.outcome {
                 RecordOutcome::Updated { intercom_id, hash, stored } => tx.execute(
-                    "UPDATE records SET intercom_id = ?3, pushed_hash = ?4,
-                       pushed_payload = CASE WHEN hash IS ?4 THEN NULL ELSE ?5 END,
+                    "UPDATE records SET intercom_id = ?2, pushed_hash = ?3,
+                       pushed_payload = CASE WHEN hash IS ?3 THEN NULL ELSE ?4 END,
                        pushed_at = unixepoch(), status = 'updated', last_error = NULL, failures = 0
-                     WHERE kind = ?1 AND record_key = ?2",
-                    params![key.0, key.1, intercom_id, hash, stored],
+                     WHERE record_id = ?1",
+                    params![id, intercom_id, hash, stored],
                 ),
                 RecordOutcome::NotFound => tx.execute(
-                    "UPDATE records SET intercom_id = NULL, status = 'not_found', last_error = NULL WHERE kind = ?1 AND record_key = ?2",
-                    params![key.0, key.1],
+                    "UPDATE records SET intercom_id = NULL, status = 'not_found', last_error = NULL WHERE record_id = ?1",
+                    params![id],
                 ),
                 RecordOutcome::Ambiguous(reason) | RecordOutcome::Failed(reason) => {
                     let status = if matches!(record.outcome, RecordOutcome::Ambiguous(_)) { "ambiguous" } else { "failed" };
                     tx.execute(
-                        "UPDATE records SET status = ?3, last_error = ?4, failures = failures + 1 WHERE kind = ?1 AND record_key = ?2",
-                        params![key.0, key.1, status, reason],
+                        "UPDATE records SET status = ?2, last_error = ?3, failures = failures + 1 WHERE record_id = ?1",
+                        params![id, status, reason],
                     )
                 }
             };
             result.map_err(|e| sqlite_err(&path, e))?;
-        }
-        tx.commit().map_err(|e| sqlite_err(&path, e))
-    }
-
-    /// Remembers Intercom ids found by a lookup, before any write.
-    pub fn remember_ids(&mut self, kind: &str, ids: &[(String, String)]) -> Result<(), StoreError> {
-        let path = self.store.path.clone();
-        let tx = self
-            .store
-            .conn
-            .transaction()
-            .map_err(|e| sqlite_err(&path, e))?;
-        for (record_key, intercom_id) in ids {
-            tx.execute(
-                "UPDATE records SET intercom_id = ?3 WHERE kind = ?1 AND record_key = ?2",
-                params![kind, record_key, intercom_id],
-            )
-            .map_err(|e| sqlite_err(&path, e))?;
         }
         tx.commit().map_err(|e| sqlite_err(&path, e))
     }
@@ -628,13 +685,12 @@ impl Store {
         let blob: Option<Option<Vec<u8>>> = self
             .conn
             .query_row(
-                &format!("SELECT {PUSHED_PAYLOAD} FROM records WHERE kind = ?1 AND record_key = ?2"),
+                &format!("SELECT {PUSHED_PAYLOAD} FROM records r WHERE r.kind = ?1 AND r.record_key = ?2"),
                 params![kind, record_key],
                 |r| r.get(0),
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let names = self.attribute_names()?;
-        self.payload_json(&names, blob.flatten().as_deref())
+        self.payload_json(&self.json_names()?, blob.flatten().as_deref())
     }
 }

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::extract::typing::Kind;
 use crate::progress::Progress;
-use crate::store::codec::{self, DecodeError};
+use crate::store::codec::{self, DecodeError, JsonNames};
 use crate::store::{key_hash, PayloadWriter, Store, StoreError, StoredHash, UserRecord};
 use mapping::{Mapping, MappingSettings};
 use payload::{decode_account, Layout};
@@ -112,7 +112,7 @@ pub fn transform(
     };
     summary.warnings.extend(mapping.warnings.iter().cloned());
 
-    let writer = store.payload_writer()?;
+    let mut writer = store.payload_writer()?;
     for attribute in &mapping.attributes {
         writer.insert_attribute(attribute)?;
     }
@@ -124,6 +124,7 @@ pub fn transform(
     for (name, key) in name_keys {
         name_table[key as usize] = name;
     }
+    let name_table = JsonNames::new(&name_table);
 
     // Companies.
     let stored = writer.stored_hashes("company")?;
@@ -153,7 +154,7 @@ pub fn transform(
                 .collect::<Result<_, _>>()?;
             for (account, computed) in chunk.iter().zip(computed) {
                 clamped += u64::from(computed.clamped);
-                apply(&writer, "company", &account.external_id, computed, &mut seen, &mut summary.changed)?;
+                apply(&mut writer, "company", account.external_id.clone(), computed, &stored, &mut seen, &mut summary.changed)?;
             }
             summary.companies += chunk.len() as u64;
             progress.inc(chunk.len() as u64);
@@ -198,7 +199,7 @@ pub fn transform(
                 }
             }
             for (record_key, computed) in computed {
-                apply(&writer, "user", &record_key, computed, &mut seen, &mut summary.changed)?;
+                apply(&mut writer, "user", record_key, computed, &stored, &mut seen, &mut summary.changed)?;
             }
             summary.users += chunk.len() as u64;
             progress.inc(chunk.len() as u64);
@@ -234,8 +235,8 @@ pub fn transform(
 
 /// A computed payload compared with the stored one.
 struct Computed {
-    /// Index into the stored hashes and the row, when the record is stored.
-    stored: Option<(usize, i64)>,
+    /// Index into the stored hashes, when the record is stored.
+    stored: Option<usize>,
     /// The hash and encoded payload, when they differ from the stored ones.
     changed: Option<([u8; 16], Vec<u8>)>,
     clamped: bool,
@@ -246,7 +247,7 @@ fn compare(
     stored: &[StoredHash],
     record_key: &str,
     payload: &codec::Payload<'_>,
-    names: &[String],
+    names: &JsonNames,
     mapping_version: &str,
 ) -> Computed {
     let json = payload.to_json(names);
@@ -257,27 +258,29 @@ fn compare(
     let index = stored.binary_search_by_key(&key, |s| s.key_hash).ok();
     let same = index.is_some_and(|i| stored[i].hash == Some(hash));
     Computed {
-        stored: index.map(|i| (i, stored[i].record_id)),
+        stored: index,
         changed: (!same).then(|| (hash, codec::encode(payload))),
         clamped: false,
     }
 }
 
 /// Writes what changed and marks the stored record as seen.
+#[allow(clippy::too_many_arguments)]
 fn apply(
-    writer: &PayloadWriter<'_>,
-    kind: &str,
-    record_key: &str,
+    writer: &mut PayloadWriter<'_>,
+    kind: &'static str,
+    record_key: String,
     computed: Computed,
+    stored: &[StoredHash],
     seen: &mut [bool],
     changed: &mut u64,
 ) -> Result<(), StoreError> {
-    if let Some((i, _)) = computed.stored {
+    if let Some(i) = computed.stored {
         seen[i] = true;
     }
     if let Some((hash, blob)) = computed.changed {
-        let record_id = computed.stored.map(|(_, id)| id);
-        writer.write_payload(kind, record_key, record_id, &hash, &blob)?;
+        let stored = computed.stored.map(|i| &stored[i]);
+        writer.write_payload(kind, record_key, stored, hash, blob)?;
         *changed += 1;
     }
     Ok(())
@@ -291,7 +294,7 @@ fn retire(
 ) -> Result<(), StoreError> {
     for (record, seen) in stored.iter().zip(seen) {
         if !seen && record.hash.is_some() {
-            writer.retire(record.record_id)?;
+            writer.retire(record)?;
         }
     }
     Ok(())

@@ -188,7 +188,7 @@ impl Workspace {
     pub fn hashes(&self) -> BTreeMap<String, String> {
         let conn = self.sql();
         let mut stmt = conn
-            .prepare("SELECT kind, record_key, hex(hash) FROM payloads ORDER BY kind, record_key")
+            .prepare("SELECT kind, record_key, hex(hash) FROM records WHERE hash IS NOT NULL ORDER BY kind, record_key")
             .unwrap();
         let rows = stmt
             .query_map([], |r| {

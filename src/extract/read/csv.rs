@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{check_not_utf16, Reader, Rows, TableSpec, BATCH_ROWS};
 use crate::extract::options::{CsvDialect, TableOptions};
-use crate::extract::rows::{normalize_column, CsvColumns};
+use crate::extract::rows::{normalize_column, CsvColumns, CsvRecords};
 use crate::extract::source::Part;
 use crate::extract::ExtractError;
 
@@ -49,7 +49,7 @@ impl Reader for CsvReader {
             })?
         };
         let columns = Arc::new(check_columns(part, names, spec, dialect)?);
-        let mut batch = Vec::with_capacity(BATCH_ROWS);
+        let mut batch = CsvRecords::with_capacity(BATCH_ROWS);
         let mut first_row = true;
         while next_record(part, &mut csv, &mut record)? {
             // Not `p.line()`: the csv crate counts a CRLF record's `\n` into the next record,
@@ -71,9 +71,9 @@ impl Reader for CsvReader {
                 ));
             }
             first_row = false;
-            batch.push((std::mem::take(&mut record), line));
+            batch.push(&record, line);
             if batch.len() == BATCH_ROWS {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+                let full = std::mem::replace(&mut batch, CsvRecords::with_capacity(BATCH_ROWS));
                 if !emit(Rows::Csv {
                     columns: columns.clone(),
                     records: full,
@@ -234,28 +234,75 @@ impl<R> QuoteTracker<R> {
         }
     }
 
+    /// Follows the quoting through `bytes`, jumping with `memchr` from one byte that can
+    /// change the state to the next.
     fn track(&mut self, bytes: &[u8]) {
         use QuoteState::*;
-        for &b in bytes {
-            self.state = match self.state {
-                FieldStart if b == self.quote => {
-                    self.opened_at = self.line;
-                    Quoted
-                }
-                Quoted if Some(b) == self.escape => EscapeInQuoted,
-                EscapeInQuoted => Quoted,
-                Quoted if b == self.quote => QuoteInQuoted,
-                Quoted => Quoted,
-                QuoteInQuoted if b == self.quote => Quoted,
-                _ if b == self.delimiter || b == b'\n' || b == b'\r' => FieldStart,
-                _ => Unquoted,
-            };
-            if b == b'\n' {
-                self.line += 1;
-                self.newlines.push_back(self.offset);
-            }
-            self.offset += 1;
+        let first_newline = self.newlines.len();
+        for at in memchr::memchr_iter(b'\n', bytes) {
+            self.newlines.push_back(self.offset + at as u64);
         }
+        let mut i = 0;
+        while i < bytes.len() {
+            match self.state {
+                FieldStart if bytes[i] == self.quote => {
+                    let at = self.offset + i as u64;
+                    // Newlines of this chunk before the quote (the deque is sorted).
+                    let before = self.newlines.partition_point(|n| *n < at) - first_newline;
+                    self.opened_at = self.line + before as u64;
+                    self.state = Quoted;
+                    i += 1;
+                }
+                FieldStart | Unquoted => {
+                    // To the next field boundary.
+                    match memchr::memchr3(self.delimiter, b'\n', b'\r', &bytes[i..]) {
+                        Some(j) => {
+                            self.state = FieldStart;
+                            i += j + 1;
+                        }
+                        None => {
+                            self.state = Unquoted;
+                            i = bytes.len();
+                        }
+                    }
+                }
+                Quoted => {
+                    let found = match self.escape {
+                        Some(escape) => memchr::memchr2(self.quote, escape, &bytes[i..]),
+                        None => memchr::memchr(self.quote, &bytes[i..]),
+                    };
+                    match found {
+                        Some(j) => {
+                            i += j;
+                            self.state = if bytes[i] == self.quote {
+                                QuoteInQuoted
+                            } else {
+                                EscapeInQuoted
+                            };
+                            i += 1;
+                        }
+                        None => i = bytes.len(),
+                    }
+                }
+                EscapeInQuoted => {
+                    self.state = Quoted;
+                    i += 1;
+                }
+                QuoteInQuoted => {
+                    let b = bytes[i];
+                    self.state = if b == self.quote {
+                        Quoted
+                    } else if b == self.delimiter || b == b'\n' || b == b'\r' {
+                        FieldStart
+                    } else {
+                        Unquoted
+                    };
+                    i += 1;
+                }
+            }
+        }
+        self.line += (self.newlines.len() - first_newline) as u64;
+        self.offset += bytes.len() as u64;
     }
 
     /// The line of a record that the csv crate says starts at byte `byte` (1-based). That

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::options::TableOptions;
-use super::rows::CsvColumns;
+use super::rows::{CsvColumns, CsvRecords};
 use super::source::{Format, Part, TableSource};
 use super::ExtractError;
 
@@ -53,7 +53,7 @@ impl TableSpec {
 pub enum Rows {
     Csv {
         columns: Arc<CsvColumns>,
-        records: Vec<(::csv::StringRecord, u64)>,
+        records: CsvRecords,
     },
     Json(Vec<(Map<String, Value>, u64)>),
 }
