@@ -73,7 +73,7 @@ fn assert_rejected(files: &[(&str, &[u8])], location: &str, hints: &[&str]) -> R
     rusqlite::Connection::open(ws.db())
         .unwrap()
         .execute(
-            "INSERT INTO sync_state (kind, record_key, pushed_hash, pushed_payload) VALUES ('company', 'acme', x'00', '{}')",
+            "UPDATE records SET pushed_hash = x'00', pushed_payload = payload, intercom_id = 'ic-acme' WHERE kind = 'company' AND record_key = 'acme'",
             [],
         )
         .unwrap();
@@ -411,10 +411,14 @@ fn json_syntax_error_names_the_line() {
 
 #[test]
 fn json_that_is_not_an_array() {
+    // (A `.json` file that starts with `{` is NDJSON, as BigQuery writes it.)
     assert_rejected(
-        &[("accounts.json", b"{\"externalId\": \"acme\"}\n")],
+        &[("accounts.json", b"\"acme\"\n")],
         "accounts.json:1:",
-        &["expected a JSON array of objects", ".ndjson"],
+        &[
+            "expected a JSON array of objects",
+            "one JSON object per line",
+        ],
     );
 }
 

@@ -159,7 +159,7 @@ fn every_corpus_case_fails_cleanly_and_leaves_the_database_as_it_was() {
     rusqlite::Connection::open(&template)
         .unwrap()
         .execute(
-            "INSERT INTO sync_state (kind, record_key, pushed_hash, pushed_payload) VALUES ('company', 'acme', x'00', '{}')",
+            "UPDATE records SET pushed_hash = x'00', pushed_payload = payload, intercom_id = 'ic-acme' WHERE kind = 'company' AND record_key = 'acme'",
             [],
         )
         .unwrap();

@@ -83,9 +83,9 @@ fn extract_state(db: &Path) -> (i64, String, u128) {
     let mut hasher = Xxh3::new();
     for sql in [
         "SELECT account_key, external_id, vitally_id, owner_ref, fields FROM accounts ORDER BY account_key",
-        "SELECT account_key, element_key, count FROM element_counts ORDER BY account_key, element_key",
+        "SELECT account_key, children FROM account_children ORDER BY account_key",
         "SELECT * FROM elements ORDER BY 1",
-        "SELECT name, kind, position FROM account_fields ORDER BY name",
+        "SELECT field_key, name, kind FROM account_fields ORDER BY field_key",
     ] {
         hasher.update(sql.as_bytes());
         digest_query(&conn, sql, &mut hasher);
@@ -99,7 +99,7 @@ fn payload_state(db: &Path) -> (u64, u128) {
     let mut hasher = Xxh3::new();
     let n = digest_query(
         &conn,
-        "SELECT kind, record_key, hex(hash) FROM payloads ORDER BY kind, record_key",
+        "SELECT kind, record_key, hex(hash) FROM records WHERE hash IS NOT NULL ORDER BY kind, record_key",
         &mut hasher,
     );
     digest_query(&conn, "SELECT * FROM attributes ORDER BY 1", &mut hasher);

@@ -125,7 +125,7 @@ fn generated_exports_load_and_plan_every_record() {
 fn hashes(db: &Path, kind: &str) -> BTreeMap<String, Vec<u8>> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
-        .prepare("SELECT record_key, hash FROM payloads WHERE kind = ?1")
+        .prepare("SELECT record_key, hash FROM records WHERE kind = ?1 AND hash IS NOT NULL")
         .unwrap();
     stmt.query_map([kind], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()

@@ -30,7 +30,7 @@ fn scratch() -> tempfile::TempDir {
 fn load_and_transform(dir: &Path, db_dir: &Path) -> bool {
     let db = db_dir.join("state.db");
     let mut store = Store::open(&db).unwrap();
-    match extract::load(dir, &mut store) {
+    match extract::load(dir, &Default::default(), &mut store) {
         Ok(_) => {
             let _ = transform::transform(&mut store, &MappingSettings::default());
             true
@@ -370,18 +370,25 @@ fn table() -> impl Strategy<Value = (usize, Vec<Vec<usize>>)> {
     })
 }
 
-/// `SELECT kind, record_key, payload, hex(hash)` of every payload, in key order.
+/// (kind, record_key, payload JSON, hex hash) of every payload, in key order.
 fn payloads_of(db: &Path) -> Vec<(String, String, String, String)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT kind, record_key, payload, hex(hash) FROM payloads ORDER BY kind, record_key",
+    let store = Store::open(db).unwrap();
+    let mut out = Vec::new();
+    store
+        .payload_rows(
+            true,
+            |row| -> Result<(), intercom_push::store::StoreError> {
+                out.push((
+                    row.kind,
+                    row.record_key,
+                    row.payload,
+                    transform::hash::hex(&row.hash),
+                ));
+                Ok(())
+            },
         )
         .unwrap();
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap();
-    rows.map(Result::unwrap).collect()
+    out
 }
 
 /// Loads + transforms `files` in a fresh directory; returns the payloads.
@@ -394,7 +401,7 @@ fn payloads_for(files: &[(&str, String)]) -> Vec<(String, String, String, String
     }
     let db = tmp.path().join("state.db");
     let mut store = Store::open(&db).unwrap();
-    extract::load(&export, &mut store).unwrap();
+    extract::load(&export, &Default::default(), &mut store).unwrap();
     transform::transform(&mut store, &MappingSettings::default()).unwrap();
     drop(store);
     payloads_of(&db)

@@ -281,7 +281,7 @@ fn wide_export(dir: &Path, n: usize, version: u32) {
 fn committed_pushes(db: &Path) -> u64 {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row(
-        "SELECT COUNT(*) FROM payloads p JOIN sync_state s USING (kind, record_key) WHERE p.kind = 'company' AND s.pushed_hash = p.hash",
+        "SELECT COUNT(*) FROM records WHERE kind = 'company' AND pushed_hash = hash",
         [],
         |r| r.get::<_, i64>(0),
     )

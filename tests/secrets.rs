@@ -364,7 +364,7 @@ fn https_to_a_server_that_does_not_speak_tls_fails_instead_of_falling_back() {
     let conn = rusqlite::Connection::open(tmp.path().join("state.db")).unwrap();
     let pushed: i64 = conn
         .query_row(
-            "SELECT COUNT(*) FROM sync_state WHERE pushed_hash IS NOT NULL",
+            "SELECT COUNT(*) FROM records WHERE pushed_hash IS NOT NULL",
             [],
             |r| r.get(0),
         )

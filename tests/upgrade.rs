@@ -79,7 +79,11 @@ fn a_schema_1_database_keeps_what_intercom_accepted_and_sends_only_what_changed(
     // Before a load, the upgraded database asks for one (its old extract is gone).
     let plan = ws.run(&["plan"]);
     plan.expect_code(2);
-    assert!(plan.stderr.contains("run `intercom-push load"), "{}", plan.stderr);
+    assert!(
+        plan.stderr.contains("run `intercom-push load"),
+        "{}",
+        plan.stderr
+    );
 
     let input = manifest_dir().join("fixtures/export");
     ws.run(&["load", "--input", input.to_str().unwrap()]).ok();
@@ -87,9 +91,18 @@ fn a_schema_1_database_keeps_what_intercom_accepted_and_sends_only_what_changed(
     let plan = ws.run(&["plan", "--json"]).ok().ndjson();
     let changed: Vec<&str> = plan
         .iter()
-        .map(|p| p["company_id"].as_str().or(p["external_id"].as_str()).unwrap_or("?"))
+        .map(|p| {
+            p["company_id"]
+                .as_str()
+                .or(p["external_id"].as_str())
+                .unwrap_or("?")
+        })
         .collect();
-    assert_eq!(changed, ["acme"], "only acme differs from what Intercom accepted");
+    assert_eq!(
+        changed,
+        ["acme"],
+        "only acme differs from what Intercom accepted"
+    );
 
     // The human plan diffs against the upgraded pushed payload.
     let human = ws.run(&["plan"]).ok().stdout.clone();
@@ -97,7 +110,11 @@ fn a_schema_1_database_keeps_what_intercom_accepted_and_sends_only_what_changed(
 
     let status = ws.run(&["status", "--json"]).ok().stdout.clone();
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-    assert_eq!(status["runs"].as_array().unwrap().len(), 1, "run history kept");
+    assert_eq!(
+        status["runs"].as_array().unwrap().len(),
+        1,
+        "run history kept"
+    );
 
     // The record that left the export keeps its sync state (its id and what it holds).
     let conn = ws.sql();

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{gzip, manifest_dir, Workspace};
+use common::{manifest_dir, Workspace};
 
 /// One table of a fixture: its header and rows.
 struct Table {
@@ -48,7 +48,10 @@ fn deal<T: Clone>(rows: &[T], parts: usize) -> Vec<Vec<T>> {
     let mut order: Vec<usize> = (0..rows.len()).collect();
     // A fixed permutation: multiply by a unit modulo the length.
     let n = rows.len().max(1);
-    let step = (1..n).rev().find(|s| gcd(*s, n) == 1 && *s > n / 3).unwrap_or(1);
+    let step = (1..n)
+        .rev()
+        .find(|s| gcd(*s, n) == 1 && *s > n / 3)
+        .unwrap_or(1);
     order.sort_by_key(|i| (i * step) % n);
     let mut out = vec![Vec::new(); parts];
     for (k, i) in order.into_iter().enumerate() {
@@ -113,7 +116,11 @@ fn plan_of(ws: &Workspace, input: &Path, config: Option<&Path>) -> String {
     if let Some(config) = config {
         args.extend(["--config", config.to_str().unwrap()]);
     }
-    let load = [args.clone(), vec!["load", "--input", input.to_str().unwrap()]].concat();
+    let load = [
+        args.clone(),
+        vec!["load", "--input", input.to_str().unwrap()],
+    ]
+    .concat();
     ws.run(&load).ok();
     ws.run(&[args.clone(), vec!["transform"]].concat()).ok();
     ws.run(&["plan", "--json", "--all"]).ok().stdout.clone()
@@ -139,11 +146,16 @@ fn gzip_csv_part_folders_with_success_markers_give_the_single_file_plan() {
         let dir = ws.export().join(&table.name);
         for (i, rows) in deal(&table.rows, 3).iter().enumerate() {
             let name = format!("part-0000{i}-4f2c1a9e-c000.csv.gz");
-            ws.write_in(&dir, &name, csv_text(Some(&table.header), rows, b',', false, false, None));
+            ws.write_in(
+                &dir,
+                &name,
+                csv_text(Some(&table.header), rows, b',', false, false, None),
+            );
             ws.write_in(&dir, &format!(".{name}.crc"), "crc");
         }
         ws.write_in(&dir, "_SUCCESS", "");
         ws.write_in(&dir, "_committed_1234", "{}");
+        // An empty part, compressed: a slice that held no rows.
         ws.write_in(&dir, "part-00009-empty-c000.csv.gz", "");
     }
     let plan = plan_of(&ws, &ws.export(), None);
@@ -183,7 +195,11 @@ fn redshift_pipe_delimited_extensionless_parts_give_the_single_file_plan() {
         // A slice that held no rows.
         ws.write(&format!("{}0009_part_00", table.name), "");
     }
-    let config = config_for(&ws, &tables, "delimiter = \"|\"\nescape = \"\\\\\"\nnull = \"\\\\N\"");
+    let config = config_for(
+        &ws,
+        &tables,
+        "delimiter = \"|\"\nescape = \"\\\\\"\nnull = \"\\\\N\"",
+    );
     let plan = plan_of(&ws, &ws.export(), Some(&config));
     assert_eq!(plan, golden("export"));
 }
@@ -203,7 +219,11 @@ fn bigquery_ndjson_parts_named_json_give_the_single_file_plan() {
     let lines: Vec<&str> = accounts.lines().collect();
     let dir = ws.export().join("accounts");
     for (i, part) in deal(&lines, 3).iter().enumerate() {
-        ws.write_in(&dir, &format!("accounts-00000000000{i}.json"), part.join("\n") + "\n");
+        ws.write_in(
+            &dir,
+            &format!("accounts-00000000000{i}.json"),
+            part.join("\n") + "\n",
+        );
     }
     // users.ndjson.gz → users/users-000000000000.json.gz
     let users = std::fs::read(fixture.join("users.ndjson.gz")).unwrap();
@@ -233,7 +253,11 @@ fn zstd_files_and_a_configured_glob_give_the_single_file_plan() {
             ));
         } else {
             let compressed = zstd::encode_all(text.as_bytes(), 3).unwrap();
-            std::fs::write(ws.export().join(format!("{}.csv.zst", table.name)), compressed).unwrap();
+            std::fs::write(
+                ws.export().join(format!("{}.csv.zst", table.name)),
+                compressed,
+            )
+            .unwrap();
         }
     }
     let config = ws.write_in(ws.path(), "intercom-push.toml", config);
@@ -246,12 +270,15 @@ fn a_column_typed_over_every_part_is_a_string_when_one_part_holds_text() {
     let ws = Workspace::new();
     let dir = ws.export().join("accounts");
     ws.write_in(&dir, "part-1.csv", "externalId,seats\na,1\nb,2\n");
-    ws.write_in(&dir, "part-7.csv.gz", gzip(b"externalId,seats\nc,N/A\n"));
+    ws.write_in(&dir, "part-7.csv.gz", "externalId,seats\nc,N/A\n");
     let plan = plan_of(&ws, &ws.export(), None);
     for line in plan.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let seats = &v["custom_attributes"]["Vitally Seats"];
-        assert!(seats.is_string(), "seats must be a string in every payload: {line}");
+        assert!(
+            seats.is_string(),
+            "seats must be a string in every payload: {line}"
+        );
     }
     assert!(plan.contains(r#""Vitally Seats":"1""#), "{plan}");
 }
@@ -265,7 +292,8 @@ fn an_error_in_a_part_names_the_part_and_its_line() {
     let run = ws.load();
     run.expect_code(2);
     assert!(
-        run.stderr.contains("accounts/part-00001.csv:3: `mrr` must be a number"),
+        run.stderr
+            .contains("accounts/part-00001.csv:3: `mrr` must be a number"),
         "{}",
         run.stderr
     );
@@ -280,8 +308,9 @@ fn a_duplicate_account_across_parts_names_both_places() {
     let run = ws.load();
     run.expect_code(2);
     assert!(
-        run.stderr
-            .contains("accounts/part-00001.csv:3: duplicate account `a` (first at accounts/part-00000.csv:2)"),
+        run.stderr.contains(
+            "accounts/part-00001.csv:3: duplicate account `a` (first at accounts/part-00000.csv:2)"
+        ),
         "{}",
         run.stderr
     );

@@ -55,7 +55,9 @@ pub fn raw_json_text(raw: &Raw<'_>) -> String {
         Raw::Str(s) => Value::String(s.to_string()).to_string(),
         Raw::Int(i) => i.to_string(),
         Raw::UInt(u) => u.to_string(),
-        Raw::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| f.to_string(), |n| n.to_string()),
+        Raw::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or_else(|| f.to_string(), |n| n.to_string())
+        }
         Raw::Bool(b) => b.to_string(),
     }
 }
@@ -175,7 +177,8 @@ fn embedded<'a>(
             target.extend(map.iter().map(|(k, v)| (k.as_str(), v)));
         }
         (Embedded::Indicators(kind), Value::Object(map)) => {
-            out.labels.extend(map.keys().map(|name| (kind, name.as_str())));
+            out.labels
+                .extend(map.keys().map(|name| (kind, name.as_str())));
         }
         (Embedded::Indicators(kind), Value::Array(items)) => {
             for item in items {

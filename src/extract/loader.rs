@@ -14,7 +14,52 @@ use super::source::{Part, TableSource};
 use super::typing::{json_number_shape, kind_of_json, sniff_text, Kind, NumberShape};
 use super::ExtractError;
 use crate::store::codec::{self, Children, Raw};
-use crate::store::{AccountInsert, ExtractWriter};
+use crate::store::{AccountInsert, ExtractRow, StoreError, UserInsert};
+
+/// What the consumers of a load send the thread that holds its transaction.
+pub enum WriterMessage {
+    Rows(Vec<ExtractRow>),
+    /// Every consumer succeeded.
+    Commit,
+    /// A consumer failed: roll back.
+    Abandon,
+}
+
+/// Sends a load's writes to the thread that holds the transaction, a few hundred at a time.
+pub struct Sink {
+    tx: std::sync::mpsc::SyncSender<WriterMessage>,
+    buffer: Vec<ExtractRow>,
+}
+
+const SINK_BATCH: usize = 512;
+
+impl Sink {
+    pub fn new(tx: std::sync::mpsc::SyncSender<WriterMessage>) -> Sink {
+        Sink {
+            tx,
+            buffer: Vec::with_capacity(SINK_BATCH),
+        }
+    }
+
+    fn push(&mut self, row: ExtractRow) -> Result<(), ExtractError> {
+        self.buffer.push(row);
+        if self.buffer.len() == SINK_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is buffered. Fails when the writer has stopped (it reports why).
+    pub fn flush(&mut self) -> Result<(), ExtractError> {
+        let batch = std::mem::replace(&mut self.buffer, Vec::with_capacity(SINK_BATCH));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(WriterMessage::Rows(batch))
+            .map_err(|_| ExtractError::Store(StoreError::Worker("the database writer stopped")))
+    }
+}
 
 /// Distinct account fields a load accepts. Intercom caps a workspace at 250 custom
 /// attributes, so an export with far more (a pivoted table, a wrong delimiter) is a mistake;
@@ -126,8 +171,9 @@ impl Location<'_> {
 /// Label kinds as stored.
 const LABEL_KINDS: [&str; 3] = ["risk", "opportunity", "segment"];
 
-pub struct Loader<'w, 'c> {
-    writer: &'w mut ExtractWriter<'c>,
+/// The consumer of every table but `users` (see [`UserLoader`]).
+pub struct Loader {
+    sink: Sink,
     elements: Catalog,
     metrics: Catalog,
     /// Per label kind (see [`LABEL_KINDS`]), name → label key.
@@ -147,19 +193,15 @@ pub struct Loader<'w, 'c> {
     fields: Vec<(String, Kind)>,
     /// Per field key, the last account that gave it (catches a field given twice).
     field_seen_in: Vec<u32>,
-    /// xxh3-128 of every user key seen (`e:`/`m:` record keys and `i:` ids).
-    user_keys: FxHashSet<u128>,
-    users: u32,
-    users_have_id: bool,
     skipped_array_fields: HashSet<String>,
     unknown_refs: BTreeMap<String, u64>,
     pub warnings: Vec<String>,
 }
 
-impl<'w, 'c> Loader<'w, 'c> {
-    pub fn new(writer: &'w mut ExtractWriter<'c>) -> Self {
+impl Loader {
+    pub fn new(sink: Sink) -> Self {
         Loader {
-            writer,
+            sink,
             elements: Catalog::new("element"),
             metrics: Catalog::new("success metric"),
             labels: Default::default(),
@@ -172,9 +214,6 @@ impl<'w, 'c> Loader<'w, 'c> {
             field_keys: HashMap::default(),
             fields: Vec::new(),
             field_seen_in: Vec::new(),
-            user_keys: HashSet::default(),
-            users: 0,
-            users_have_id: false,
             skipped_array_fields: HashSet::new(),
             unknown_refs: BTreeMap::new(),
             warnings: Vec::new(),
@@ -186,11 +225,15 @@ impl<'w, 'c> Loader<'w, 'c> {
     }
 
     /// Consumes one row of `table`.
-    pub fn row(&mut self, table: &str, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
+    pub fn row(
+        &mut self,
+        table: &str,
+        row: &Row<'_>,
+        at: Location<'_>,
+    ) -> Result<(), ExtractError> {
         match table {
             "elements" => self.catalog_row(row, at, true),
             "success_metrics" => self.catalog_row(row, at, false),
-            "users" => self.user_row(row, at),
             "accounts" => self.account_row(row, at),
             "element_counts" => self.count_row(row, at),
             "metric_values" => self.metric_row(row, at),
@@ -243,48 +286,6 @@ impl<'w, 'c> Loader<'w, 'c> {
         catalog.add(id, name).map(drop).map_err(|e| at.error(e))
     }
 
-    fn user_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
-        let vitally_id = Self::key_cell(row, 0, "id", at)?;
-        let external_id = Self::key_cell(row, 1, "externalId", at)?;
-        let email = Self::key_cell(row, 2, "email", at)?;
-        self.users_have_id |= vitally_id.is_some();
-        if external_id.is_none() && email.is_none() {
-            return Err(at.error("this user has neither `externalId` nor `email`: Intercom contacts are found by one of them"));
-        }
-        let record_key = crate::store::record_key(external_id.as_deref(), email.as_deref());
-        let (vitally_id, external_id, email) = (
-            vitally_id.map(Cow::into_owned),
-            external_id.map(Cow::into_owned),
-            email.map(Cow::into_owned),
-        );
-        if !self.user_keys.insert(xxhash_rust::xxh3::xxh3_128(record_key.as_bytes())) {
-            let what = match &external_id {
-                Some(id) => format!("externalId `{id}`"),
-                None => format!(
-                    "email `{}` (and no externalId)",
-                    email.as_deref().unwrap_or_default()
-                ),
-            };
-            return Err(at.error(format!(
-                "a second user with {what}: each user must appear once"
-            )));
-        }
-        if let Some(id) = &vitally_id {
-            if !self
-                .user_keys
-                .insert(xxhash_rust::xxh3::xxh3_128(format!("i:{id}").as_bytes()))
-            {
-                return Err(at.error(format!(
-                    "a second user with id `{id}`: ids must be unique"
-                )));
-            }
-        }
-        self.users += 1;
-        self.writer
-            .insert_user(self.users, vitally_id, external_id, email)?;
-        Ok(())
-    }
-
     fn account_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
         let parsed = accounts::split_row(row).map_err(|e| at.error(e))?;
         let external_id = parsed
@@ -294,8 +295,7 @@ impl<'w, 'c> Loader<'w, 'c> {
             .ok_or_else(|| at.error("`externalId` is missing or empty: it is the Intercom company_id, every account needs one"))?;
         let use_id = *self.accounts_use_id.get_or_insert(
             parsed.vitally_id.is_some()
-                || row.as_json().is_none()
-                    && row.cells().any(|(n, _)| rows::column_is(n, "id")),
+                || row.as_json().is_none() && row.cells().any(|(n, _)| rows::column_is(n, "id")),
         );
         if !use_id && parsed.vitally_id.is_some() {
             return Err(at.error("this account has an `id` but the first one has none: other tables refer to accounts by `id` only when every account has one — give every account its `id`, or leave `id` out everywhere"));
@@ -308,11 +308,15 @@ impl<'w, 'c> Loader<'w, 'c> {
             external_id.clone()
         };
         let key = self.account_lines.len() as u32 + 1;
-        let first = self.references.get(reference.as_str()).copied().or_else(|| {
-            use_id
-                .then(|| self.external_ids.get(external_id.as_str()).copied())
-                .flatten()
-        });
+        let first = self
+            .references
+            .get(reference.as_str())
+            .copied()
+            .or_else(|| {
+                use_id
+                    .then(|| self.external_ids.get(external_id.as_str()).copied())
+                    .flatten()
+            });
         if let Some(first) = first {
             let (part, line) = self.account_lines[first as usize - 1];
             let place = if part as usize == at.part_index {
@@ -358,13 +362,13 @@ impl<'w, 'c> Loader<'w, 'c> {
         if use_id {
             self.external_ids.insert(external_id.as_str().into(), key);
         }
-        self.writer.insert_account(AccountInsert {
+        self.sink.push(ExtractRow::Account(AccountInsert {
             key,
             external_id,
             vitally_id: parsed.vitally_id,
             owner_ref: parsed.owner_ref,
             fields: codec::encode(&fields),
-        })?;
+        }))?;
         self.references.insert(reference.into(), key);
         self.account_lines.push((at.part_index as u32, at.line));
         self.children.push(Vec::new());
@@ -417,7 +421,10 @@ impl<'w, 'c> Loader<'w, 'c> {
         let count = parse_count(count)
             .map_err(|e| at.error(format!("element count for `{element}`: {e}")))?;
         let Some(element_key) = self.elements.resolve(element).map_err(|e| at.error(e))? else {
-            self.skip(at, "element counts whose element is not in the elements file");
+            self.skip(
+                at,
+                "element counts whose element is not in the elements file",
+            );
             return Ok(());
         };
         let children = &mut self.children[account as usize - 1];
@@ -455,7 +462,10 @@ impl<'w, 'c> Loader<'w, 'c> {
             },
         };
         let Some(metric_key) = self.metrics.resolve(metric).map_err(|e| at.error(e))? else {
-            self.skip(at, "metric values whose metric is not in the success_metrics file");
+            self.skip(
+                at,
+                "metric values whose metric is not in the success_metrics file",
+            );
             return Ok(());
         };
         let slot = &mut self.metrics.entries[metric_key as usize - 1].2;
@@ -518,13 +528,16 @@ impl<'w, 'c> Loader<'w, 'c> {
                 self.label_count
             }
         };
-        push_entry(&mut self.children[account as usize - 1], &ChildEntry::Label(label));
+        push_entry(
+            &mut self.children[account as usize - 1],
+            &ChildEntry::Label(label),
+        );
         Ok(())
     }
 
     /// Writes each account's packed children and the catalogs with their inferred kinds.
-    pub fn finish(self) -> Result<Vec<String>, ExtractError> {
-        let mut warnings = self.warnings;
+    pub fn finish(mut self) -> Result<Vec<String>, ExtractError> {
+        let mut warnings = std::mem::take(&mut self.warnings);
         for (key, buffer) in self.children.iter().enumerate() {
             if buffer.is_empty() {
                 continue;
@@ -541,30 +554,113 @@ impl<'w, 'c> Loader<'w, 'c> {
             children.metrics.sort_by_key(|m| m.0);
             children.labels.sort_unstable();
             children.labels.dedup();
-            self.writer
-                .insert_children(key as u32 + 1, codec::encode(&children))?;
+            self.sink.push(ExtractRow::Children(
+                key as u32 + 1,
+                codec::encode(&children),
+            ))?;
         }
-        for (key, (name, kind)) in self.fields.iter().enumerate() {
-            self.writer.insert_field(key as u32, name, kind.as_str())?;
+        for (key, (name, kind)) in std::mem::take(&mut self.fields).into_iter().enumerate() {
+            self.sink
+                .push(ExtractRow::Field(key as u32, name, kind.as_str()))?;
         }
-        for (i, (id, name, _)) in self.elements.entries.iter().enumerate() {
-            self.writer.insert_element(i as u32 + 1, id.as_deref(), name)?;
+        for (i, (id, name, _)) in std::mem::take(&mut self.elements.entries)
+            .into_iter()
+            .enumerate()
+        {
+            self.sink
+                .push(ExtractRow::Element(i as u32 + 1, id, name))?;
         }
-        for (i, (id, name, kind)) in self.metrics.entries.iter().enumerate() {
-            self.writer
-                .insert_metric(i as u32 + 1, id.as_deref(), name, kind.as_str())?;
+        for (i, (id, name, kind)) in std::mem::take(&mut self.metrics.entries)
+            .into_iter()
+            .enumerate()
+        {
+            self.sink
+                .push(ExtractRow::Metric(i as u32 + 1, id, name, kind.as_str()))?;
         }
-        for (kind, names) in LABEL_KINDS.iter().zip(&self.labels) {
+        for (kind, names) in LABEL_KINDS.iter().zip(std::mem::take(&mut self.labels)) {
             for (name, key) in names {
-                self.writer.insert_label(*key, kind, name)?;
+                self.sink.push(ExtractRow::Label(key, kind, name))?;
             }
         }
-        self.writer
-            .set_meta("users_have_id", if self.users_have_id { "1" } else { "0" })?;
+        self.sink.flush()?;
         for (what, count) in &self.unknown_refs {
             warnings.push(format!("{what}: {count} skipped"));
         }
         Ok(warnings)
+    }
+}
+
+/// The consumer of the `users` table: independent of the others, it runs beside them.
+pub struct UserLoader {
+    sink: Sink,
+    /// xxh3-128 of every user key seen (`e:`/`m:` record keys and `i:` ids).
+    user_keys: FxHashSet<u128>,
+    users: u32,
+    users_have_id: bool,
+}
+
+impl UserLoader {
+    pub fn new(sink: Sink) -> Self {
+        UserLoader {
+            sink,
+            user_keys: FxHashSet::default(),
+            users: 0,
+            users_have_id: false,
+        }
+    }
+
+    pub fn row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
+        let vitally_id = Loader::key_cell(row, 0, "id", at)?;
+        let external_id = Loader::key_cell(row, 1, "externalId", at)?;
+        let email = Loader::key_cell(row, 2, "email", at)?;
+        self.users_have_id |= vitally_id.is_some();
+        if external_id.is_none() && email.is_none() {
+            return Err(at.error("this user has neither `externalId` nor `email`: Intercom contacts are found by one of them"));
+        }
+        let record_key = crate::store::record_key(external_id.as_deref(), email.as_deref());
+        let (vitally_id, external_id, email) = (
+            vitally_id.map(Cow::into_owned),
+            external_id.map(Cow::into_owned),
+            email.map(Cow::into_owned),
+        );
+        if !self
+            .user_keys
+            .insert(xxhash_rust::xxh3::xxh3_128(record_key.as_bytes()))
+        {
+            let what = match &external_id {
+                Some(id) => format!("externalId `{id}`"),
+                None => format!(
+                    "email `{}` (and no externalId)",
+                    email.as_deref().unwrap_or_default()
+                ),
+            };
+            return Err(at.error(format!(
+                "a second user with {what}: each user must appear once"
+            )));
+        }
+        if let Some(id) = &vitally_id {
+            if !self
+                .user_keys
+                .insert(xxhash_rust::xxh3::xxh3_128(format!("i:{id}").as_bytes()))
+            {
+                return Err(at.error(format!("a second user with id `{id}`: ids must be unique")));
+            }
+        }
+        self.users += 1;
+        self.sink.push(ExtractRow::User(UserInsert {
+            key: self.users,
+            vitally_id,
+            external_id,
+            email,
+        }))
+    }
+
+    /// Sends the last users and whether users have an `id` (how owners are matched).
+    pub fn finish(mut self) -> Result<(), ExtractError> {
+        let flag = if self.users_have_id { "1" } else { "0" };
+        self.sink
+            .push(ExtractRow::Meta("users_have_id", flag.to_string()))?;
+        self.sink.flush()
     }
 }
 

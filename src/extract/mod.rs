@@ -14,15 +14,16 @@ pub mod typing;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::mpsc::Receiver;
 
 use crate::progress::Progress;
 use crate::store::{Store, StoreError};
-use loader::{Loader, Location};
 pub use loader::MAX_FIELDS;
+use loader::{Loader, Location, Sink, UserLoader, WriterMessage};
 use options::TableOptions;
-use read::{Event, Rows, TableSpec};
+use read::{Rows, TableSpec};
 use rows::Row;
-use source::Part;
+use source::{Part, TableSource};
 
 /// Why a load failed. `Input` errors name `file:line` and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,10 @@ pub fn clean_name(name: &str) -> String {
 
 /// Loads the export in `dir` (with the per-table `options` of the config) into `store`,
 /// replacing the previous extract atomically.
+///
+/// Threads: readers parse every part (rayon); one consumer takes `users`, another the other
+/// tables in load order; one writer holds the transaction. The first error in table order
+/// is reported and nothing is committed.
 pub fn load(
     dir: &Path,
     options: &BTreeMap<&'static str, TableOptions>,
@@ -97,52 +102,152 @@ pub fn load(
         summary.unchanged = true;
         return Ok(summary);
     }
-    let mut writer = store.extract_writer()?;
-    writer.set_meta("extract_digest", &digest)?;
-    let mut loader = Loader::new(&mut writer);
-    let sources: Vec<_> = found.in_load_order().collect();
-    let mut progress: Option<Progress> = None;
-    read::read_all(&sources, |event| match event {
-        Event::Rows { table, part, rows } => {
-            let progress = progress.get_or_insert_with(|| {
-                Progress::new(&format!("loading {}", table.table), "rows")
+    let sources: Vec<&TableSource> = found.in_load_order().collect();
+    for source in &sources {
+        summary.parts.insert(source.table, source.parts.len());
+    }
+    let (committed, outcome) = read::read_all(&sources, |tables| {
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<WriterMessage>(16);
+            let writer = scope.spawn(move || write_extract(store, &digest, rx));
+            let (users, others): (Vec<_>, Vec<_>) =
+                tables.into_iter().partition(|t| t.source.table == "users");
+            let users_tx = tx.clone();
+            let users = scope.spawn(move || -> Consumed {
+                let mut loader = UserLoader::new(Sink::new(users_tx));
+                let mut rows = BTreeMap::new();
+                for table in users {
+                    consume(table, &mut rows, |row, at| loader.row(row, at))?;
+                }
+                loader.finish().map_err(|e| ("users", e))?;
+                Ok((rows, Vec::new()))
             });
+            let main = (|| -> Consumed {
+                let mut loader = Loader::new(Sink::new(tx.clone()));
+                let mut rows = BTreeMap::new();
+                for table in others {
+                    let name = table.source.table;
+                    consume(table, &mut rows, |row, at| loader.row(name, row, at))?;
+                    if name == "accounts" && loader.accounts() == 0 {
+                        let source = sources.iter().find(|s| s.table == "accounts");
+                        if let Some(first) = source.and_then(|s| s.parts.first()) {
+                            return Err((name, ExtractError::at(first, 1, "no accounts in the file: refusing to load an empty export (was the warehouse query empty?)")));
+                        }
+                    }
+                }
+                let warnings = loader.finish().map_err(|e| ("", e))?;
+                Ok((rows, warnings))
+            })();
+            let users = users
+                .join()
+                .unwrap_or_else(|_| Err(("users", worker_died("a load consumer"))));
+            let outcome = first_error(main, users);
+            // Commit only when every consumer succeeded; otherwise the writer rolls back.
+            let _ = tx.send(if outcome.is_ok() {
+                WriterMessage::Commit
+            } else {
+                WriterMessage::Abandon
+            });
+            drop(tx);
+            let committed = writer
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Worker("the database writer panicked")));
+            (committed, outcome)
+        })
+    });
+    // A database error explains the consumers' "writer stopped" errors: it comes first.
+    let version = committed?;
+    let (rows, warnings) = outcome?;
+    summary.rows = rows;
+    summary.warnings.extend(warnings);
+    summary.extract_version = version.unwrap_or_default();
+    Ok(summary)
+}
+
+/// What a consumer read (rows per table) and warned about, or the table it failed on.
+type Consumed = Result<(BTreeMap<&'static str, u64>, Vec<String>), (&'static str, ExtractError)>;
+
+/// The error of the earliest table (in load order), else both consumers' results combined.
+fn first_error(
+    a: Consumed,
+    b: Consumed,
+) -> Result<(BTreeMap<&'static str, u64>, Vec<String>), ExtractError> {
+    let order = |table: &str| {
+        source::TABLES
+            .iter()
+            .position(|t| *t == table)
+            .unwrap_or(usize::MAX)
+    };
+    match (a, b) {
+        (Ok((mut rows, mut warnings)), Ok((more_rows, more_warnings))) => {
+            rows.extend(more_rows);
+            warnings.extend(more_warnings);
+            Ok((rows, warnings))
+        }
+        (Err((t1, e1)), Err((t2, e2))) => Err(if order(t2) < order(t1) { e2 } else { e1 }),
+        (Err((_, e)), _) | (_, Err((_, e))) => Err(e),
+    }
+}
+
+/// Feeds every row of `table` to `row`, counting them; the error names its table.
+fn consume<'s>(
+    table: read::TableRows<'s>,
+    counts: &mut BTreeMap<&'static str, u64>,
+    mut row: impl FnMut(&Row<'_>, Location<'_>) -> Result<(), ExtractError>,
+) -> Result<(), (&'static str, ExtractError)> {
+    let source = table.source;
+    let spec = TableSpec::of(source.table);
+    let progress = Progress::new(&format!("loading {}", source.table), "rows");
+    let count = counts.entry(source.table).or_default();
+    table
+        .for_each(|part, rows| {
+            *count += rows.len() as u64;
             progress.inc(rows.len() as u64);
-            *summary.rows.entry(table.table).or_default() += rows.len() as u64;
-            let spec = TableSpec::of(table.table);
             let at = |line| Location {
-                source: table,
+                source,
                 part_index: part,
                 line,
             };
             match &rows {
                 Rows::Csv { columns, records } => {
                     for (record, line) in records.iter() {
-                        loader.row(table.table, &Row::csv(columns, record, spec.wanted), at(line))?;
+                        row(&Row::csv(columns, record, spec.wanted), at(line))?;
                     }
                 }
                 Rows::Json(objects) => {
                     for (object, line) in objects {
-                        loader.row(table.table, &Row::json(object, spec.wanted), at(*line))?;
+                        row(&Row::json(object, spec.wanted), at(*line))?;
                     }
                 }
             }
             Ok(())
-        }
-        Event::TableEnd(table) => {
-            if let Some(progress) = progress.take() {
-                progress.finish();
+        })
+        .map_err(|e| (source.table, e))
+}
+
+fn worker_died(what: &'static str) -> ExtractError {
+    ExtractError::Store(StoreError::Worker(what))
+}
+
+/// The writer thread: replaces the extract in one transaction, committed only on `Commit`.
+/// Returns the new extract version (`None` when abandoned).
+fn write_extract(
+    store: &mut Store,
+    digest: &str,
+    rx: Receiver<WriterMessage>,
+) -> Result<Option<u64>, StoreError> {
+    let mut writer = store.extract_writer()?;
+    writer.set_meta("extract_digest", digest)?;
+    for message in rx {
+        match message {
+            WriterMessage::Rows(rows) => {
+                for row in rows {
+                    writer.write(row)?;
+                }
             }
-            summary.rows.entry(table.table).or_default();
-            summary.parts.insert(table.table, table.parts.len());
-            if table.table == "accounts" && loader.accounts() == 0 {
-                let first = &table.parts[0];
-                return Err(ExtractError::at(first, 1, "no accounts in the file: refusing to load an empty export (was the warehouse query empty?)"));
-            }
-            Ok(())
+            WriterMessage::Commit => return writer.commit().map(Some),
+            WriterMessage::Abandon => return Ok(None),
         }
-    })?;
-    summary.warnings.append(&mut loader.finish()?);
-    summary.extract_version = writer.commit()?;
-    Ok(summary)
+    }
+    Ok(None)
 }

@@ -64,12 +64,14 @@ impl TableConfig {
                 TABLES.join(", ")
             ));
         };
-        let byte = |key: &str, value: &Option<String>, default: Option<u8>| match value.as_deref() {
+        let byte = |key: &str, value: &Option<String>, default: Option<u8>| {
+            match value.as_deref() {
             None => Ok(default),
             Some(text) if text.len() == 1 && text.is_ascii() => Ok(Some(text.as_bytes()[0])),
             Some(text) => Err(format!(
                 "[tables.{table}] {key} = {text:?}: give one ASCII character, e.g. {key} = \"|\" or \"\\t\" for a tab"
             )),
+        }
         };
         let csv = CsvDialect {
             header: self.header.unwrap_or(true),
@@ -81,7 +83,9 @@ impl TableConfig {
         };
         if let Some(columns) = &csv.columns {
             if columns.is_empty() {
-                return Err(format!("[tables.{table}] columns = []: name every column of the file, in order"));
+                return Err(format!(
+                    "[tables.{table}] columns = []: name every column of the file, in order"
+                ));
             }
             let mut seen = std::collections::HashSet::new();
             if let Some(twice) = columns.iter().find(|c| !seen.insert(c.as_str())) {
@@ -92,7 +96,9 @@ impl TableConfig {
             }
         }
         if csv.delimiter == csv.quote {
-            return Err(format!("[tables.{table}]: the delimiter and the quote are the same character"));
+            return Err(format!(
+                "[tables.{table}]: the delimiter and the quote are the same character"
+            ));
         }
         Ok((
             table,

@@ -74,6 +74,9 @@ pub struct Part {
     pub format: Format,
     pub compression: Compression,
     pub size: u64,
+    /// One of several parts (a folder, a glob, Redshift parts): empty once decompressed, it
+    /// holds no rows rather than being an error.
+    pub may_be_empty: bool,
 }
 
 impl Part {
@@ -93,9 +96,9 @@ impl Part {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
                 BufReader::with_capacity(1 << 16, file),
             )),
-            Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::new(file).map_err(|e| self.io(e))?,
-            ),
+            Compression::Zstd => {
+                Box::new(zstd::stream::read::Decoder::new(file).map_err(|e| self.io(e))?)
+            }
         };
         let mut reader: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(1 << 20, raw));
         let head = reader
@@ -207,10 +210,18 @@ pub fn discover(
                 Some(entries) => parts_of_entries(dir, table, entries)?,
             }
         };
-        let parts = parts
+        let mut parts = parts
             .into_iter()
             .map(|(path, name)| classify(path, name, table_options.format))
             .collect::<Result<Vec<Part>, _>>()?;
+        if parts.len() > 1
+            || table_options.path.is_some()
+            || parts.iter().any(|p| p.name.contains('/'))
+        {
+            for part in &mut parts {
+                part.may_be_empty = true;
+            }
+        }
         if let [first, ..] = parts.as_slice() {
             if let Some(other) = parts
                 .iter()
@@ -239,7 +250,7 @@ pub fn discover(
     match found.tables.get("accounts") {
         None => Err(ExtractError::Input {
             location: dir.display().to_string(),
-            message: "no accounts table: the export needs accounts.csv, accounts.json, accounts.ndjson or accounts.parquet (optionally .gz or .zst), a folder accounts/ of part files, or `[tables.accounts] path = …` in the config".into(),
+            message: "no accounts file: the export needs accounts.csv, accounts.json or accounts.ndjson (optionally .gz or .zst), accounts.parquet, a folder accounts/ of part files, or `[tables.accounts] path = …` in the config".into(),
         }),
         Some(accounts) if accounts.parts.is_empty() => Err(ExtractError::Input {
             location: dir.display().to_string(),
@@ -300,10 +311,7 @@ fn parts_of_entries(
     entries: Vec<(String, PathBuf, bool)>,
 ) -> Result<Vec<(PathBuf, String)>, ExtractError> {
     let is_redshift = |e: &(String, PathBuf, bool)| {
-        !e.2 && e
-            .0
-            .strip_prefix(table)
-            .is_some_and(is_redshift_part_suffix)
+        !e.2 && e.0.strip_prefix(table).is_some_and(is_redshift_part_suffix)
     };
     let others: Vec<&str> = entries
         .iter()
@@ -311,19 +319,26 @@ fn parts_of_entries(
         .map(|e| e.0.as_str())
         .collect();
     if others.len() > 1 || others.len() == 1 && entries.len() > 1 {
-        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        let what = if entries.iter().any(|e| e.2) {
+            "two sources"
+        } else {
+            "two files"
+        };
         return Err(ExtractError::Input {
             location: entries[1].0.clone(),
             message: format!(
-                "two sources for the table `{table}` ({}): keep exactly one file or one folder",
-                names.join(" and ")
+                "{what} for the table `{table}` ({} and this one): keep exactly one file or one folder",
+                entries[0].0
             ),
         });
     }
     match entries.iter().find(|e| e.2) {
         Some((name, path, _)) => list_folder(dir, path, name),
         // One file (an empty one is reported when read), or Redshift parts (often empty).
-        None if others.len() == 1 => Ok(entries.into_iter().map(|(name, path, _)| (path, name)).collect()),
+        None if others.len() == 1 => Ok(entries
+            .into_iter()
+            .map(|(name, path, _)| (path, name))
+            .collect()),
         None => Ok(entries
             .into_iter()
             .filter(|e| !is_empty_file(&e.1))
@@ -384,7 +399,10 @@ fn resolve_configured(
         let mut parts = Vec::new();
         for path in paths {
             let path = path.map_err(|e| config_error(format!("cannot read a match: {e}")))?;
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if path.is_file() && !is_marker(&name) && !is_empty_file(&path) {
                 parts.push((display_name(dir, &path), path));
             }
@@ -455,17 +473,17 @@ fn classify(path: PathBuf, name: String, forced: Option<Format>) -> Result<Part,
             message: format!("cannot read the file: {e}"),
         })?;
     let (stem, mut compression) = strip_compression(&file_name);
-    let named = stem
-        .rsplit_once('.')
-        .and_then(|(_, ext)| ext_format(ext));
+    let named = stem.rsplit_once('.').and_then(|(_, ext)| ext_format(ext));
     let mut part = Part {
         path,
         name,
-        format: Format::Csv,
+        format: forced.or(named.flatten()).unwrap_or(Format::Csv),
         compression,
         size,
+        may_be_empty: false,
     };
     if size == 0 {
+        // Reported by its reader ("the file is empty").
         return Ok(part);
     }
     let head = sniff_head(&part)?;
@@ -490,13 +508,14 @@ fn classify(path: PathBuf, name: String, forced: Option<Format>) -> Result<Part,
                 } else {
                     decompressed_head(&part)?
                 };
-                match text
+                let first = text
                     .iter()
-                    .skip_while(|b| b.is_ascii_whitespace() || **b == 0xEF || **b == 0xBB || **b == 0xBF)
-                    .next()
-                {
-                    Some(b'{') => Format::Ndjson,
-                    Some(b'[') => Format::Json,
+                    .find(|b| !(b.is_ascii_whitespace() || matches!(b, 0xEF | 0xBB | 0xBF)));
+                match (first, named) {
+                    (Some(b'{'), _) => Format::Ndjson,
+                    // A `.json` file that is not NDJSON is read as an array (which says what
+                    // is wrong when it is not one either).
+                    (Some(b'['), _) | (_, Some(None)) => Format::Json,
                     _ => Format::Csv,
                 }
             }
@@ -566,8 +585,14 @@ mod tests {
         assert_eq!(table_of_entry("segments.json.zst", false), Some("segments"));
         assert_eq!(table_of_entry("accounts.parquet", false), Some("accounts"));
         assert_eq!(table_of_entry("accounts", true), Some("accounts"));
-        assert_eq!(table_of_entry("accounts0000_part_00", false), Some("accounts"));
-        assert_eq!(table_of_entry("accounts0001_part_00.gz", false), Some("accounts"));
+        assert_eq!(
+            table_of_entry("accounts0000_part_00", false),
+            Some("accounts")
+        );
+        assert_eq!(
+            table_of_entry("accounts0001_part_00.gz", false),
+            Some("accounts")
+        );
         assert_eq!(table_of_entry("notes.csv", false), None);
         assert_eq!(table_of_entry("accounts.txt", false), None);
         assert_eq!(table_of_entry("accounts", false), None);
@@ -576,7 +601,14 @@ mod tests {
 
     #[test]
     fn markers_are_not_data() {
-        for name in ["_SUCCESS", "_committed_123", "_started_9", ".part-0.crc", "x.crc", ".hidden"] {
+        for name in [
+            "_SUCCESS",
+            "_committed_123",
+            "_started_9",
+            ".part-0.crc",
+            "x.crc",
+            ".hidden",
+        ] {
             assert!(is_marker(name), "{name}");
         }
         assert!(!is_marker("part-00000-abc-c000.snappy.parquet"));

@@ -56,7 +56,6 @@ impl<T: BindRow> BatchInsert<T> {
         self.rows.clear();
         Ok(())
     }
-
 }
 
 fn sql(target: &str, columns: usize, rows: usize) -> String {

@@ -81,7 +81,10 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a blob written by [`encode`].
-pub fn decode<'a, T: Deserialize<'a>>(what: &'static str, blob: &'a [u8]) -> Result<T, DecodeError> {
+pub fn decode<'a, T: Deserialize<'a>>(
+    what: &'static str,
+    blob: &'a [u8],
+) -> Result<T, DecodeError> {
     postcard::from_bytes(blob).map_err(|source| DecodeError { what, source })
 }
 

@@ -29,6 +29,23 @@ pub struct ExtractWriter<'c> {
     children: BatchInsert<ChildrenInsert>,
 }
 
+/// One write of a load (for the thread that holds the transaction).
+pub enum ExtractRow {
+    Account(AccountInsert),
+    User(UserInsert),
+    /// (account key, encoded children)
+    Children(u32, Vec<u8>),
+    /// (field key, name, kind)
+    Field(u32, String, &'static str),
+    /// (element key, source id, name)
+    Element(u32, Option<String>, String),
+    /// (metric key, source id, name, kind)
+    Metric(u32, Option<String>, String, &'static str),
+    /// (label key, kind, name)
+    Label(u32, &'static str, String),
+    Meta(&'static str, String),
+}
+
 /// An account row as `load` writes it.
 pub struct AccountInsert {
     pub key: u32,
@@ -45,22 +62,32 @@ impl BindRow for AccountInsert {
         bind_all(
             stmt,
             first,
-            &[&self.key, &self.external_id, &self.vitally_id, &self.owner_ref, &self.fields],
+            &[
+                &self.key,
+                &self.external_id,
+                &self.vitally_id,
+                &self.owner_ref,
+                &self.fields,
+            ],
         )
     }
 }
 
-struct UserInsert {
-    key: u32,
-    vitally_id: Option<String>,
-    external_id: Option<String>,
-    email: Option<String>,
+pub struct UserInsert {
+    pub key: u32,
+    pub vitally_id: Option<String>,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
 }
 
 impl BindRow for UserInsert {
     const COLUMNS: usize = 4;
     fn bind(&self, stmt: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
-        bind_all(stmt, first, &[&self.key, &self.vitally_id, &self.external_id, &self.email])
+        bind_all(
+            stmt,
+            first,
+            &[&self.key, &self.vitally_id, &self.external_id, &self.email],
+        )
     }
 }
 
@@ -115,22 +142,26 @@ impl<'c> ExtractWriter<'c> {
             .map_err(|e| sqlite_err(&self.path, e))
     }
 
-    pub fn insert_user(
-        &mut self,
-        key: u32,
-        vitally_id: Option<String>,
-        external_id: Option<String>,
-        email: Option<String>,
-    ) -> Result<(), StoreError> {
-        let user = UserInsert {
-            key,
-            vitally_id,
-            external_id,
-            email,
-        };
+    pub fn insert_user(&mut self, user: UserInsert) -> Result<(), StoreError> {
         self.users
             .push(&self.tx, user)
             .map_err(|e| sqlite_err(&self.path, e))
+    }
+
+    /// Applies one write of a load.
+    pub fn write(&mut self, row: ExtractRow) -> Result<(), StoreError> {
+        match row {
+            ExtractRow::Account(account) => self.insert_account(account),
+            ExtractRow::User(user) => self.insert_user(user),
+            ExtractRow::Children(account, blob) => self.insert_children(account, blob),
+            ExtractRow::Field(key, name, kind) => self.insert_field(key, &name, kind),
+            ExtractRow::Element(key, id, name) => self.insert_element(key, id.as_deref(), &name),
+            ExtractRow::Metric(key, id, name, kind) => {
+                self.insert_metric(key, id.as_deref(), &name, kind)
+            }
+            ExtractRow::Label(key, kind, name) => self.insert_label(key, kind, &name),
+            ExtractRow::Meta(key, value) => self.set_meta(key, &value),
+        }
     }
 
     pub fn insert_field(&self, key: u32, name: &str, kind: &str) -> Result<(), StoreError> {

@@ -12,7 +12,8 @@ mod migrate;
 mod records;
 
 pub use extract::{
-    record_key, AccountInsert, AccountRecord, Catalogued, ExtractWriter, UserRecord,
+    record_key, AccountInsert, AccountRecord, Catalogued, ExtractRow, ExtractWriter, UserInsert,
+    UserRecord,
 };
 pub use lock::{lock_path, RunLock};
 pub use records::{
@@ -166,4 +167,3 @@ pub(crate) fn sqlite_err(path: &Path, source: rusqlite::Error) -> StoreError {
         source,
     }
 }
-

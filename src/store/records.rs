@@ -4,7 +4,7 @@
 //!
 //! While Intercom holds exactly the current payload (`pushed_hash = hash`), `pushed_payload`
 //! is NULL and the pushed content is `payload`; otherwise it holds what Intercom accepted.
-//! [`PushedCopy`] is the one place that keeps this rule when a payload is replaced.
+//! [`KEEP_PUSHED`] keeps this rule when a payload is replaced.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -107,44 +107,19 @@ pub struct StoredHash {
     pub record_id: i64,
     /// The current payload's hash; `None` when the record is not in the current extract.
     pub hash: Option<[u8; 16]>,
-    /// What Intercom last accepted.
-    pub pushed_hash: Option<[u8; 16]>,
-}
-
-/// What happens to the pushed copy when a record's payload is replaced by one whose hash is
-/// `new` (`None`: the record left the export).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PushedCopy {
-    /// Intercom holds the payload being replaced: keep it as the pushed copy.
-    SaveCurrent,
-    /// Intercom holds the new payload: no separate copy.
-    Drop,
-    Keep,
-}
-
-impl PushedCopy {
-    fn when_replacing(stored: &StoredHash, new: Option<&[u8; 16]>) -> PushedCopy {
-        match stored.pushed_hash {
-            None => PushedCopy::Keep,
-            Some(pushed) if new == Some(&pushed) => PushedCopy::Drop,
-            Some(pushed) if stored.hash == Some(pushed) => PushedCopy::SaveCurrent,
-            Some(_) => PushedCopy::Keep,
-        }
-    }
-
-    fn sql(self) -> &'static str {
-        match self {
-            PushedCopy::SaveCurrent => "payload",
-            PushedCopy::Drop => "NULL",
-            PushedCopy::Keep => "pushed_payload",
-        }
-    }
 }
 
 /// The hash by which `transform` finds a record's stored row without holding its key.
 pub fn key_hash(record_key: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(record_key.as_bytes())
 }
+
+/// The new `pushed_payload` when `payload` and `hash` are replaced by a payload whose hash is
+/// `:new_hash` (NULL: the record left the export): NULL when Intercom holds the new payload,
+/// the payload being replaced when Intercom holds that one, else unchanged.
+const KEEP_PUSHED: &str = "CASE WHEN :new_hash IS pushed_hash THEN NULL
+                               WHEN pushed_payload IS NULL AND hash IS pushed_hash THEN payload
+                               ELSE pushed_payload END";
 
 /// The payload Intercom accepted, as a column expression over `records r`.
 const PUSHED_PAYLOAD: &str =
@@ -304,7 +279,14 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<PendingRecord>, StoreError> {
         let names = self.json_names()?;
-        type Row = (i64, String, Vec<u8>, Vec<u8>, Option<String>, Option<Vec<u8>>);
+        type Row = (
+            i64,
+            String,
+            Vec<u8>,
+            Vec<u8>,
+            Option<String>,
+            Option<Vec<u8>>,
+        );
         let rows: Vec<Row> = self.rows_with(
             &format!(
                 "SELECT r.record_id, r.record_key, r.payload, r.hash, r.intercom_id, {PUSHED_PAYLOAD}
@@ -316,17 +298,21 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )?;
         rows.into_iter()
-            .map(|(record_id, record_key, stored, hash, intercom_id, pushed)| {
-                Ok(PendingRecord {
-                    record_id,
-                    record_key,
-                    payload: self.payload_json(&names, Some(&stored))?.unwrap_or_default(),
-                    pushed_payload: self.payload_json(&names, pushed.as_deref())?,
-                    stored,
-                    hash,
-                    intercom_id,
-                })
-            })
+            .map(
+                |(record_id, record_key, stored, hash, intercom_id, pushed)| {
+                    Ok(PendingRecord {
+                        record_id,
+                        record_key,
+                        payload: self
+                            .payload_json(&names, Some(&stored))?
+                            .unwrap_or_default(),
+                        pushed_payload: self.payload_json(&names, pushed.as_deref())?,
+                        stored,
+                        hash,
+                        intercom_id,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -541,18 +527,16 @@ impl PayloadWriter<'_> {
     pub fn stored_hashes(&self, kind: &str) -> Result<Vec<StoredHash>, StoreError> {
         let mut stmt = self
             .tx
-            .prepare("SELECT record_id, record_key, hash, pushed_hash FROM records WHERE kind = ?1")
+            .prepare("SELECT record_id, record_key, hash FROM records WHERE kind = ?1")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([kind], |r| {
                 let key: String = r.get(1)?;
                 let hash: Option<Vec<u8>> = r.get(2)?;
-                let pushed_hash: Option<Vec<u8>> = r.get(3)?;
                 Ok(StoredHash {
                     key_hash: key_hash(&key),
                     record_id: r.get(0)?,
                     hash: hash.and_then(|h| h.try_into().ok()),
-                    pushed_hash: pushed_hash.and_then(|h| h.try_into().ok()),
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -588,10 +572,9 @@ impl PayloadWriter<'_> {
                 .map_err(|e| sqlite_err(&self.path, e)),
             Some(stored) => self.execute(
                 &format!(
-                    "UPDATE records SET pushed_payload = {}, hash = ?2, payload = ?3 WHERE record_id = ?1",
-                    PushedCopy::when_replacing(stored, Some(&hash)).sql()
+                    "UPDATE records SET pushed_payload = {KEEP_PUSHED}, hash = :new_hash, payload = :payload WHERE record_id = :id"
                 ),
-                params![stored.record_id, &hash[..], payload],
+                rusqlite::named_params! {":id": stored.record_id, ":new_hash": &hash[..], ":payload": payload},
             ),
         }
     }
@@ -605,10 +588,9 @@ impl PayloadWriter<'_> {
         )?;
         self.execute(
             &format!(
-                "UPDATE records SET pushed_payload = {}, hash = NULL, payload = NULL WHERE record_id = ?1",
-                PushedCopy::when_replacing(stored, None).sql()
+                "UPDATE records SET pushed_payload = {KEEP_PUSHED}, hash = NULL, payload = NULL WHERE record_id = :id"
             ),
-            [stored.record_id],
+            rusqlite::named_params! {":id": stored.record_id, ":new_hash": Option::<Vec<u8>>::None},
         )
     }
 
@@ -681,7 +663,11 @@ impl SyncWriter {
 
 impl Store {
     /// The canonical JSON of what Intercom last accepted for one record, if anything.
-    pub fn pushed_payload(&self, kind: &str, record_key: &str) -> Result<Option<String>, StoreError> {
+    pub fn pushed_payload(
+        &self,
+        kind: &str,
+        record_key: &str,
+    ) -> Result<Option<String>, StoreError> {
         let blob: Option<Option<Vec<u8>>> = self
             .conn
             .query_row(

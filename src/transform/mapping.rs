@@ -267,7 +267,10 @@ impl Mapping {
         }
         for value in &settings.excludes {
             let e = Excludes::parse(std::slice::from_ref(value));
-            let used = e.fields.iter().any(|f| fields.iter().any(|(_, n, _)| n == f))
+            let used = e
+                .fields
+                .iter()
+                .any(|f| fields.iter().any(|(_, n, _)| n == f))
                 || e.elements
                     .iter()
                     .any(|f| elements.iter().any(|(_, n)| n == f))

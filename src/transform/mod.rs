@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::extract::typing::Kind;
 use crate::progress::Progress;
 use crate::store::codec::{self, DecodeError, JsonNames};
-use crate::store::{key_hash, PayloadWriter, Store, StoreError, StoredHash, UserRecord};
+use crate::store::{key_hash, Store, StoreError, StoredHash, UserRecord};
 use mapping::{Mapping, MappingSettings};
 use payload::{decode_account, Layout};
 
@@ -112,125 +112,253 @@ pub fn transform(
     };
     summary.warnings.extend(mapping.warnings.iter().cloned());
 
+    let names: Vec<String> = mapping.attributes.iter().map(|a| a.name.clone()).collect();
+    let attributes = mapping.attributes.clone();
+    let (request_tx, request_rx) = mpsc::sync_channel::<Request>(4);
+    let (reply_tx, reply_rx) = mpsc::sync_channel::<Reply>(1);
+    std::thread::scope(|scope| {
+        // The writer thread holds the transaction; it answers requests in order, so the
+        // compute here overlaps the inserts there.
+        let writer =
+            scope.spawn(move || write_payloads(store, &attributes, &names, reply_tx, request_rx));
+        let computed = (|| -> Result<(), TransformError> {
+            let Ok(Reply::Names(name_keys)) = reply_rx.recv() else {
+                return Err(writer_stopped());
+            };
+            let layout = Layout::new(&mapping, &name_keys, &labels);
+            // Names by key, for rendering the canonical JSON.
+            let mut name_table =
+                vec![String::new(); name_keys.values().max().map_or(0, |k| *k as usize + 1)];
+            for (name, key) in name_keys {
+                name_table[key as usize] = name;
+            }
+            let names = JsonNames::new(&name_table);
+            let send = |request| request_tx.send(request).map_err(|_| writer_stopped());
+            let stored = |kind| -> Result<Comparison, TransformError> {
+                send(Request::Stored(kind))?;
+                match reply_rx.recv() {
+                    Ok(Reply::Stored(stored)) => Ok(Comparison::new(kind, stored)),
+                    _ => Err(writer_stopped()),
+                }
+            };
+
+            // Companies.
+            let mut companies = stored("company")?;
+            let mut clamped = 0u64;
+            let progress = Progress::new("computing company payloads", "accounts");
+            let reader = chunked(
+                reader,
+                max_account,
+                |store, lo, hi| store.account_chunk(lo, hi),
+                |chunk| {
+                    let computed: Vec<(Computed, bool)> = chunk
+                        .par_iter()
+                        .map(|account| -> Result<(Computed, bool), DecodeError> {
+                            let (fields, children) = decode_account(account)?;
+                            let (payload, notes) = layout.company(account, &fields, &children);
+                            let computed = companies.compare(
+                                &account.external_id,
+                                &payload,
+                                &names,
+                                &mapping.version,
+                            );
+                            Ok((computed, notes.monthly_spend_clamped))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    summary.companies += chunk.len() as u64;
+                    progress.inc(chunk.len() as u64);
+                    let mut writes = Vec::new();
+                    for (account, (computed, was_clamped)) in chunk.into_iter().zip(computed) {
+                        clamped += u64::from(was_clamped);
+                        writes.extend(companies.apply(account.external_id, computed));
+                    }
+                    summary.changed += writes.len() as u64;
+                    send(Request::Write(writes))
+                },
+            )?;
+            progress.finish();
+            send(Request::Write(companies.retirements()))?;
+            drop(companies);
+            if clamped > 0 {
+                summary.warnings.push(format!(
+                    "{clamped} accounts have an MRR outside Intercom's monthly_spend range [0, {}]; sent clamped",
+                    payload::MONTHLY_SPEND_MAX
+                ));
+            }
+
+            // Users. An owner is named by the users' `id` when they have one, else by their
+            // externalId.
+            let reference_of = |user: &UserRecord| {
+                if users_by_id {
+                    user.vitally_id.clone()
+                } else {
+                    user.external_id.clone()
+                }
+            };
+            let mut users = stored("user")?;
+            let mut matched_owners: HashSet<String> = HashSet::new();
+            let progress = Progress::new("computing user payloads", "users");
+            chunked(
+                reader,
+                max_user,
+                |store, lo, hi| store.user_chunk(lo, hi),
+                |chunk| {
+                    let computed: Vec<(String, Computed)> = chunk
+                        .par_iter()
+                        .map(|user| {
+                            let is_owner = reference_of(user).is_some_and(|r| owners.contains(&r));
+                            let record_key = user.record_key();
+                            let payload = layout.user(user, is_owner);
+                            let computed =
+                                users.compare(&record_key, &payload, &names, &mapping.version);
+                            (record_key, computed)
+                        })
+                        .collect();
+                    for user in &chunk {
+                        if let Some(r) = reference_of(user).filter(|r| owners.contains(r)) {
+                            matched_owners.insert(r);
+                        }
+                    }
+                    summary.users += chunk.len() as u64;
+                    progress.inc(chunk.len() as u64);
+                    let mut writes = Vec::new();
+                    for (record_key, computed) in computed {
+                        writes.extend(users.apply(record_key, computed));
+                    }
+                    summary.changed += writes.len() as u64;
+                    send(Request::Write(writes))
+                },
+            )?;
+            progress.finish();
+            send(Request::Write(users.retirements()))?;
+            let unmatched_owners = owners.len() - matched_owners.len();
+            if unmatched_owners > 0 {
+                summary.warnings.push(format!(
+                    "{unmatched_owners} accountOwnerId values match no user (by {}); those owners get no contact update",
+                    if users_by_id { "id" } else { "externalId" }
+                ));
+            }
+            send(Request::Commit(vec![
+                ("payload_extract_version", extract_version.to_string()),
+                ("mapping", mapping.version.clone()),
+                ("prefix", settings.prefix.clone()),
+                ("payload_tool", TOOL.to_string()),
+                ("payload_count_company", summary.companies.to_string()),
+                ("payload_count_user", summary.users.to_string()),
+            ]))
+        })();
+        drop(request_tx);
+        let written = writer
+            .join()
+            .unwrap_or(Err(StoreError::Worker("the payload writer panicked")));
+        // A database error explains a "writer stopped" here: it comes first.
+        written?;
+        computed
+    })?;
+    Ok(summary)
+}
+
+/// What the compute side asks of the writer thread.
+enum Request {
+    /// The stored hashes of a kind (answered with [`Reply::Stored`]).
+    Stored(&'static str),
+    Write(Vec<PayloadWrite>),
+    /// Set these meta values and commit.
+    Commit(Vec<(&'static str, String)>),
+}
+
+enum Reply {
+    /// The name_key of every attribute name of the mapping.
+    Names(std::collections::HashMap<String, u32>),
+    Stored(Vec<StoredHash>),
+}
+
+/// A change to the payloads.
+enum PayloadWrite {
+    /// A new or changed payload; `stored` is the row it replaces.
+    Payload {
+        kind: &'static str,
+        record_key: String,
+        stored: Option<StoredHash>,
+        hash: [u8; 16],
+        payload: Vec<u8>,
+    },
+    /// A stored record that is no longer in the extract.
+    Retire(StoredHash),
+}
+
+fn writer_stopped() -> TransformError {
+    TransformError::Store(StoreError::Worker("the payload writer stopped"))
+}
+
+/// The writer thread: replaces the payloads and the attribute catalog in one transaction,
+/// committed only when asked to.
+fn write_payloads(
+    store: &mut Store,
+    attributes: &[crate::store::Attribute],
+    names: &[String],
+    replies: mpsc::SyncSender<Reply>,
+    requests: mpsc::Receiver<Request>,
+) -> Result<(), StoreError> {
     let mut writer = store.payload_writer()?;
-    for attribute in &mapping.attributes {
+    for attribute in attributes {
         writer.insert_attribute(attribute)?;
     }
-    let names: Vec<&str> = mapping.attributes.iter().map(|a| a.name.as_str()).collect();
-    let name_keys = writer.intern_names(&names)?;
-    let layout = Layout::new(&mapping, &name_keys, &labels);
-    // Names by key, for rendering the canonical JSON.
-    let mut name_table = vec![String::new(); name_keys.values().max().map_or(0, |k| *k as usize + 1)];
-    for (name, key) in name_keys {
-        name_table[key as usize] = name;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    if replies
+        .send(Reply::Names(writer.intern_names(&names)?))
+        .is_err()
+    {
+        return Ok(());
     }
-    let name_table = JsonNames::new(&name_table);
-
-    // Companies.
-    let stored = writer.stored_hashes("company")?;
-    let mut seen = vec![false; stored.len()];
-    let mut clamped = 0u64;
-    let progress = Progress::new("computing company payloads", "accounts");
-    let reader = chunked(
-        reader,
-        max_account,
-        |store, lo, hi| store.account_chunk(lo, hi),
-        |chunk| {
-            let computed: Vec<Computed> = chunk
-                .par_iter()
-                .map(|account| -> Result<Computed, DecodeError> {
-                    let (fields, children) = decode_account(account)?;
-                    let (payload, notes) = layout.company(account, &fields, &children);
-                    let mut computed = compare(
-                        &stored,
-                        &account.external_id,
-                        &payload,
-                        &name_table,
-                        &mapping.version,
-                    );
-                    computed.clamped = notes.monthly_spend_clamped;
-                    Ok(computed)
-                })
-                .collect::<Result<_, _>>()?;
-            for (account, computed) in chunk.iter().zip(computed) {
-                clamped += u64::from(computed.clamped);
-                apply(&mut writer, "company", account.external_id.clone(), computed, &stored, &mut seen, &mut summary.changed)?;
-            }
-            summary.companies += chunk.len() as u64;
-            progress.inc(chunk.len() as u64);
-            Ok(())
-        },
-    )?;
-    progress.finish();
-    retire(&writer, &stored, &seen)?;
-
-    // Users.
-    // An owner is named by the users' `id` when they have one, else by their externalId.
-    let reference_of = |user: &UserRecord| {
-        if users_by_id {
-            user.vitally_id.clone()
-        } else {
-            user.external_id.clone()
-        }
-    };
-    let stored = writer.stored_hashes("user")?;
-    let mut seen = vec![false; stored.len()];
-    let mut matched_owners: HashSet<String> = HashSet::new();
-    let progress = Progress::new("computing user payloads", "users");
-    chunked(
-        reader,
-        max_user,
-        |store, lo, hi| store.user_chunk(lo, hi),
-        |chunk| {
-            let computed: Vec<(String, Computed)> = chunk
-                .par_iter()
-                .map(|user| {
-                    let is_owner = reference_of(user).is_some_and(|r| owners.contains(&r));
-                    let record_key = user.record_key();
-                    let payload = layout.user(user, is_owner);
-                    let computed =
-                        compare(&stored, &record_key, &payload, &name_table, &mapping.version);
-                    (record_key, computed)
-                })
-                .collect();
-            for user in &chunk {
-                if let Some(r) = reference_of(user).filter(|r| owners.contains(r)) {
-                    matched_owners.insert(r);
+    for request in requests {
+        match request {
+            Request::Stored(kind) => {
+                if replies
+                    .send(Reply::Stored(writer.stored_hashes(kind)?))
+                    .is_err()
+                {
+                    return Ok(());
                 }
             }
-            for (record_key, computed) in computed {
-                apply(&mut writer, "user", record_key, computed, &stored, &mut seen, &mut summary.changed)?;
+            Request::Write(writes) => {
+                for write in writes {
+                    match write {
+                        PayloadWrite::Payload {
+                            kind,
+                            record_key,
+                            stored,
+                            hash,
+                            payload,
+                        } => writer.write_payload(
+                            kind,
+                            record_key,
+                            stored.as_ref(),
+                            hash,
+                            payload,
+                        )?,
+                        PayloadWrite::Retire(stored) => writer.retire(&stored)?,
+                    }
+                }
             }
-            summary.users += chunk.len() as u64;
-            progress.inc(chunk.len() as u64);
-            Ok(())
-        },
-    )?;
-    progress.finish();
-    retire(&writer, &stored, &seen)?;
-
-    writer.set_meta("payload_extract_version", &extract_version.to_string())?;
-    writer.set_meta("mapping", &mapping.version)?;
-    writer.set_meta("prefix", &settings.prefix)?;
-    writer.set_meta("payload_tool", TOOL)?;
-    writer.set_meta("payload_count_company", &summary.companies.to_string())?;
-    writer.set_meta("payload_count_user", &summary.users.to_string())?;
-    writer.commit()?;
-
-    if clamped > 0 {
-        summary.warnings.push(format!(
-            "{clamped} accounts have an MRR outside Intercom's monthly_spend range [0, {}]; sent clamped",
-            payload::MONTHLY_SPEND_MAX
-        ));
+            Request::Commit(meta) => {
+                for (key, value) in meta {
+                    writer.set_meta(key, &value)?;
+                }
+                return writer.commit();
+            }
+        }
     }
-    let unmatched_owners = owners.len() - matched_owners.len();
-    if unmatched_owners > 0 {
-        summary.warnings.push(format!(
-            "{unmatched_owners} accountOwnerId values match no user (by {}); those owners get no contact update",
-            if users_by_id { "id" } else { "externalId" }
-        ));
-    }
-    Ok(summary)
+    // The compute side gave up: roll back.
+    Ok(())
+}
+
+/// One kind's computed payloads compared with the stored ones.
+struct Comparison {
+    kind: &'static str,
+    /// Sorted by key hash.
+    stored: Vec<StoredHash>,
+    seen: Vec<bool>,
 }
 
 /// A computed payload compared with the stored one.
@@ -239,65 +367,61 @@ struct Computed {
     stored: Option<usize>,
     /// The hash and encoded payload, when they differ from the stored ones.
     changed: Option<([u8; 16], Vec<u8>)>,
-    clamped: bool,
 }
 
-/// Hashes `payload` and compares it with the stored record of `record_key`.
-fn compare(
-    stored: &[StoredHash],
-    record_key: &str,
-    payload: &codec::Payload<'_>,
-    names: &JsonNames,
-    mapping_version: &str,
-) -> Computed {
-    let json = payload.to_json(names);
-    let hash = hash::payload_hash(mapping_version, json.as_bytes());
-    let key = key_hash(record_key);
-    // Key hashes are 128-bit: a match is this record (two keys colliding has a probability
-    // of about 2⁻⁶⁸ even at a billion records).
-    let index = stored.binary_search_by_key(&key, |s| s.key_hash).ok();
-    let same = index.is_some_and(|i| stored[i].hash == Some(hash));
-    Computed {
-        stored: index,
-        changed: (!same).then(|| (hash, codec::encode(payload))),
-        clamped: false,
+impl Comparison {
+    fn new(kind: &'static str, stored: Vec<StoredHash>) -> Comparison {
+        let seen = vec![false; stored.len()];
+        Comparison { kind, stored, seen }
     }
-}
 
-/// Writes what changed and marks the stored record as seen.
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    writer: &mut PayloadWriter<'_>,
-    kind: &'static str,
-    record_key: String,
-    computed: Computed,
-    stored: &[StoredHash],
-    seen: &mut [bool],
-    changed: &mut u64,
-) -> Result<(), StoreError> {
-    if let Some(i) = computed.stored {
-        seen[i] = true;
-    }
-    if let Some((hash, blob)) = computed.changed {
-        let stored = computed.stored.map(|i| &stored[i]);
-        writer.write_payload(kind, record_key, stored, hash, blob)?;
-        *changed += 1;
-    }
-    Ok(())
-}
-
-/// The payloads of stored records that are no longer in the extract go.
-fn retire(
-    writer: &PayloadWriter<'_>,
-    stored: &[StoredHash],
-    seen: &[bool],
-) -> Result<(), StoreError> {
-    for (record, seen) in stored.iter().zip(seen) {
-        if !seen && record.hash.is_some() {
-            writer.retire(record)?;
+    /// Hashes `payload` and compares it with the stored record of `record_key`.
+    fn compare(
+        &self,
+        record_key: &str,
+        payload: &codec::Payload<'_>,
+        names: &JsonNames,
+        mapping_version: &str,
+    ) -> Computed {
+        let json = payload.to_json(names);
+        let hash = hash::payload_hash(mapping_version, json.as_bytes());
+        // Key hashes are 128-bit: a match is this record (two keys colliding has a
+        // probability of about 2⁻⁶⁸ even at a billion records).
+        let index = self
+            .stored
+            .binary_search_by_key(&key_hash(record_key), |s| s.key_hash)
+            .ok();
+        let same = index.is_some_and(|i| self.stored[i].hash == Some(hash));
+        Computed {
+            stored: index,
+            changed: (!same).then(|| (hash, codec::encode(payload))),
         }
     }
-    Ok(())
+
+    /// Marks the stored record as seen; the write, when the payload changed.
+    fn apply(&mut self, record_key: String, computed: Computed) -> Option<PayloadWrite> {
+        if let Some(i) = computed.stored {
+            self.seen[i] = true;
+        }
+        let (hash, payload) = computed.changed?;
+        Some(PayloadWrite::Payload {
+            kind: self.kind,
+            record_key,
+            stored: computed.stored.map(|i| self.stored[i]),
+            hash,
+            payload,
+        })
+    }
+
+    /// The stored records with a payload that the extract no longer has.
+    fn retirements(&self) -> Vec<PayloadWrite> {
+        self.stored
+            .iter()
+            .zip(&self.seen)
+            .filter(|(record, seen)| !**seen && record.hash.is_some())
+            .map(|(record, _)| PayloadWrite::Retire(*record))
+            .collect()
+    }
 }
 
 /// Reads rows `1..=max_key` in chunks on a reader thread (two chunks ahead at most) and calls

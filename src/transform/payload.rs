@@ -171,9 +171,7 @@ impl Layout {
 }
 
 /// Decodes an account's stored fields and children.
-pub fn decode_account(
-    account: &AccountRecord,
-) -> Result<(Fields<'_>, Children<'_>), DecodeError> {
+pub fn decode_account(account: &AccountRecord) -> Result<(Fields<'_>, Children<'_>), DecodeError> {
     let fields = codec::decode("account's fields", &account.fields)?;
     let children = if account.children.is_empty() {
         Children::default()

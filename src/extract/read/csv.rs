@@ -24,6 +24,9 @@ impl Reader for CsvReader {
         let start = stream
             .fill_buf()
             .map_err(|e| ExtractError::read(part, 1, e))?;
+        if start.is_empty() && part.may_be_empty {
+            return Ok(());
+        }
         check_not_utf16(part, start)?;
         let dialect = &options.csv;
         let mut csv = ::csv::ReaderBuilder::new()
@@ -158,7 +161,10 @@ fn check_columns(
     for need in spec.required {
         if !normalized.iter().any(|n| n == need) {
             let (row, fix) = if dialect.header {
-                ("the header row", "add it — camelCase or snake_case both work")
+                (
+                    "the header row",
+                    "add it — camelCase or snake_case both work",
+                )
             } else {
                 ("`columns`", "name it in the table's `columns` list")
             };

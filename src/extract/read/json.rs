@@ -52,7 +52,10 @@ impl Reader for NdjsonReader {
         _spec: TableSpec,
         emit: &mut dyn FnMut(Rows) -> bool,
     ) -> Result<(), ExtractError> {
-        let mut out = Batcher { batch: Vec::with_capacity(BATCH_ROWS), emit };
+        let mut out = Batcher {
+            batch: Vec::with_capacity(BATCH_ROWS),
+            emit,
+        };
         read_ndjson(part, open(part)?, &mut out)?;
         out.flush();
         Ok(())
@@ -67,8 +70,19 @@ impl Reader for JsonArrayReader {
         _spec: TableSpec,
         emit: &mut dyn FnMut(Rows) -> bool,
     ) -> Result<(), ExtractError> {
-        let mut out = Batcher { batch: Vec::with_capacity(BATCH_ROWS), emit };
-        read_json_array(part, open(part)?, &mut out)?;
+        let mut out = Batcher {
+            batch: Vec::with_capacity(BATCH_ROWS),
+            emit,
+        };
+        let mut reader = open(part)?;
+        let empty = reader
+            .fill_buf()
+            .map_err(|e| ExtractError::read(part, 1, e))?
+            .is_empty();
+        if empty && part.may_be_empty {
+            return Ok(());
+        }
+        read_json_array(part, reader, &mut out)?;
         out.flush();
         Ok(())
     }
@@ -161,7 +175,7 @@ fn read_json_array(
         part,
     };
     let not_array = |scan: &ByteScanner| {
-        ExtractError::at(part, scan.line, "expected a JSON array of objects (`[{...}, {...}]`); for one object per line name the file .ndjson")
+        ExtractError::at(part, scan.line, "expected a JSON array of objects (`[{...}, {...}]`) or one JSON object per line (NDJSON)")
     };
     if scan.next_non_ws()? != Some(b'[') {
         return Err(not_array(&scan));

@@ -28,8 +28,7 @@ pub struct TableSpec {
 
 impl TableSpec {
     pub fn of(table: &str) -> TableSpec {
-        let (wanted, required): (&'static [&'static str], &'static [&'static str]) = match table
-        {
+        let (wanted, required): (&'static [&'static str], &'static [&'static str]) = match table {
             "elements" | "success_metrics" => (&["id", "name"], &["name"]),
             "users" => (&["id", "externalid", "email"], &[]),
             "accounts" => (&[], &["externalid"]),
@@ -41,7 +40,10 @@ impl TableSpec {
                 &["accountid", "metricid", "value"],
                 &["accountid", "metricid", "value"],
             ),
-            "indicators" => (&["accountid", "kind", "name"], &["accountid", "kind", "name"]),
+            "indicators" => (
+                &["accountid", "kind", "name"],
+                &["accountid", "kind", "name"],
+            ),
             "segments" => (&["accountid", "name"], &["accountid", "name"]),
             _ => (&[], &[]),
         };
@@ -92,38 +94,52 @@ fn reader_for(format: Format) -> &'static dyn Reader {
     }
 }
 
-/// What the consumer of [`read_all`] is given, in order.
-pub enum Event<'s> {
-    /// The next batch of rows of `part` (the `part`-th of the table's parts).
-    Rows {
-        table: &'s TableSource,
-        part: usize,
-        rows: Rows,
-    },
-    /// Every part of `table` was consumed.
-    TableEnd(&'s TableSource),
+/// The parsed rows of one table, part by part.
+pub struct TableRows<'s> {
+    pub source: &'s TableSource,
+    parts: Vec<mpsc::Receiver<Result<Rows, ExtractError>>>,
 }
 
-/// Reads every part of `sources` on the rayon pool and calls `consume` on this thread with
-/// their rows: table by table, part by part, in order. At most a few batches per part wait
-/// in memory. The first error (of a reader or of `consume`) stops everything.
-pub fn read_all(
-    sources: &[&TableSource],
-    mut consume: impl FnMut(Event<'_>) -> Result<(), ExtractError>,
-) -> Result<(), ExtractError> {
+impl TableRows<'_> {
+    /// Calls `consume(part index, rows)` for every batch of the table, in order; stops at the
+    /// first error (of a reader or of `consume`).
+    pub fn for_each(
+        self,
+        mut consume: impl FnMut(usize, Rows) -> Result<(), ExtractError>,
+    ) -> Result<(), ExtractError> {
+        for (part, receiver) in self.parts.into_iter().enumerate() {
+            for rows in receiver {
+                consume(part, rows?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads every part of `sources` on the rayon pool (parts start in order, a few batches per
+/// part wait in memory) while `body` consumes the tables' rows, each table in part order.
+/// Readers still running when `body` returns stop at their next batch.
+pub fn read_all<'s, R>(
+    sources: &[&'s TableSource],
+    body: impl FnOnce(Vec<TableRows<'s>>) -> R,
+) -> R {
     let jobs: Vec<(&TableSource, usize)> = sources
         .iter()
         .flat_map(|s| (0..s.parts.len()).map(move |i| (*s, i)))
         .collect();
-    let (senders, receivers): (Vec<_>, Vec<_>) = jobs
-        .iter()
-        .map(|_| {
+    // One channel per part (in the order of `jobs`). Its sender is taken by the worker that
+    // reads the part and dropped when it is done: that ends the consumer's iteration.
+    let mut senders = Vec::new();
+    let mut tables = Vec::new();
+    for source in sources {
+        let mut parts = Vec::new();
+        for _ in &source.parts {
             let (tx, rx) = mpsc::sync_channel::<Result<Rows, ExtractError>>(4);
-            // Taken by the worker that reads the part, dropped when it is done: that ends the
-            // consumer's iteration over the part.
-            (std::sync::Mutex::new(Some(tx)), rx)
-        })
-        .unzip();
+            senders.push(std::sync::Mutex::new(Some(tx)));
+            parts.push(rx);
+        }
+        tables.push(TableRows { source, parts });
+    }
     let next = AtomicUsize::new(0);
     let workers = rayon::current_num_threads().max(1);
     std::thread::scope(|scope| {
@@ -133,56 +149,33 @@ pub fn read_all(
         scope.spawn(move || {
             rayon::scope(|pool| {
                 for _ in 0..workers {
-                    pool.spawn(move |_| {
-                        // Parts start in order, so the part the consumer waits for is always
-                        // being read.
-                        loop {
-                            let i = next.fetch_add(1, Ordering::SeqCst);
-                            let Some((source, part)) = jobs.get(i) else {
-                                break;
-                            };
-                            let part_file = &source.parts[*part];
-                            let Some(sender) = senders[i].lock().ok().and_then(|mut s| s.take())
-                            else {
-                                continue;
-                            };
-                            let result = reader_for(part_file.format).read(
-                                part_file,
-                                &source.options,
-                                TableSpec::of(source.table),
-                                &mut |rows| sender.send(Ok(rows)).is_ok(),
-                            );
-                            if let Err(e) = result {
-                                let _ = sender.send(Err(e));
-                            }
+                    pool.spawn(move |_| loop {
+                        // Parts start in order, so every part a consumer waits for is being
+                        // read or done.
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some((source, part)) = jobs.get(i) else {
+                            break;
+                        };
+                        let Some(sender) = senders[i].lock().ok().and_then(|mut s| s.take()) else {
+                            continue;
+                        };
+                        let part_file = &source.parts[*part];
+                        let result = reader_for(part_file.format).read(
+                            part_file,
+                            &source.options,
+                            TableSpec::of(source.table),
+                            &mut |rows| sender.send(Ok(rows)).is_ok(),
+                        );
+                        if let Err(e) = result {
+                            let _ = sender.send(Err(e));
                         }
                     });
                 }
             });
         });
-        let result = (|| {
-            let mut current: Option<&TableSource> = None;
-            for ((source, part), receiver) in jobs.iter().zip(&receivers) {
-                if let Some(previous) = current.filter(|c| !std::ptr::eq(*c, *source)) {
-                    consume(Event::TableEnd(previous))?;
-                }
-                current = Some(source);
-                for rows in receiver {
-                    consume(Event::Rows {
-                        table: source,
-                        part: *part,
-                        rows: rows?,
-                    })?;
-                }
-            }
-            if let Some(last) = current {
-                consume(Event::TableEnd(last))?;
-            }
-            Ok(())
-        })();
-        // Unblock the readers still running (their sends fail from now on).
-        drop(receivers);
-        result
+        // `body` owns the receivers: when it returns they are dropped, which unblocks the
+        // readers still sending.
+        body(tables)
     })
 }
 
