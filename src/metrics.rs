@@ -114,30 +114,58 @@ impl RunMetrics {
         let mut out = Exposition::default();
         out.family("exit_code", "gauge", "Exit code of the last run: 0 every record succeeded, 1 some records failed, 2 bad input or settings, 3 any other error.");
         out.sample("exit_code", &[], exit_code);
-        out.family("last_run_timestamp_seconds", "gauge", "When the last run ended, in unix time.");
+        out.family(
+            "last_run_timestamp_seconds",
+            "gauge",
+            "When the last run ended, in unix time.",
+        );
         out.sample("last_run_timestamp_seconds", &[], now);
-        out.family(LAST_SUCCESS, "gauge", "When a run last ended with exit code 0 (not a dry run), in unix time; 0 if none has.");
+        out.family(
+            LAST_SUCCESS,
+            "gauge",
+            "When a run last ended with exit code 0 (not a dry run), in unix time; 0 if none has.",
+        );
         out.sample(LAST_SUCCESS, &[], last_success);
-        out.family("duration_seconds", "gauge", "How long the last run took, start to exit.");
+        out.family(
+            "duration_seconds",
+            "gauge",
+            "How long the last run took, start to exit.",
+        );
         out.sample("duration_seconds", &[], seconds(self.started.elapsed()));
         if !self.stages.is_empty() {
             out.family("stage_duration_seconds", "gauge", "How long each stage of the last run took (load, transform, push); a stage the run did not reach is absent.");
             for (stage, took) in &self.stages {
-                out.sample("stage_duration_seconds", &[("stage", stage)], seconds(*took));
+                out.sample(
+                    "stage_duration_seconds",
+                    &[("stage", stage)],
+                    seconds(*took),
+                );
             }
         }
         if !self.records.is_empty() {
             out.family("records_total", "counter", "Records of the last push by kind and outcome (not_found: Intercom has no such company or contact; ambiguous: several contacts match).");
             for (kind, counts) in &self.records {
                 for (outcome, count) in OUTCOMES.iter().zip(counts) {
-                    out.sample("records_total", &[("kind", kind), ("outcome", outcome)], count);
+                    out.sample(
+                        "records_total",
+                        &[("kind", kind), ("outcome", outcome)],
+                        count,
+                    );
                 }
             }
         }
         if let Some(api) = &self.api {
-            out.family("api_requests_total", "counter", "Requests the last run sent to the Intercom API, retries included.");
+            out.family(
+                "api_requests_total",
+                "counter",
+                "Requests the last run sent to the Intercom API, retries included.",
+            );
             out.sample("api_requests_total", &[], api.requests_sent);
-            out.family("api_rate_limited_total", "counter", "Answers 429 (rate limited) the last run got from the Intercom API.");
+            out.family(
+                "api_rate_limited_total",
+                "counter",
+                "Answers 429 (rate limited) the last run got from the Intercom API.",
+            );
             out.sample("api_rate_limited_total", &[], api.rate_limited);
             out.family("api_retries_total", "counter", "Requests the last run sent again after a 429, a 5xx, a timeout or a dropped connection.");
             out.sample("api_retries_total", &[], api.retries);
@@ -235,6 +263,10 @@ mod tests {
         metrics.set_dry_run(true);
         std::fs::write(&path, "intercom_push_last_success_timestamp_seconds 1234\n").unwrap();
         metrics.write(0).unwrap();
-        assert_eq!(previous_last_success(&path), Some(1234), "a dry run is no success");
+        assert_eq!(
+            previous_last_success(&path),
+            Some(1234),
+            "a dry run is no success"
+        );
     }
 }

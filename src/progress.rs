@@ -36,9 +36,12 @@ impl Progress {
             let bar = ProgressBar::new_spinner();
             let template = format!("{{spinner}} {label}: {{human_pos}} {unit} ({{rate}}/s)");
             if let Ok(style) = ProgressStyle::with_template(&template) {
-                bar.set_style(style.with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = write!(w, "{}", whole_rate(state.pos(), state.elapsed()));
-                }));
+                bar.set_style(style.with_key(
+                    "rate",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{}", whole_rate(state.pos(), state.elapsed()));
+                    },
+                ));
             }
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
@@ -241,18 +244,19 @@ mod tests {
             ProgressDrawTarget::term_like(Box::new(screen.clone())),
         );
         bytes.0.store(420, Ordering::Relaxed);
-        std::thread::sleep(std::time::Duration::from_millis(30));
         progress.inc(2_946_378);
         progress.bar.as_ref().unwrap().force_draw();
         let drawn = screen.0.lock().unwrap().clone();
         let line = drawn
             .lines()
-            .filter(|l| l.contains("rows"))
-            .last()
+            .rfind(|l| l.contains("rows"))
             .unwrap_or_else(|| panic!("nothing drawn: {drawn:?}"))
             .to_string();
         assert!(line.starts_with("loading users.csv ["), "{line}");
-        assert!(line.contains(" 42% 420 B/1000 B, 2,946,378 rows ("), "{line}");
+        assert!(
+            line.contains(" 42% 420 B/1000 B, 2,946,378 rows ("),
+            "{line}"
+        );
         assert!(line.contains(", ETA "), "{line}");
         let rate = line
             .split(" rows (")

@@ -107,7 +107,10 @@ fn parse_metrics(path: &Path) -> Metrics {
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let (name, help) = rest.split_once(' ').expect("HELP without text");
             assert!(!help.trim().is_empty(), "empty HELP: {line}");
-            assert!(helps.insert(name.to_string(), ()).is_none(), "HELP twice: {line}");
+            assert!(
+                helps.insert(name.to_string(), ()).is_none(),
+                "HELP twice: {line}"
+            );
             continue;
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -125,7 +128,10 @@ fn parse_metrics(path: &Path) -> Metrics {
             assert!(types.insert(name.to_string(), kind.to_string()).is_none());
             continue;
         }
-        assert!(!line.starts_with('#') && !line.is_empty(), "stray line: {line:?}");
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "stray line: {line:?}"
+        );
         let (series, value) = line.rsplit_once(' ').expect("sample without value");
         let value: f64 = value
             .parse()
@@ -172,7 +178,11 @@ fn the_metrics_file_of_a_run_against_the_mock_is_well_formed_and_counts_that_run
     let prom = tmp.path().join("intercom_push.prom");
     let (mock, seeded) = seeded_mock();
 
-    let first = run(&db, &mock.base_url(), &["--metrics-file", prom.to_str().unwrap()]);
+    let first = run(
+        &db,
+        &mock.base_url(),
+        &["--metrics-file", prom.to_str().unwrap()],
+    );
     assert_eq!(first.code, 0, "{}", first.stderr);
     let report: Value = serde_json::from_str(first.stdout.lines().last().unwrap()).unwrap();
     let metrics = parse_metrics(&prom);
@@ -205,7 +215,10 @@ fn the_metrics_file_of_a_run_against_the_mock_is_well_formed_and_counts_that_run
         assert!(took >= 0.0 && took <= metrics.get("intercom_push_duration_seconds"));
     }
     let success = metrics.get("intercom_push_last_success_timestamp_seconds");
-    assert_eq!(success, metrics.get("intercom_push_last_run_timestamp_seconds"));
+    assert_eq!(
+        success,
+        metrics.get("intercom_push_last_run_timestamp_seconds")
+    );
     assert!(success > 1.6e9, "a unix time: {success}");
     assert_eq!(metrics.types["intercom_push_records_total"], "counter");
     assert_eq!(metrics.types["intercom_push_exit_code"], "gauge");
@@ -223,7 +236,11 @@ fn the_metrics_file_of_a_run_against_the_mock_is_well_formed_and_counts_that_run
 
     // The second run sends nothing new: its own counts, not the first run's added.
     let requests_before = mock.stats().total_requests;
-    let second = run(&db, &mock.base_url(), &["--metrics-file", prom.to_str().unwrap()]);
+    let second = run(
+        &db,
+        &mock.base_url(),
+        &["--metrics-file", prom.to_str().unwrap()],
+    );
     assert_eq!(second.code, 0, "{}", second.stderr);
     let metrics = parse_metrics(&prom);
     assert_eq!(records(&metrics, "company", "updated"), 0.0);
@@ -254,7 +271,11 @@ fn a_failing_run_still_writes_the_metrics_file_with_its_exit_code() {
     let succeeded = parse_metrics(&prom).get("intercom_push_last_success_timestamp_seconds");
 
     // Intercom unreachable: the push fails after its retries (exit 3).
-    let unreachable = run(&db, &closed_port_url(), &["--metrics-file", prom_arg, "--full-resync"]);
+    let unreachable = run(
+        &db,
+        &closed_port_url(),
+        &["--metrics-file", prom_arg, "--full-resync"],
+    );
     assert_eq!(unreachable.code, 3, "{}", unreachable.stderr);
     let metrics = parse_metrics(&prom);
     assert_eq!(metrics.get("intercom_push_exit_code"), 3.0);
@@ -270,8 +291,18 @@ fn a_failing_run_still_writes_the_metrics_file_with_its_exit_code() {
     // A bad export ends the run in the load stage (exit 2): no push stage.
     let bad = tmp.path().join("bad");
     std::fs::create_dir(&bad).unwrap();
-    std::fs::write(bad.join("accounts.csv"), "externalId,mrr\nacme,12\nacme,13\n").unwrap();
-    let args = ["run", "--input", bad.to_str().unwrap(), "--base-url", &mock.base_url()];
+    std::fs::write(
+        bad.join("accounts.csv"),
+        "externalId,mrr\nacme,12\nacme,13\n",
+    )
+    .unwrap();
+    let args = [
+        "run",
+        "--input",
+        bad.to_str().unwrap(),
+        "--base-url",
+        &mock.base_url(),
+    ];
     let failed = intercom_push(&db, &[&args[..], &["--metrics-file", prom_arg]].concat());
     assert_eq!(failed.code, 2, "{}", failed.stderr);
     let metrics = parse_metrics(&prom);
@@ -282,7 +313,14 @@ fn a_failing_run_still_writes_the_metrics_file_with_its_exit_code() {
 
     // Settings refused before anything runs (no token): exit 2, still written.
     let out = Command::new(common::BIN)
-        .args(["--db", db.to_str().unwrap(), "--quiet", "push", "--metrics-file", prom_arg])
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "--quiet",
+            "push",
+            "--metrics-file",
+            prom_arg,
+        ])
         .env_remove("INTERCOM_ACCESS_TOKEN")
         .env_remove("INTERCOM_PUSH_CONFIG")
         .output()
@@ -297,7 +335,10 @@ fn a_failing_run_still_writes_the_metrics_file_with_its_exit_code() {
 
     // A flag refused while resolving the settings: written to the file the flag names.
     std::fs::remove_file(&prom).unwrap();
-    let refused = intercom_push(&db, &["push", "--runs-keep", "0", "--metrics-file", prom_arg]);
+    let refused = intercom_push(
+        &db,
+        &["push", "--runs-keep", "0", "--metrics-file", prom_arg],
+    );
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert_eq!(parse_metrics(&prom).get("intercom_push_exit_code"), 2.0);
 }
@@ -313,21 +354,15 @@ fn code_blocks(markdown: &str, lang: &str) -> Vec<String> {
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in markdown.lines() {
-        match &mut current {
-            None if line.trim_start().starts_with("```") => {
-                if line.trim_start().trim_start_matches('`').trim() == lang {
-                    current = Some(String::new());
-                }
-            }
-            Some(block) if line.trim_start().starts_with("```") => {
-                blocks.push(std::mem::take(block));
-                current = None;
-            }
-            Some(block) => {
+        let fence = line.trim_start().strip_prefix("```");
+        match (&mut current, fence) {
+            (None, Some(info)) if info.trim() == lang => current = Some(String::new()),
+            (Some(_), Some(_)) => blocks.extend(current.take()),
+            (Some(block), None) => {
                 block.push_str(line);
                 block.push('\n');
             }
-            None => {}
+            _ => {}
         }
     }
     blocks
@@ -384,20 +419,26 @@ fn assert_flags_exist(command: &str) {
         .iter()
         .find(|w| ["run", "push"].contains(w))
         .unwrap_or_else(|| panic!("no run/push in {command}"));
-    let help = Command::new(common::BIN).args([sub, "--help"]).output().unwrap();
+    let help = Command::new(common::BIN)
+        .args([sub, "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
     for flag in words.iter().filter(|w| w.starts_with("--")) {
         let flag = flag.split('=').next().unwrap();
-        assert!(help.contains(flag), "`{flag}` of `{command}` is not in `{sub} --help`");
+        assert!(
+            help.contains(flag),
+            "`{flag}` of `{command}` is not in `{sub} --help`"
+        );
     }
 }
 
 #[test]
 fn the_unit_files_in_operations_md_are_valid_systemd_units() {
     let units = unit_files();
-    let service = units
-        .get("intercom-push.service")
-        .expect("docs/OPERATIONS.md has no `# /etc/systemd/system/intercom-push.service` ini block");
+    let service = units.get("intercom-push.service").expect(
+        "docs/OPERATIONS.md has no `# /etc/systemd/system/intercom-push.service` ini block",
+    );
     let timer = units
         .get("intercom-push.timer")
         .expect("docs/OPERATIONS.md has no intercom-push.timer ini block");
@@ -416,7 +457,10 @@ fn the_unit_files_in_operations_md_are_valid_systemd_units() {
     assert!((1..=19).contains(&nice), "Nice={nice}");
     let exec = one("Service", "ExecStart");
     assert!(exec.starts_with("/usr/local/bin/intercom-push "), "{exec}");
-    assert!(exec.contains(" run") && exec.contains("--metrics-file"), "{exec}");
+    assert!(
+        exec.contains(" run") && exec.contains("--metrics-file"),
+        "{exec}"
+    );
     assert_flags_exist(&exec);
     let environment = s["Service"].get("Environment").cloned().unwrap_or_default();
     assert!(
@@ -424,7 +468,10 @@ fn the_unit_files_in_operations_md_are_valid_systemd_units() {
         "the token belongs in the EnvironmentFile, not in the unit"
     );
     let t = unit_sections(timer);
-    assert!(t["Timer"].contains_key("OnCalendar"), "the timer has no OnCalendar=");
+    assert!(
+        t["Timer"].contains_key("OnCalendar"),
+        "the timer has no OnCalendar="
+    );
     assert_eq!(t["Timer"]["Persistent"], vec!["true".to_string()]);
     assert_eq!(t["Install"]["WantedBy"], vec!["timers.target".to_string()]);
 
@@ -435,7 +482,10 @@ fn the_unit_files_in_operations_md_are_valid_systemd_units() {
     };
     assert!(version.status.success());
     let dir = tempfile::tempdir().unwrap();
-    for (name, text) in [("intercom-push.service", service), ("intercom-push.timer", timer)] {
+    for (name, text) in [
+        ("intercom-push.service", service),
+        ("intercom-push.timer", timer),
+    ] {
         // verify wants the ExecStart binary to exist: the one under test.
         let text = text.replace("/usr/local/bin/intercom-push", common::BIN);
         std::fs::write(dir.path().join(name), text).unwrap();
@@ -452,7 +502,10 @@ fn the_unit_files_in_operations_md_are_valid_systemd_units() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Unknown keys and bad values are warnings about our files (exit code 0 all the same).
-    let ours: Vec<&str> = said.lines().filter(|l| l.contains("intercom-push.")).collect();
+    let ours: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("intercom-push."))
+        .collect();
     assert!(
         out.status.success() && ours.is_empty(),
         "systemd-analyze verify:\n{said}"
@@ -498,12 +551,19 @@ fn the_alert_rules_and_config_in_operations_md_use_what_the_tool_writes_and_read
     let db = tmp.path().join("state.db");
     let prom = tmp.path().join("intercom_push.prom");
     let (mock, _) = seeded_mock();
-    let ok = run(&db, &mock.base_url(), &["--metrics-file", prom.to_str().unwrap()]);
+    let ok = run(
+        &db,
+        &mock.base_url(),
+        &["--metrics-file", prom.to_str().unwrap()],
+    );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     let metrics = parse_metrics(&prom);
 
     let rules = code_blocks(&operations_md(), "yaml").join("\n");
-    assert!(rules.contains("alert:"), "no alert rules in docs/OPERATIONS.md");
+    assert!(
+        rules.contains("alert:"),
+        "no alert rules in docs/OPERATIONS.md"
+    );
     let mut used = 0;
     for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if word.starts_with("intercom_push_") {

@@ -68,7 +68,13 @@ fn database_wal_shm_and_lock_file_are_created_0600_whatever_the_umask() {
     child.wait().unwrap();
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let path = with_suffix(&db, suffix);
-        assert_eq!(mode(&path), 0o600, "{} is {:o}", path.display(), mode(&path));
+        assert_eq!(
+            mode(&path),
+            0o600,
+            "{} is {:o}",
+            path.display(),
+            mode(&path)
+        );
     }
 }
 
@@ -89,9 +95,22 @@ fn a_database_other_users_can_write_is_refused_with_the_chmod_that_fixes_it() {
     refused.expect_code(2);
     let db = ws.db().display().to_string();
     let fix = format!("chmod 600 {db}");
-    assert!(refused.stderr.contains(&format!("`{fix}`")), "{}", refused.stderr);
-    assert_eq!(refused.stderr.matches("error:").count(), 1, "{}", refused.stderr);
-    assert_eq!(std::fs::read(ws.db()).unwrap(), before, "the refused database was written");
+    assert!(
+        refused.stderr.contains(&format!("`{fix}`")),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        refused.stderr.matches("error:").count(),
+        1,
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        std::fs::read(ws.db()).unwrap(),
+        before,
+        "the refused database was written"
+    );
     let refused_run = ws.run(&["run", "--input", ws.export().to_str().unwrap(), "--dry-run"]);
     refused_run.expect_code(2);
 
@@ -109,7 +128,13 @@ fn runs_keep_bounds_the_runs_history_to_the_most_recent_runs() {
     let mock = mock(MockConfig::default());
     let url = mock.base_url();
     let run = |extra: &[&str]| {
-        let mut args = vec!["run", "--input", input.to_str().unwrap(), "--base-url", &url];
+        let mut args = vec![
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--base-url",
+            &url,
+        ];
         args.extend_from_slice(extra);
         let run = intercom_push(&db, &args);
         assert_eq!(run.code, 0, "{}", run.stderr);

@@ -23,7 +23,11 @@ fn output(out: std::process::Output) -> Run {
 /// The `error:` line of a failed run, which must be its only one.
 #[track_caller]
 fn error_line(run: &Run) -> String {
-    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 1, "{}", run.stderr);
     errors[0].to_string()
 }
@@ -50,7 +54,11 @@ fn disk_full_during_load_printed_the_sqlite_message_twice() {
     // write error, as it reports a quota; a full disk is SQLITE_FULL: one hint for both.
     let full = output(
         Command::new("sh")
-            .args(["-c", "trap '' XFSZ; ulimit -f 1024; exec \"$0\" \"$@\"", BIN])
+            .args([
+                "-c",
+                "trap '' XFSZ; ulimit -f 1024; exec \"$0\" \"$@\"",
+                BIN,
+            ])
             .args(["--quiet", "--db", db.to_str().unwrap(), "load", "--input"])
             .arg(&big)
             .output()
@@ -68,7 +76,10 @@ fn disk_full_during_load_printed_the_sqlite_message_twice() {
     let plan = ws.run(&["plan", "--json", "--all"]);
     plan.ok();
     assert_eq!(
-        plan.ndjson().iter().filter(|l| l["type"] == "company").count(),
+        plan.ndjson()
+            .iter()
+            .filter(|l| l["type"] == "company")
+            .count(),
         20
     );
 }
@@ -80,14 +91,24 @@ fn an_unreachable_base_url_printed_the_connection_error_twice() {
     drop(listener);
     let ws = Workspace::new();
     let run = ws.run_env(
-        &["--quiet", "run", "--input", fixtures().to_str().unwrap(), "--base-url", &url],
+        &[
+            "--quiet",
+            "run",
+            "--input",
+            fixtures().to_str().unwrap(),
+            "--base-url",
+            &url,
+        ],
         &[("INTERCOM_ACCESS_TOKEN", mock_harness::TOKEN)],
     );
     run.expect_code(3);
     let line = error_line(&run);
     assert_eq!(line.matches("Connection refused").count(), 1, "{line}");
     assert_eq!(line.matches("Intercom").count(), 1, "{line}");
-    assert!(line.starts_with("error: Intercom GET /data_attributes failed"), "{line}");
+    assert!(
+        line.starts_with("error: Intercom GET /data_attributes failed"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -103,7 +124,7 @@ fn the_demo_said_loaded_0_accounts_when_its_first_run_skipped_the_unchanged_expo
     );
     out.ok();
     assert!(!out.stderr.contains("loaded 0 accounts"), "{}", out.stderr);
-    let skipped = "load skipped: the export is unchanged since export #1 (the same files), using its 20 accounts and 9 users; computed 20 company and 9 user payloads";
+    let skipped = "load skipped: export unchanged since export #1 (the same files), using its 20 accounts and 9 users; computed 20 company and 9 user payloads";
     assert_eq!(out.stderr.matches(skipped).count(), 2, "{}", out.stderr);
 }
 
@@ -132,10 +153,15 @@ fn load_on_a_terminal_showed_a_spinner_with_a_fractional_rate_instead_of_a_bar()
         .lines()
         .find(|l| l.contains("loading accounts.csv ["))
         .unwrap_or_else(|| panic!("no bar for accounts.csv:\n{screen}"));
-    let size = std::fs::metadata(fixtures().join("accounts.csv")).unwrap().len();
+    let size = std::fs::metadata(fixtures().join("accounts.csv"))
+        .unwrap()
+        .len();
     assert!(frame.contains('%') && frame.contains(", ETA "), "{frame}");
     let size = indicatif::HumanBytes(size).to_string();
-    assert!(frame.contains(&format!("/{size}, ")), "not against the file size: {frame}");
+    assert!(
+        frame.contains(&format!("/{size}, ")),
+        "not against the file size: {frame}"
+    );
     let rate = frame
         .split(" rows (")
         .nth(1)

@@ -90,12 +90,10 @@ pub fn with_metrics(
     body: impl FnOnce(&Settings, &mut RunMetrics) -> anyhow::Result<u8>,
 ) -> anyhow::Result<u8> {
     let mut metrics = RunMetrics::start(metrics_flag);
-    let result = resolve()
-        .map_err(anyhow::Error::from)
-        .and_then(|settings| {
-            metrics.set_path(settings.metrics_file.clone());
-            body(&settings, &mut metrics)
-        });
+    let result = resolve().map_err(anyhow::Error::from).and_then(|settings| {
+        metrics.set_path(settings.metrics_file.clone());
+        body(&settings, &mut metrics)
+    });
     write_metrics(&metrics, result)
 }
 

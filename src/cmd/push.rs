@@ -26,7 +26,9 @@ pub fn push_and_report(
         .build()
         .context("starting the async runtime")?;
     let run_id = store.start_run(command)?;
-    let pushed = metrics.time("push", || push::push(store, &client, &runtime, options));
+    let pushed = metrics.time("push", || {
+        push::push(store, &client, &runtime, options).map_err(anyhow::Error::new)
+    });
     metrics.record_api(client.stats());
     match pushed {
         Ok(report) => {
@@ -44,7 +46,6 @@ pub fn push_and_report(
             Ok(code)
         }
         Err(error) => {
-            let error = anyhow::Error::new(error);
             let code = super::exit_code(&error);
             let _ = store.finish_run(
                 run_id,

@@ -43,13 +43,12 @@ pub fn run(settings: &Settings, args: &RunArgs, metrics: &mut RunMetrics) -> Res
     super::print_warnings(&transformed.warnings);
     if !args.json {
         let loaded = if loaded.unchanged {
-            let (accounts, users) = store.loaded_counts()?;
-            format!(
-                "load skipped: the export is unchanged since export #{} (the same files), using its {accounts} accounts and {users} users",
-                loaded.extract_version
-            )
+            super::load::skipped(&store, &loaded)?
         } else {
-            format!("loaded {} accounts", loaded.rows.get("accounts").unwrap_or(&0))
+            format!(
+                "loaded {} accounts",
+                loaded.rows.get("accounts").unwrap_or(&0)
+            )
         };
         eprintln!(
             "{loaded}; computed {} company and {} user payloads",

@@ -14,8 +14,8 @@ mod sync;
 pub use extract::{AccountChunk, AccountRecord, ExtractWriter, Inserted, UserRecord};
 pub use lock::{lock_path, RunLock};
 pub use ops::DEFAULT_RUNS_KEEP;
-pub use private::{database_files, PRIVATE_MODE};
 pub use payloads::{Attribute, PayloadRow, PayloadWriter};
+pub use private::{database_files, PRIVATE_MODE};
 pub use sync::{PendingRecord, RecordOutcome, RunRow, SyncRecord, SyncWriter};
 
 const SCHEMA: &str = include_str!("../../schema.sql");

@@ -49,9 +49,16 @@ mod tests {
             .map_err(|e| store.err(e))
             .unwrap_err();
         let error = anyhow::Error::new(error);
-        assert!(error.chain().any(super::super::is_out_of_space), "{error:#}");
+        assert!(
+            error.chain().any(super::super::is_out_of_space),
+            "{error:#}"
+        );
         let said = crate::cmd::error_text(&error);
-        assert_eq!(said.matches("database or disk is full").count(), 1, "{said}");
+        assert_eq!(
+            said.matches("database or disk is full").count(),
+            1,
+            "{said}"
+        );
         assert!(said.contains("free space"), "{said}");
     }
 
@@ -64,7 +71,12 @@ mod tests {
         }
         assert_eq!(store.prune_runs(2).unwrap(), 3);
         assert_eq!(store.prune_runs(2).unwrap(), 0);
-        let kept: Vec<i64> = store.recent_runs(10).unwrap().iter().map(|r| r.run_id).collect();
+        let kept: Vec<i64> = store
+            .recent_runs(10)
+            .unwrap()
+            .iter()
+            .map(|r| r.run_id)
+            .collect();
         assert_eq!(kept, vec![5, 4]);
     }
 }

@@ -44,7 +44,9 @@ pub fn prepare_database_file(db: &Path) -> Result<(), StoreError> {
 fn cannot_create(db: &Path, error: std::io::Error) -> StoreError {
     let hint = match error.kind() {
         ErrorKind::NotFound => "create its directory first, or pass another --db",
-        ErrorKind::PermissionDenied => "run as a user that may write its directory, or pass another --db",
+        ErrorKind::PermissionDenied => {
+            "run as a user that may write its directory, or pass another --db"
+        }
         _ => "check the path given by --db",
     };
     StoreError::Private(format!(
@@ -59,13 +61,17 @@ pub fn refuse_writable_by_others(db: &Path) -> Result<(), StoreError> {
     let exposed: Vec<PathBuf> = database_files(db)
         .into_iter()
         .filter(|path| {
-            std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o022 != 0)
+            std::fs::metadata(path)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o022 != 0)
         })
         .collect();
     if exposed.is_empty() {
         return Ok(());
     }
-    let files: Vec<String> = exposed.iter().map(|p| shell_quote(&p.display().to_string())).collect();
+    let files: Vec<String> = exposed
+        .iter()
+        .map(|p| shell_quote(&p.display().to_string()))
+        .collect();
     Err(StoreError::Private(format!(
         "the database {} can be written by other users: they could change what is pushed to Intercom, and it holds customer data; run `chmod 600 {}` (or pass another --db)",
         db.display(),
