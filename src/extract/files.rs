@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::ExtractError;
+use crate::progress::{ByteCount, CountingReader};
 
 /// The tables of the input contract, in the order they are loaded (referenced tables first).
 pub const TABLES: [&str; 8] = [
@@ -33,6 +34,8 @@ pub struct TableFile {
     pub path: PathBuf,
     pub format: Format,
     pub gzip: bool,
+    /// Bytes of the file read so far through [`TableFile::open`] (for the progress bar).
+    pub bytes_read: ByteCount,
 }
 
 impl TableFile {
@@ -44,9 +47,16 @@ impl TableFile {
             .unwrap_or_else(|| self.path.display().to_string())
     }
 
-    /// Opens the file as a buffered byte stream: gunzipped if `.gz`, UTF-8 BOM removed.
+    /// The file's size on disk (compressed or not); 0 when it cannot be read.
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Opens the file as a buffered byte stream: gunzipped if `.gz`, UTF-8 BOM removed. The
+    /// bytes read from disk are counted in `bytes_read`.
     pub fn open(&self) -> Result<Box<dyn BufRead + Send>, ExtractError> {
         let file = File::open(&self.path).map_err(|e| ExtractError::io(self, e))?;
+        let file = CountingReader::new(file, self.bytes_read.clone());
         let raw: Box<dyn Read + Send> = if self.gzip {
             Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
                 1 << 16,
@@ -131,6 +141,7 @@ pub fn discover(dir: &Path) -> Result<Discovery, ExtractError> {
             path,
             format,
             gzip,
+            bytes_read: ByteCount::default(),
         };
         if let Some(previous) = found.tables.get(table) {
             return Err(ExtractError::Input {

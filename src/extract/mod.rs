@@ -92,7 +92,12 @@ pub fn load(dir: &Path, store: &mut Store) -> Result<LoadSummary, ExtractError> 
         let Some(file) = found.tables.get(table) else {
             continue;
         };
-        let progress = Progress::new(&format!("loading {}", file.display_name()), "rows");
+        let progress = Progress::for_file(
+            &format!("loading {}", file.display_name()),
+            "rows",
+            file.size(),
+            file.bytes_read.clone(),
+        );
         let rows = loader.load_table(file, &progress)?;
         summary.rows.insert(table, rows);
     }

@@ -6,12 +6,16 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 mod extract;
 mod lock;
+mod ops;
 mod payloads;
+mod private;
 mod sync;
 
 pub use extract::{AccountChunk, AccountRecord, ExtractWriter, Inserted, UserRecord};
 pub use lock::{lock_path, RunLock};
+pub use ops::DEFAULT_RUNS_KEEP;
 pub use payloads::{Attribute, PayloadRow, PayloadWriter};
+pub use private::{database_files, PRIVATE_MODE};
 pub use sync::{PendingRecord, RecordOutcome, RunRow, SyncRecord, SyncWriter};
 
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -30,6 +34,9 @@ pub enum StoreError {
     NoExtract { path: String },
     #[error("{0}")]
     Locked(String),
+    /// The database file cannot be created private, or other users can write it (exit 2).
+    #[error("{0}")]
+    Private(String),
     /// A worker thread died; the message says which.
     #[error("internal error: {0}")]
     Worker(&'static str),
@@ -42,8 +49,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and applies `schema.sql`.
+    /// Opens (creating if needed, mode 0600) the database at `path` and applies `schema.sql`.
+    /// A database that other users can write is refused.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        private::prepare_database_file(path)?;
         let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
             path: path.display().to_string(),
             source,
@@ -154,6 +163,13 @@ pub(crate) fn sqlite_err(path: &Path, source: rusqlite::Error) -> StoreError {
         path: path.display().to_string(),
         source,
     }
+}
+
+/// Whether `cause` (one link of an error chain) is SQLite failing a write for want of space
+/// (`SQLITE_FULL`), or for a quota or a file-size limit (reported as `SQLITE_IOERR_WRITE`).
+pub fn is_out_of_space(cause: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(cause.downcast_ref::<rusqlite::Error>(), Some(rusqlite::Error::SqliteFailure(e, _))
+        if e.code == rusqlite::ErrorCode::DiskFull || e.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE)
 }
 
 /// Whether an insert failed on a UNIQUE / PRIMARY KEY constraint.
