@@ -371,28 +371,32 @@ bench_pipeline() {
 # (g) the export layouts of issue 10 at N accounts: 8 gzip CSV parts per table, and Parquet,
 # beside the single-file load of (b). Skipped until `gen` offers them.
 bench_layouts() {
-    local n=$1 db=$WORK/layout.db help
+    local n=$1 help
     help=$("$BIN" gen --help)
     if grep -q -- '--parts' <<<"$help"; then
-        local parts=$WORK/export-$n-parts
-        rm -rf "$parts"
-        "$BIN" --quiet gen --accounts "$n" --seed "$SEED" --parts 8 --gzip --out "$parts" >/dev/null 2>>"$WORK/stderr.log"
-        measure "(g) load, $n accounts, 8 gzip CSV parts per table" "fresh_db $db" \
-            "$BIN" --db "$db" load --input "$parts"
-        rm -rf "$parts"
+        layout "$n" "8 gzip CSV parts per table" --parts 8 --gzip
     else
         notice "\`intercom-push gen --help\` offers no --parts: the 8-gzip-parts layout of issue 10 is not measured"
     fi
-    if grep -qi -- 'parquet' <<<"$help"; then
-        local parquet=$WORK/export-$n-parquet
-        rm -rf "$parquet"
-        "$BIN" --quiet gen --accounts "$n" --seed "$SEED" --format parquet --out "$parquet" >/dev/null 2>>"$WORK/stderr.log"
-        measure "(g) load, $n accounts, Parquet" "fresh_db $db" \
-            "$BIN" --db "$db" load --input "$parquet"
-        rm -rf "$parquet"
+    if grep -q 'possible values:.*parquet' <<<"$help"; then
+        layout "$n" "Parquet" --format parquet
     else
         notice "\`intercom-push gen --help\` offers no --format parquet: the Parquet layout of issue 10 is not measured"
     fi
+}
+
+# layout N NAME GEN_FLAGS...: `load` of the export of N accounts that `gen GEN_FLAGS` writes.
+layout() {
+    local n=$1 name=$2 dir=$WORK/export-$1-layout db=$WORK/layout.db
+    shift 2
+    rm -rf "$dir"
+    if "$BIN" --quiet gen --accounts "$n" --seed "$SEED" "$@" --out "$dir" >/dev/null 2>>"$WORK/stderr.log"; then
+        measure "(g) load, $n accounts, $name" "fresh_db $db" "$BIN" --db "$db" load --input "$dir"
+        printf 'export-%s as %s (gen %s): %s\n' "$n" "$name" "$*" "$(du -sh "$dir" | cut -f1)" >>"$NOTES"
+    else
+        notice "\`intercom-push gen $*\` failed (see $(show "$WORK")/stderr.log): the $name layout of issue 10 is not measured"
+    fi
+    rm -rf "$dir"
     fresh_db "$db"
 }
 
