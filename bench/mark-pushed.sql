@@ -4,7 +4,7 @@
 -- nothing changed and the 1 %-changed night, where a real push against the mock would take
 -- hours. Run with the sqlite3 CLI on a database that `transform` has just written:
 --
---     sqlite3 STATE.db < bench/mark-pushed.sql
+--     sqlite3 -bail STATE.db < bench/mark-pushed.sql
 --
 -- The only SQL the benchmark writes into intercom-push's state: when the schema changes,
 -- change this file (and nothing else in bench/).

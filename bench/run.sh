@@ -333,7 +333,7 @@ bench_pipeline() {
     # The state after a full push, simulated (a real one against the mock would take hours
     # at 1M accounts): bench/mark-pushed.sql marks every record accepted.
     log "marking every record of $n accounts pushed (bench/mark-pushed.sql)"
-    sqlite3 "$db" <"$ROOT/bench/mark-pushed.sql"
+    sqlite3 -bail "$db" <"$ROOT/bench/mark-pushed.sql"
     fresh_db "$pushed"
     mv "$db" "$pushed"
     [[ ! -e $db-wal ]] || mv "$db-wal" "$pushed-wal"
@@ -721,7 +721,7 @@ write_report() {
         echo
         echo "Paths are relative to the work directory (\`target/bench\`); \`intercom-push\` is"
         echo "\`target/release/intercom-push\`; the \`(d)\` and \`(e)\` commands run on the database after"
-        echo "\`sqlite3 DB < bench/mark-pushed.sql\`."
+        echo "\`sqlite3 -bail DB < bench/mark-pushed.sql\`."
         echo
         echo '```'
         awk -F'\t' '{ printf "# %s\n%s\n", $1, $9 }' "$RESULTS"
