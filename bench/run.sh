@@ -479,7 +479,7 @@ peak_rss() {
 }
 
 targets_table() {
-    local n row w c ok
+    local n w c ok
     n=$(target_size)
     echo "| target (issue 11) | measured (median of $RUNS; wall, with CPU = user + system beside it) | target | status |"
     echo "|---|---|---|---|"
