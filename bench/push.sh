@@ -154,5 +154,7 @@ scroll cannot be parallelised (one scroll per app at a time), so its pages run a
 round trip ($LATENCY ms) while the limit would allow more; the re-sync row is the loader's
 sustained rate.
 MD
+# The figures bench/run.sh puts in its targets table.
+printf 'companies\t%s\nfirst_push_rate\t%s\n' "$N" "$(minmax "${first_rates[@]}")" >"$WORK/figures.tsv"
 log "wrote $OUT"
 cat "$OUT"

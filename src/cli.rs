@@ -57,10 +57,15 @@ pub enum Command {
     ///
     /// Updates existing companies (PUT /companies/{id}) and contacts (PUT /contacts/{id})
     /// only; a record Intercom doesn't have is reported as not_found, never created. The
-    /// access token is read from INTERCOM_ACCESS_TOKEN. Exit 0 when every record succeeded,
-    /// 1 when some failed, 2 for bad input or settings.
+    /// access token is read from INTERCOM_ACCESS_TOKEN.
+    #[command(after_long_help = EXIT_CODES)]
     Push(PushArgs),
     /// The nightly job: load + transform + push.
+    ///
+    /// Unattended: `--metrics-file` writes Prometheus metrics for node_exporter's textfile
+    /// collector, the `runs` history keeps the last `--runs-keep` runs, and the state database
+    /// is private (0600). docs/OPERATIONS.md has systemd units, a cron line and alert rules.
+    #[command(after_long_help = EXIT_CODES)]
     Run(RunArgs),
     /// List the workspace's data attributes that are ours or carry our prefix — current,
     /// stale (no source makes them any more) or foreign (never touched) — and archive the
@@ -81,6 +86,12 @@ pub enum Command {
     Gen(GenArgs),
 }
 
+/// Exit codes of `run` and `push`, shown by their `--help`.
+const EXIT_CODES: &str = "Exit codes: 0 every record succeeded (records Intercom doesn't have are \
+not_found, not failures); 1 some records failed, the others were pushed (see `status`; the next \
+run retries them); 2 bad input or settings, nothing was pushed (the message says what to fix); \
+3 anything else: database, disk, Intercom unreachable, another run holds the lock.";
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Export to use. [default: fixtures/export]
@@ -89,6 +100,9 @@ pub struct DemoArgs {
     /// Latency the mock adds to every answer, in ms.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub latency_ms: u64,
+    /// Write each run's Prometheus metrics to FILE (as `run --metrics-file`).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -135,10 +149,27 @@ pub enum RegionArg {
     Au,
 }
 
+/// Running unattended: monitoring and the run history.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OpsArgs {
+    /// Write this run's metrics to FILE in Prometheus's text format (for node_exporter's
+    /// textfile collector: name it `*.prom` in its directory): exit code, last success time,
+    /// duration per stage, records per kind and outcome, API calls, 429s, retries. Replaced
+    /// atomically, also when the run fails.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// Runs kept in the database's `runs` history; older ones are deleted at the end of each
+    /// run. [default: 400]
+    #[arg(long, value_name = "N")]
+    pub runs_keep: Option<u64>,
+}
+
 #[derive(Debug, Args)]
 pub struct PushArgs {
     #[command(flatten)]
     pub intercom: IntercomArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
     /// Send every payload, ignoring what Intercom accepted before.
     #[arg(long)]
     pub full_resync: bool,
@@ -156,6 +187,8 @@ pub struct RunArgs {
     pub mapping: MappingArgs,
     #[command(flatten)]
     pub intercom: IntercomArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
     /// Load and transform, then show the plan instead of pushing.
     #[arg(long)]
     pub dry_run: bool,

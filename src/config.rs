@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{GlobalArgs, IntercomArgs, MappingArgs, RegionArg};
+use crate::cli::{GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RegionArg};
 use crate::extract::options::{TableConfig, TableOptions};
 use crate::intercom::{AccessToken, ClientConfig, Region};
 use crate::transform::mapping::MappingSettings;
@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub rate_limit: Option<u32>,
     pub concurrency: Option<usize>,
     pub timeout: Option<f64>,
+    pub metrics_file: Option<PathBuf>,
+    pub runs_keep: Option<u64>,
     /// Per-table settings: `[tables.accounts] path = …`, CSV dialect.
     #[serde(default)]
     pub tables: BTreeMap<String, TableConfig>,
@@ -76,6 +78,10 @@ pub struct Settings {
     pub tables: BTreeMap<&'static str, TableOptions>,
     pub mapping: MappingSettings,
     pub intercom: IntercomSettings,
+    /// Where `run`/`push` write their Prometheus metrics.
+    pub metrics_file: Option<PathBuf>,
+    /// `runs` rows kept.
+    pub runs_keep: u64,
 }
 
 impl Settings {
@@ -143,6 +149,8 @@ impl Settings {
                 concurrency,
                 timeout: std::time::Duration::from_secs_f64(timeout),
             },
+            metrics_file: file.metrics_file,
+            runs_keep: file.runs_keep.unwrap_or(crate::store::DEFAULT_RUNS_KEEP),
         };
         if settings.mapping.prefix.trim().is_empty()
             || settings.mapping.prefix != settings.mapping.prefix.trim()
@@ -153,6 +161,40 @@ impl Settings {
             )));
         }
         Ok(settings)
+    }
+
+    /// Applies `run`/`push`'s flags (over the config file's values) and checks them.
+    pub fn with_ops(mut self, ops: &OpsArgs) -> Result<Settings, ConfigError> {
+        if let Some(path) = &ops.metrics_file {
+            self.metrics_file = Some(path.clone());
+        }
+        self.runs_keep = ops.runs_keep.unwrap_or(self.runs_keep);
+        if self.runs_keep == 0 {
+            return Err(ConfigError::Invalid(
+                "--runs-keep 0: keep at least the last run (default 400)".into(),
+            ));
+        }
+        if let Some(path) = &self.metrics_file {
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            if path.is_dir() {
+                return Err(ConfigError::Invalid(format!(
+                    "--metrics-file {} is a directory: name a file in it, e.g. {}",
+                    path.display(),
+                    path.join("intercom_push.prom").display()
+                )));
+            }
+            if !dir.is_dir() {
+                return Err(ConfigError::Invalid(format!(
+                    "--metrics-file {}: there is no directory {}; create it, or name a file in node_exporter's --collector.textfile.directory",
+                    path.display(),
+                    dir.display()
+                )));
+            }
+        }
+        Ok(self)
     }
 
     /// The input directory, or an error saying how to give one.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod extract;
 pub mod gen;
 pub mod intercom;
+pub mod metrics;
 pub mod mock;
 pub mod progress;
 pub mod push;

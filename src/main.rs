@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS, // e.g. `plan --json | head`
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", cmd::error_text(&error));
             ExitCode::from(cmd::exit_code(&error))
         }
     }
@@ -33,19 +33,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             cmd::transform::run(&Settings::resolve(global, Some(mapping), None, None)?)
         }
         Command::Plan(args) => cmd::plan::run(&Settings::resolve(global, None, None, None)?, args),
-        Command::Push(args) => cmd::push::run(
-            &Settings::resolve(global, None, Some(&args.intercom), None)?,
-            args,
-        ),
-        Command::Run(args) => {
-            let settings = Settings::resolve(
-                global,
-                Some(&args.mapping),
-                Some(&args.intercom),
-                args.input.as_deref(),
-            )?;
-            cmd::run::run(&settings, args)
-        }
+        Command::Push(args) => cmd::push::main(global, args),
+        Command::Run(args) => cmd::run::main(global, args),
         Command::Attributes(args) => cmd::attributes::run(
             &Settings::resolve(global, None, Some(&args.intercom), None)?,
             args,

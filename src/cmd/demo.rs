@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{DemoArgs, GlobalArgs, IntercomArgs, MappingArgs, RunArgs};
+use crate::cli::{DemoArgs, GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RunArgs};
 use crate::config::{ConfigError, Settings};
+use crate::metrics::RunMetrics;
 use crate::mock::{MockConfig, MockServer, Seed, SeedCompany, SeedContact};
 use crate::store::Store;
 
@@ -46,7 +47,12 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
         base_url: Some(mock.base_url()),
         ..IntercomArgs::default()
     };
-    let settings = Settings::resolve(&global, None, Some(&intercom), Some(&input))?;
+    let ops = OpsArgs {
+        metrics_file: args.metrics_file.clone(),
+        ..OpsArgs::default()
+    };
+    let settings =
+        Settings::resolve(&global, None, Some(&intercom), Some(&input))?.with_ops(&ops)?;
     println!(
         "mock Intercom listening on {}; state database {}",
         mock.base_url(),
@@ -59,6 +65,7 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
         input: Some(input),
         mapping: MappingArgs::default(),
         intercom,
+        ops,
         dry_run: false,
         full_resync: false,
         json: false,
@@ -66,7 +73,9 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
     let mut worst = 0;
     for round in 1..=2 {
         println!("\n── run {round} ──────────────────────────────────────────────");
-        worst = worst.max(super::run::run(&settings, &run_args)?);
+        let mut metrics = RunMetrics::start(settings.metrics_file.clone());
+        let result = super::run::run(&settings, &run_args, &mut metrics);
+        worst = worst.max(super::write_metrics(&metrics, result)?);
     }
     let stats = mock.stats();
     println!(

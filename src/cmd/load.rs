@@ -25,11 +25,19 @@ pub fn load_export(settings: &Settings) -> Result<LoadSummary> {
 }
 
 fn remove_database(db: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = db.as_os_str().to_owned();
-        path.push(suffix);
+    for path in crate::store::database_files(db) {
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// What `load` and `run` say when the export is byte-identical to the one loaded: that the
+/// load was skipped, and the counts in use.
+pub fn skipped(store: &Store, summary: &LoadSummary) -> Result<String> {
+    let (accounts, users) = store.loaded_counts()?;
+    Ok(format!(
+        "load skipped: export unchanged since export #{} (the same files), using its {accounts} accounts and {users} users",
+        summary.extract_version
+    ))
 }
 
 pub fn run(settings: &Settings) -> Result<u8> {
@@ -38,10 +46,7 @@ pub fn run(settings: &Settings) -> Result<u8> {
     let summary = load_export(settings)?;
     super::print_warnings(&summary.warnings);
     if summary.unchanged {
-        println!(
-            "export unchanged since export #{} (the same files): nothing to load",
-            summary.extract_version
-        );
+        println!("{}", skipped(&Store::open(&settings.db)?, &summary)?);
         return Ok(0);
     }
     let tables: Vec<String> = summary

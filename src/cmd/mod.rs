@@ -12,9 +12,13 @@ pub mod run;
 pub mod status;
 pub mod transform;
 
-use crate::config::ConfigError;
+use std::path::PathBuf;
+
+use crate::config::{ConfigError, Settings};
 use crate::extract::ExtractError;
+use crate::metrics::RunMetrics;
 use crate::push::PushError;
+use crate::store::StoreError;
 use crate::transform::TransformError;
 
 /// Exit codes: 0 all done, 1 some records failed, 2 bad input or configuration,
@@ -28,23 +32,93 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         {
             return 2;
         }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return store_exit_code(e);
+        }
         match cause.downcast_ref::<PushError>() {
             Some(PushError::Attributes(_) | PushError::NotReady(_)) => return 2,
-            Some(PushError::Api(_) | PushError::Store(_)) => return 3,
+            Some(PushError::Api(_)) => return 3,
+            Some(PushError::Store(e)) => return store_exit_code(e),
             None => {}
         }
         match cause.downcast_ref::<ExtractError>() {
             Some(ExtractError::Input { .. }) => return 2,
-            Some(ExtractError::Store(_)) => return 3,
+            Some(ExtractError::Store(e)) => return store_exit_code(e),
             None => {}
         }
         match cause.downcast_ref::<TransformError>() {
             Some(TransformError::Collision(_) | TransformError::Settings(_)) => return 2,
-            Some(TransformError::Store(_)) => return 3,
+            Some(TransformError::Store(e)) => return store_exit_code(e),
             None => {}
         }
     }
     3
+}
+
+/// A database other users can write is a setting to fix (2); other database errors are 3.
+fn store_exit_code(error: &StoreError) -> u8 {
+    match error {
+        StoreError::Private(_) => 2,
+        _ => 3,
+    }
+}
+
+/// The error as printed: each cause once (a cause whose text the previous one already holds
+/// is left out), then what to do when the disk is full.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !previous.contains(&text) {
+            parts.push(text.clone());
+        }
+        previous = text;
+    }
+    if error.chain().any(crate::store::is_out_of_space) {
+        parts.push("the disk may be full, or a quota or file-size limit reached: free space on the database's filesystem or move the database (docs/OPERATIONS.md), then run again".into());
+    }
+    parts.join(": ")
+}
+
+/// Runs a `run` or `push` under the metrics' clock and writes the metrics file whatever the
+/// outcome, a settings error included (then to the file the flag names, if any). A metrics
+/// file that cannot be written turns a success into exit 3.
+pub fn with_metrics(
+    metrics_flag: Option<PathBuf>,
+    resolve: impl FnOnce() -> Result<Settings, ConfigError>,
+    body: impl FnOnce(&Settings, &mut RunMetrics) -> anyhow::Result<u8>,
+) -> anyhow::Result<u8> {
+    let mut metrics = RunMetrics::start(metrics_flag);
+    let result = resolve().map_err(anyhow::Error::from).and_then(|settings| {
+        metrics.set_path(settings.metrics_file.clone());
+        body(&settings, &mut metrics)
+    });
+    write_metrics(&metrics, result)
+}
+
+/// Writes the metrics of a run that ended with `result`, and returns `result` (or, when it
+/// was a success, the error writing them).
+pub fn write_metrics(metrics: &RunMetrics, result: anyhow::Result<u8>) -> anyhow::Result<u8> {
+    let code = match &result {
+        Ok(code) => *code,
+        Err(error) => exit_code(error),
+    };
+    match (metrics.write(code), result) {
+        (Ok(()), result) => result,
+        (Err(written), Ok(0)) => Err(written.into()),
+        (Err(written), Ok(code)) => {
+            print_warnings(&[written.to_string()]);
+            Ok(code)
+        }
+        // Unless the run's own error is about that file already.
+        (Err(written), Err(error)) => {
+            if !error_text(&error).contains(&written.path) {
+                print_warnings(&[written.to_string()]);
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Takes the database's run lock (printing a warning when it takes over a crashed run's).
@@ -61,5 +135,38 @@ pub fn lock(
 pub fn print_warnings(warnings: &[String]) {
     for warning in warnings {
         eprintln!("warning: {warning}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("database x.db: {source}")]
+    struct Database {
+        source: Sqlite,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("disk I/O error")]
+    struct Sqlite {
+        source: Code,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("Error code 778: Error writing to disk")]
+    struct Code;
+
+    #[test]
+    fn error_text_says_each_cause_once() {
+        let error = anyhow::Error::new(Database {
+            source: Sqlite { source: Code },
+        })
+        .context("loading the export");
+        assert_eq!(
+            error_text(&error),
+            "loading the export: database x.db: disk I/O error: Error code 778: Error writing to disk"
+        );
     }
 }

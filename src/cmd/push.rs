@@ -2,19 +2,22 @@
 
 use anyhow::{Context, Result};
 
-use crate::cli::PushArgs;
+use crate::cli::{GlobalArgs, PushArgs};
 use crate::config::Settings;
 use crate::intercom::Client;
+use crate::metrics::RunMetrics;
 use crate::push::{self, PushOptions};
 use crate::store::Store;
 
-/// Pushes with `store` already locked; records the run and prints its report.
+/// Pushes with `store` already locked; records the run (keeping the last `runs_keep`),
+/// prints its report and counts it in `metrics`.
 pub fn push_and_report(
     store: &Store,
     settings: &Settings,
     command: &str,
     options: PushOptions,
     json: bool,
+    metrics: &mut RunMetrics,
 ) -> Result<u8> {
     let client = Client::new(settings.intercom.client_config()?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -23,11 +26,17 @@ pub fn push_and_report(
         .build()
         .context("starting the async runtime")?;
     let run_id = store.start_run(command)?;
-    match push::push(store, &client, &runtime, options) {
+    let pushed = metrics.time("push", || {
+        push::push(store, &client, &runtime, options).map_err(anyhow::Error::new)
+    });
+    metrics.record_api(client.stats());
+    match pushed {
         Ok(report) => {
+            metrics.record_push(&report);
             let code = report.exit_code();
             let report_json = serde_json::to_string(&report)?;
             store.finish_run(run_id, code, &report_json)?;
+            store.prune_runs(settings.runs_keep)?;
             super::print_warnings(&report.warnings);
             if json {
                 println!("{report_json}");
@@ -37,19 +46,28 @@ pub fn push_and_report(
             Ok(code)
         }
         Err(error) => {
-            let error = anyhow::Error::new(error);
             let code = super::exit_code(&error);
             let _ = store.finish_run(
                 run_id,
                 code,
-                &serde_json::json!({ "error": format!("{error:#}") }).to_string(),
+                &serde_json::json!({ "error": super::error_text(&error) }).to_string(),
             );
+            let _ = store.prune_runs(settings.runs_keep);
             Err(error)
         }
     }
 }
 
-pub fn run(settings: &Settings, args: &PushArgs) -> Result<u8> {
+/// `push` from the command line: its metrics file is written whatever the outcome.
+pub fn main(global: &GlobalArgs, args: &PushArgs) -> Result<u8> {
+    super::with_metrics(
+        args.ops.metrics_file.clone(),
+        || Settings::resolve(global, None, Some(&args.intercom), None)?.with_ops(&args.ops),
+        |settings, metrics| run(settings, args, metrics),
+    )
+}
+
+pub fn run(settings: &Settings, args: &PushArgs, metrics: &mut RunMetrics) -> Result<u8> {
     let _lock = super::lock(settings, "push")?;
     let store = Store::open(&settings.db)?;
     push_and_report(
@@ -60,5 +78,6 @@ pub fn run(settings: &Settings, args: &PushArgs) -> Result<u8> {
             full_resync: args.full_resync,
         },
         args.json,
+        metrics,
     )
 }

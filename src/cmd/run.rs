@@ -2,28 +2,57 @@
 
 use anyhow::Result;
 
-use crate::cli::{PlanArgs, RunArgs};
+use crate::cli::{GlobalArgs, PlanArgs, RunArgs};
 use crate::config::Settings;
+use crate::metrics::RunMetrics;
 use crate::push::PushOptions;
 use crate::store::Store;
 
-pub fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
+/// `run` from the command line: its metrics file is written whatever the outcome, a
+/// settings error included.
+pub fn main(global: &GlobalArgs, args: &RunArgs) -> Result<u8> {
+    super::with_metrics(
+        args.ops.metrics_file.clone(),
+        || {
+            Settings::resolve(
+                global,
+                Some(&args.mapping),
+                Some(&args.intercom),
+                args.input.as_deref(),
+            )?
+            .with_ops(&args.ops)
+        },
+        |settings, metrics| run(settings, args, metrics),
+    )
+}
+
+/// The nightly job, each stage timed in `metrics`.
+pub fn run(settings: &Settings, args: &RunArgs, metrics: &mut RunMetrics) -> Result<u8> {
+    metrics.set_dry_run(args.dry_run);
     if !args.dry_run {
         // Refuse bad Intercom settings (token, base URL) before spending time on the export.
         crate::intercom::Client::new(settings.intercom.client_config()?)?;
     }
     let _lock = super::lock(settings, "run")?;
-    let loaded = super::load::load_export(settings)?;
+    let loaded = metrics.time("load", || super::load::load_export(settings))?;
     let mut store = Store::open(&settings.db)?;
     super::print_warnings(&loaded.warnings);
-    let transformed = crate::transform::transform(&mut store, &settings.mapping)?;
+    let transformed = metrics.time("transform", || {
+        crate::transform::transform(&mut store, &settings.mapping)
+    })?;
     super::print_warnings(&transformed.warnings);
     if !args.json {
+        let loaded = if loaded.unchanged {
+            super::load::skipped(&store, &loaded)?
+        } else {
+            format!(
+                "loaded {} accounts",
+                loaded.rows.get("accounts").unwrap_or(&0)
+            )
+        };
         eprintln!(
-            "loaded {} accounts; computed {} company and {} user payloads",
-            loaded.rows.get("accounts").unwrap_or(&0),
-            transformed.companies,
-            transformed.users
+            "{loaded}; computed {} company and {} user payloads",
+            transformed.companies, transformed.users
         );
     }
     if args.dry_run {
@@ -44,5 +73,6 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
             full_resync: args.full_resync,
         },
         args.json,
+        metrics,
     )
 }

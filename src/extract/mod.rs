@@ -197,7 +197,12 @@ fn consume<'s>(
 ) -> Result<(), (&'static str, ExtractError)> {
     let source = table.source;
     let spec = TableSpec::of(source.table);
-    let progress = Progress::new(&format!("loading {}", source.table), "rows");
+    let progress = Progress::for_file(
+        &format!("loading {}", source.table),
+        "rows",
+        source.bytes(),
+        source.bytes_read.clone(),
+    );
     let count = counts.entry(source.table).or_default();
     table
         .for_each(|part, rows| {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::options::TableOptions;
 use super::ExtractError;
+use crate::progress::{ByteCount, CountingReader};
 
 /// The tables of the input contract, in the order they are loaded (referenced tables first).
 pub const TABLES: [&str; 8] = [
@@ -77,20 +78,16 @@ pub struct Part {
     /// One of several parts (a folder, a glob, Redshift parts): empty once decompressed, it
     /// holds no rows rather than being an error.
     pub may_be_empty: bool,
+    /// Bytes read from disk (compressed) so far, shared by the table's parts (for progress).
+    pub bytes_read: ByteCount,
 }
 
 impl Part {
-    /// Opens the part as a buffered byte stream: decompressed, UTF-8 BOM removed.
-    /// `counted` is called with the number of raw (compressed) bytes read, for progress.
-    pub fn open(
-        &self,
-        counted: impl Fn(u64) + Send + 'static,
-    ) -> Result<Box<dyn BufRead + Send>, ExtractError> {
+    /// Opens the part as a buffered byte stream: decompressed, UTF-8 BOM removed; the bytes
+    /// read from disk are counted in `bytes_read`.
+    pub fn open(&self) -> Result<Box<dyn BufRead + Send>, ExtractError> {
         let file = File::open(&self.path).map_err(|e| self.io(e))?;
-        let file = CountingReader {
-            inner: file,
-            counted,
-        };
+        let file = CountingReader::new(file, self.bytes_read.clone());
         let raw: Box<dyn Read + Send> = match self.compression {
             Compression::None => Box::new(file),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
@@ -118,26 +115,14 @@ impl Part {
     }
 }
 
-/// Counts the bytes read from a file.
-struct CountingReader<R, F> {
-    inner: R,
-    counted: F,
-}
-
-impl<R: Read, F: Fn(u64)> Read for CountingReader<R, F> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        (self.counted)(n as u64);
-        Ok(n)
-    }
-}
-
 /// One table's parts, in the order they are read.
 #[derive(Clone, Debug)]
 pub struct TableSource {
     pub table: &'static str,
     pub parts: Vec<Part>,
     pub options: TableOptions,
+    /// Bytes of its parts read so far (see [`Part::bytes_read`]).
+    pub bytes_read: ByteCount,
 }
 
 impl TableSource {
@@ -214,13 +199,13 @@ pub fn discover(
             .into_iter()
             .map(|(path, name)| classify(path, name, table_options.format))
             .collect::<Result<Vec<Part>, _>>()?;
-        if parts.len() > 1
+        let several = parts.len() > 1
             || table_options.path.is_some()
-            || parts.iter().any(|p| p.name.contains('/'))
-        {
-            for part in &mut parts {
-                part.may_be_empty = true;
-            }
+            || parts.iter().any(|p| p.name.contains('/'));
+        let bytes_read = ByteCount::default();
+        for part in &mut parts {
+            part.may_be_empty = several;
+            part.bytes_read = bytes_read.clone();
         }
         if let [first, ..] = parts.as_slice() {
             if let Some(other) = parts
@@ -244,6 +229,7 @@ pub fn discover(
                 table,
                 parts,
                 options: table_options,
+                bytes_read,
             },
         );
     }
@@ -481,6 +467,7 @@ fn classify(path: PathBuf, name: String, forced: Option<Format>) -> Result<Part,
         compression,
         size,
         may_be_empty: false,
+        bytes_read: ByteCount::default(),
     };
     if size == 0 {
         // Reported by its reader ("the file is empty").
@@ -533,7 +520,7 @@ fn sniff_head(part: &Part) -> Result<Vec<u8>, ExtractError> {
 }
 
 fn decompressed_head(part: &Part) -> Result<Vec<u8>, ExtractError> {
-    let mut reader = part.open(|_| {})?;
+    let mut reader = part.open()?;
     let head = reader
         .fill_buf()
         .map_err(|e| ExtractError::read(part, 1, e))?;

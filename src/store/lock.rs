@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
@@ -39,6 +39,7 @@ impl RunLock {
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .mode(super::PRIVATE_MODE)
                 .open(&path)
                 .map_err(io)?;
             match file.try_lock() {
@@ -71,7 +72,9 @@ impl RunLock {
                 "pid {}, `{command}`, started at unix time {started}",
                 std::process::id()
             );
-            file.set_len(0)
+            // Private whatever the umask, like the database.
+            file.set_permissions(std::fs::Permissions::from_mode(super::PRIVATE_MODE))
+                .and_then(|_| file.set_len(0))
                 .and_then(|_| file.seek(SeekFrom::Start(0)))
                 .and_then(|_| file.write_all(holder.as_bytes()))
                 .map_err(io)?;

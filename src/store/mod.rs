@@ -9,6 +9,8 @@ pub mod codec;
 mod extract;
 mod lock;
 mod migrate;
+mod ops;
+mod private;
 mod records;
 
 pub use extract::{
@@ -16,6 +18,8 @@ pub use extract::{
     UserRecord,
 };
 pub use lock::{lock_path, RunLock};
+pub use ops::DEFAULT_RUNS_KEEP;
+pub use private::{database_files, PRIVATE_MODE};
 pub use records::{
     key_hash, Attribute, PayloadRow, PayloadWriter, PendingRecord, RecordOutcome, RunRow,
     StoredHash, SyncRecord, SyncWriter,
@@ -41,6 +45,9 @@ pub enum StoreError {
     Locked(String),
     #[error("database {path}: {message}")]
     Damaged { path: String, message: String },
+    /// The database file cannot be created private, or other users can write it (exit 2).
+    #[error("{0}")]
+    Private(String),
     /// A worker thread died; the message says which.
     #[error("internal error: {0}")]
     Worker(&'static str),
@@ -53,8 +60,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and applies `schema.sql`.
+    /// Opens (creating if needed, mode 0600) the database at `path` and applies `schema.sql`.
+    /// A database that other users can write is refused.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        private::prepare_database_file(path)?;
         let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
             path: path.display().to_string(),
             source,
@@ -166,4 +175,11 @@ pub(crate) fn sqlite_err(path: &Path, source: rusqlite::Error) -> StoreError {
         path: path.display().to_string(),
         source,
     }
+}
+
+/// Whether `cause` (one link of an error chain) is SQLite failing a write for want of space
+/// (`SQLITE_FULL`), or for a quota or a file-size limit (reported as `SQLITE_IOERR_WRITE`).
+pub fn is_out_of_space(cause: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(cause.downcast_ref::<rusqlite::Error>(), Some(rusqlite::Error::SqliteFailure(e, _))
+        if e.code == rusqlite::ErrorCode::DiskFull || e.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE)
 }

@@ -283,3 +283,16 @@ pub fn lines(lines: &[&str]) -> String {
     text.push('\n');
     text
 }
+
+/// The `run_id`s of the `runs` table of the database at `db`, oldest first. (Every SQL peek
+/// into the database by these tests is in this file.)
+pub fn run_ids(db: &Path) -> Vec<i64> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT run_id FROM runs ORDER BY run_id")
+        .unwrap();
+    let ids = stmt.query_map([], |r| r.get(0)).unwrap();
+    ids.map(Result::unwrap).collect()
+}

@@ -20,7 +20,7 @@ impl Reader for CsvReader {
         spec: TableSpec,
         emit: &mut dyn FnMut(Rows) -> bool,
     ) -> Result<(), ExtractError> {
-        let mut stream = part.open(|_| {})?;
+        let mut stream = part.open()?;
         let start = stream
             .fill_buf()
             .map_err(|e| ExtractError::read(part, 1, e))?;

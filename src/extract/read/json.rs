@@ -36,7 +36,7 @@ impl Batcher<'_> {
 }
 
 fn open(part: &Part) -> Result<Box<dyn BufRead + Send>, ExtractError> {
-    let mut reader = part.open(|_| {})?;
+    let mut reader = part.open()?;
     let start = reader
         .fill_buf()
         .map_err(|e| ExtractError::read(part, 1, e))?;
