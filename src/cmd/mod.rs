@@ -34,7 +34,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             None => {}
         }
         match cause.downcast_ref::<ExtractError>() {
-            Some(ExtractError::Input { .. }) => return 2,
+            Some(ExtractError::Input { .. } | ExtractError::Parquet(_)) => return 2,
             Some(ExtractError::Store(_)) => return 3,
             None => {}
         }

@@ -24,6 +24,7 @@ pub enum Format {
     Csv,
     Json,
     Ndjson,
+    Parquet,
 }
 
 /// One table's file.
@@ -97,7 +98,7 @@ pub fn digest(found: &Discovery) -> Result<String, ExtractError> {
     Ok(format!("{:032x}", hasher.digest128()))
 }
 
-/// Lists `dir` and maps each `<table>.<csv|json|ndjson|jsonl>[.gz]` file to its table.
+/// Lists `dir` and maps each `<table>.<csv|json|ndjson|jsonl|parquet>[.gz]` file to its table.
 /// Two files for one table, or a missing `accounts` file, is an error.
 pub fn discover(dir: &Path) -> Result<Discovery, ExtractError> {
     let entries = std::fs::read_dir(dir).map_err(|e| ExtractError::Input {
@@ -146,7 +147,7 @@ pub fn discover(dir: &Path) -> Result<Discovery, ExtractError> {
     if !found.tables.contains_key("accounts") {
         return Err(ExtractError::Input {
             location: dir.display().to_string(),
-            message: "no accounts file: the export needs accounts.csv, accounts.json or accounts.ndjson (optionally .gz)".into(),
+            message: "no accounts file: the export needs accounts.csv, accounts.json, accounts.ndjson (optionally .gz) or accounts.parquet".into(),
         });
     }
     Ok(found)
@@ -162,6 +163,7 @@ fn classify(name: &str) -> Option<(&'static str, Format, bool)> {
         "csv" => Format::Csv,
         "json" => Format::Json,
         "ndjson" | "jsonl" => Format::Ndjson,
+        "parquet" => Format::Parquet,
         _ => return None,
     };
     let table = TABLES.iter().find(|t| **t == table)?;
@@ -185,6 +187,10 @@ mod tests {
         assert_eq!(
             classify("segments.json"),
             Some(("segments", Format::Json, false))
+        );
+        assert_eq!(
+            classify("accounts.parquet"),
+            Some(("accounts", Format::Parquet, false))
         );
         assert_eq!(classify("notes.csv"), None);
         assert_eq!(classify("accounts.txt"), None);

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod files;
+pub mod parquet;
 pub mod rows;
 pub mod typing;
 
@@ -22,6 +23,8 @@ use typing::{json_number_shape, kind_of_json, sniff_text, Kind, NumberShape};
 pub enum ExtractError {
     #[error("{location}: {message}")]
     Input { location: String, message: String },
+    #[error(transparent)]
+    Parquet(#[from] parquet::ParquetError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -173,20 +176,27 @@ impl<'w, 'c> Loader<'w, 'c> {
     }
 
     fn load_table(&mut self, file: &TableFile, progress: &Progress) -> Result<u64, ExtractError> {
-        match file.table {
+        let mut warnings = Vec::new();
+        let rows = match file.table {
             "elements" | "success_metrics" => {
                 let is_elements = file.table == "elements";
-                read_rows(file, &["id", "name"], &["name"], |row, line| {
+                read_rows(
+                file,
+                &mut warnings, &["id", "name"], &["name"], |row, line| {
                     progress.inc(1);
                     self.catalog_row(file, row, line, is_elements)
                 })
             }
-            "users" => read_rows(file, &["id", "externalid", "email"], &[], |row, line| {
+            "users" => read_rows(
+                file,
+                &mut warnings, &["id", "externalid", "email"], &[], |row, line| {
                 progress.inc(1);
                 self.user_row(file, row, line)
             }),
             "accounts" => {
-                let rows = read_rows(file, &[], &["externalid"], |row, line| {
+                let rows = read_rows(
+                file,
+                &mut warnings, &[], &["externalid"], |row, line| {
                     progress.inc(1);
                     self.account_row(file, row, line)
                 })?;
@@ -197,6 +207,7 @@ impl<'w, 'c> Loader<'w, 'c> {
             }
             "element_counts" => read_rows(
                 file,
+                &mut warnings,
                 &["accountid", "elementid", "count"],
                 &["accountid", "elementid", "count"],
                 |row, line| {
@@ -206,6 +217,7 @@ impl<'w, 'c> Loader<'w, 'c> {
             ),
             "metric_values" => read_rows(
                 file,
+                &mut warnings,
                 &["accountid", "metricid", "value"],
                 &["accountid", "metricid", "value"],
                 |row, line| {
@@ -215,6 +227,7 @@ impl<'w, 'c> Loader<'w, 'c> {
             ),
             "indicators" => read_rows(
                 file,
+                &mut warnings,
                 &["accountid", "kind", "name"],
                 &["accountid", "kind", "name"],
                 |row, line| {
@@ -224,6 +237,7 @@ impl<'w, 'c> Loader<'w, 'c> {
             ),
             "segments" => read_rows(
                 file,
+                &mut warnings,
                 &["accountid", "name"],
                 &["accountid", "name"],
                 |row, line| {
@@ -232,7 +246,9 @@ impl<'w, 'c> Loader<'w, 'c> {
                 },
             ),
             other => unreachable!("table {other} is not in TABLES"),
-        }
+        };
+        self.warnings.append(&mut warnings);
+        rows
     }
 
     fn key_cell(

@@ -120,15 +120,20 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Reads `file` and calls `visit(row, line)` for each row. `wanted` are normalized column
-/// names (see [`normalize_column`]); those in `required` must be in a CSV header.
+/// Reads `file` and calls `visit(row, line)` for each row (for Parquet, `line` is the row
+/// number). `wanted` are normalized column names (see [`normalize_column`]); those in
+/// `required` must be in a CSV header. Warnings about the file go to `warnings`.
 /// Returns the number of rows.
 pub fn read_rows(
     file: &TableFile,
+    warnings: &mut Vec<String>,
     wanted: &[&'static str],
     required: &[&'static str],
     mut visit: impl FnMut(&Row<'_>, u64) -> Result<(), ExtractError>,
 ) -> Result<u64, ExtractError> {
+    if file.format == Format::Parquet {
+        return read_parquet(file, warnings, wanted, &mut visit);
+    }
     let mut reader = file.open()?;
     // A UTF-16 export (Excel's "Unicode text") is not UTF-8: say so rather than report its
     // first zero byte as bad UTF-8 or bad JSON.
@@ -146,7 +151,34 @@ pub fn read_rows(
         Format::Csv => read_csv(file, reader, wanted, required, &mut visit),
         Format::Json => read_json_array(file, reader, wanted, &mut visit),
         Format::Ndjson => read_ndjson(file, reader, wanted, &mut visit),
+        Format::Parquet => unreachable!("Parquet is read above"),
     }
+}
+
+/// A Parquet file's rows, as JSON objects typed from its schema (see [`super::parquet`]).
+fn read_parquet(
+    file: &TableFile,
+    warnings: &mut Vec<String>,
+    wanted: &[&'static str],
+    visit: &mut dyn FnMut(&Row<'_>, u64) -> Result<(), ExtractError>,
+) -> Result<u64, ExtractError> {
+    if file.gzip {
+        return Err(ExtractError::at(
+            file,
+            1,
+            "a Parquet file is compressed inside: gunzip it (or export it again without gzip)",
+        ));
+    }
+    let summary = super::parquet::read_rows(&file.path, &file.display_name(), |map, row| {
+        let row_view = Row {
+            record: Record::Json(&map),
+            wanted,
+            slots: &[],
+        };
+        visit(&row_view, row)
+    })?;
+    warnings.extend(summary.warnings);
+    Ok(summary.rows)
 }
 
 fn read_csv(
