@@ -11,8 +11,8 @@ use arrow_array::builder::{Int64Builder, ListBuilder, MapBuilder, StringBuilder}
 use arrow_array::types::Int32Type;
 use arrow_array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, DictionaryArray,
-    Float32Array, Float64Array, Int32Array, Int8Array, LargeStringArray, RecordBatch,
-    StringArray, StructArray, TimestampMicrosecondArray, TimestampMillisecondArray, UInt64Array,
+    Float32Array, Float64Array, Int32Array, Int8Array, LargeStringArray, RecordBatch, StringArray,
+    StructArray, TimestampMicrosecondArray, TimestampMillisecondArray, UInt64Array,
 };
 use arrow_schema::{DataType, Field};
 use common::{lines, Workspace};
@@ -37,8 +37,12 @@ fn write_batch(path: &Path, batch: &RecordBatch) {
         Compression::SNAPPY
     };
     let properties = WriterProperties::builder().set_compression(codec).build();
-    let mut writer =
-        ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), Some(properties)).unwrap();
+    let mut writer = ArrowWriter::try_new(
+        File::create(path).unwrap(),
+        batch.schema(),
+        Some(properties),
+    )
+    .unwrap();
     writer.write(batch).unwrap();
     writer.close().unwrap();
 }
@@ -123,12 +127,24 @@ fn typed_accounts() -> Vec<(&'static str, ArrayRef)> {
                     .unwrap(),
             ),
         ),
-        ("seats", Arc::new(Int32Array::from(vec![Some(5), None, Some(7)]))),
+        (
+            "seats",
+            Arc::new(Int32Array::from(vec![Some(5), None, Some(7)])),
+        ),
         ("tier", Arc::new(Int8Array::from(vec![-3, 1, 2]))),
         ("views", Arc::new(UInt64Array::from(vec![1, 2, u64::MAX]))),
-        ("score", Arc::new(Float32Array::from(vec![Some(0.1), Some(2.5), None]))),
-        ("health", Arc::new(Float64Array::from(vec![7.5, f64::NAN, 3.0]))),
-        ("active", Arc::new(BooleanArray::from(vec![Some(true), Some(false), None]))),
+        (
+            "score",
+            Arc::new(Float32Array::from(vec![Some(0.1), Some(2.5), None])),
+        ),
+        (
+            "health",
+            Arc::new(Float64Array::from(vec![7.5, f64::NAN, 3.0])),
+        ),
+        (
+            "active",
+            Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+        ),
         ("zip", strings(&[Some("02134"), Some("10001"), None])),
         (
             "nextRenewalDate",
@@ -153,11 +169,11 @@ fn typed_accounts() -> Vec<(&'static str, ArrayRef)> {
                 Some(-1_000_000),
             ])),
         ),
-        ("notes", Arc::new(LargeStringArray::from(vec!["x, y", "", "z"]))),
         (
-            "tags",
-            string_list(&[Some(&["b", "a"]), Some(&[]), None]),
+            "notes",
+            Arc::new(LargeStringArray::from(vec!["x, y", "", "z"])),
         ),
+        ("tags", string_list(&[Some(&["b", "a"]), Some(&[]), None])),
         ("address", Arc::new(address)),
         (
             "segments",
@@ -199,7 +215,10 @@ fn every_parquet_type_gives_the_plan_of_the_same_data_as_ndjson() {
         vec![
             ("id", strings(&[Some("u1"), Some("u2"), Some("u3")])),
             ("externalId", strings(&[Some("x1"), None, Some("x3")])),
-            ("email", strings(&[None, Some("b@globex.test"), Some("c@initech.test")])),
+            (
+                "email",
+                strings(&[None, Some("b@globex.test"), Some("c@initech.test")]),
+            ),
         ],
     );
     write_parquet(
@@ -246,7 +265,11 @@ fn every_parquet_type_gives_the_plan_of_the_same_data_as_ndjson() {
     );
     ndjson.write(
         "element_counts.csv",
-        lines(&["account_id,element_id,count", "a1,Exports,4", "a3,Exports,0"]),
+        lines(&[
+            "account_id,element_id,count",
+            "a1,Exports,4",
+            "a3,Exports,0",
+        ]),
     );
     ndjson.write(
         "metric_values.ndjson",
@@ -281,7 +304,10 @@ fn every_parquet_type_gives_the_plan_of_the_same_data_as_ndjson() {
         r#""Vitally Dashboards":3"#,
         r#""Vitally Next Renewal Date":"1969-12-31""#,
     ] {
-        assert!(from_parquet.contains(expected), "{expected} not in\n{from_parquet}");
+        assert!(
+            from_parquet.contains(expected),
+            "{expected} not in\n{from_parquet}"
+        );
     }
     let binary: Vec<&String> = warnings
         .iter()
@@ -314,7 +340,10 @@ fn run(ws: &Workspace, args: &[&str]) -> String {
 fn plan_of_export(ws: &Workspace, name: &str, input: &Path) -> String {
     let db = ws.path().join(format!("{name}.db"));
     let db = db.to_str().unwrap();
-    run(ws, &["--db", db, "load", "--input", input.to_str().unwrap()]);
+    run(
+        ws,
+        &["--db", db, "load", "--input", input.to_str().unwrap()],
+    );
     run(ws, &["--db", db, "transform"]);
     run(ws, &["--db", db, "plan", "--json", "--all"])
 }
@@ -332,7 +361,11 @@ fn gen_parquet_gives_the_plan_of_gen_csv_before_and_after_mutate() {
     let ws = Workspace::new();
     let args = ["--accounts", "300", "--seed", "5"];
     let csv = gen(&ws, "csv", &args);
-    let parquet = gen(&ws, "parquet", &[&args[..], &["--format", "parquet"]].concat());
+    let parquet = gen(
+        &ws,
+        "parquet",
+        &[&args[..], &["--format", "parquet"]].concat(),
+    );
     assert!(parquet.join("accounts.parquet").is_file());
     let before = plan_of_export(&ws, "csv", &csv);
     assert_eq!(before.lines().count(), 300 + users(&csv));
@@ -342,7 +375,18 @@ fn gen_parquet_gives_the_plan_of_gen_csv_before_and_after_mutate() {
     );
 
     for dir in [&csv, &parquet] {
-        run(&ws, &["gen", "--mutate", "20", "--seed", "4", "--out", dir.to_str().unwrap()]);
+        run(
+            &ws,
+            &[
+                "gen",
+                "--mutate",
+                "20",
+                "--seed",
+                "4",
+                "--out",
+                dir.to_str().unwrap(),
+            ],
+        );
     }
     let after = plan_of_export(&ws, "csv", &csv);
     assert_eq!(changed_lines(&before, &after), 60, "20 % of 300 companies");
@@ -354,7 +398,11 @@ fn gen_parquet_gives_the_plan_of_gen_csv_before_and_after_mutate() {
 
 /// Users in a generated CSV export (one file or parts).
 fn users(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("users.csv")).unwrap().lines().count() - 1
+    std::fs::read_to_string(dir.join("users.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1
 }
 
 fn changed_lines(a: &str, b: &str) -> usize {
@@ -473,7 +521,11 @@ fn gen_parts_are_spark_folders_holding_the_same_rows_out_of_account_order() {
         "CSV parts hold other rows"
     );
 
-    let parquet = gen(&ws, "parquet", &with(&["--parts", "2", "--format", "parquet"]));
+    let parquet = gen(
+        &ws,
+        "parquet",
+        &with(&["--parts", "2", "--format", "parquet"]),
+    );
     assert!(parts(&parquet.join("accounts"))[1]
         .to_str()
         .unwrap()
@@ -486,7 +538,18 @@ fn gen_parts_are_spark_folders_holding_the_same_rows_out_of_account_order() {
     );
 
     // --mutate rewrites the parts in place: the chosen share of companies changes.
-    run(&ws, &["gen", "--mutate", "10", "--seed", "2", "--out", parted.to_str().unwrap()]);
+    run(
+        &ws,
+        &[
+            "gen",
+            "--mutate",
+            "10",
+            "--seed",
+            "2",
+            "--out",
+            parted.to_str().unwrap(),
+        ],
+    );
     let mutated = ws.path().join("mutated");
     merge_parts(&parted, &mutated);
     assert_eq!(
@@ -519,7 +582,10 @@ fn a_corrupt_or_foreign_parquet_file_exits_2_naming_it_and_leaves_the_database_u
 
     for (bytes, hint) in [
         (good[..good.len() / 2].to_vec(), "truncated or corrupt"),
-        ([&good[..good.len() - 12], b"\0\0\0\0\0\0\0\0PAR1"].concat(), "truncated or corrupt"),
+        (
+            [&good[..good.len() - 12], b"\0\0\0\0\0\0\0\0PAR1"].concat(),
+            "truncated or corrupt",
+        ),
         (b"id,externalId\n1,acme\n".to_vec(), "not a Parquet file"),
     ] {
         std::fs::write(&accounts, bytes).unwrap();
@@ -530,6 +596,10 @@ fn a_corrupt_or_foreign_parquet_file_exits_2_naming_it_and_leaves_the_database_u
             "{}",
             load.stderr
         );
-        assert_eq!(snapshot(&ws.db()), before, "a failed load changed the database");
+        assert_eq!(
+            snapshot(&ws.db()),
+            before,
+            "a failed load changed the database"
+        );
     }
 }

@@ -181,22 +181,28 @@ impl<'w, 'c> Loader<'w, 'c> {
             "elements" | "success_metrics" => {
                 let is_elements = file.table == "elements";
                 read_rows(
-                file,
-                &mut warnings, &["id", "name"], &["name"], |row, line| {
-                    progress.inc(1);
-                    self.catalog_row(file, row, line, is_elements)
-                })
+                    file,
+                    &mut warnings,
+                    &["id", "name"],
+                    &["name"],
+                    |row, line| {
+                        progress.inc(1);
+                        self.catalog_row(file, row, line, is_elements)
+                    },
+                )
             }
             "users" => read_rows(
                 file,
-                &mut warnings, &["id", "externalid", "email"], &[], |row, line| {
-                progress.inc(1);
-                self.user_row(file, row, line)
-            }),
+                &mut warnings,
+                &["id", "externalid", "email"],
+                &[],
+                |row, line| {
+                    progress.inc(1);
+                    self.user_row(file, row, line)
+                },
+            ),
             "accounts" => {
-                let rows = read_rows(
-                file,
-                &mut warnings, &[], &["externalid"], |row, line| {
+                let rows = read_rows(file, &mut warnings, &[], &["externalid"], |row, line| {
                     progress.inc(1);
                     self.account_row(file, row, line)
                 })?;

@@ -45,7 +45,9 @@ pub enum ParquetError {
     NotParquet { file: String },
     #[error("{file}: the Parquet file is encrypted: export it without Parquet encryption")]
     Encrypted { file: String },
-    #[error("{file}: the Parquet file is truncated or corrupt ({detail}): re-export or re-download it")]
+    #[error(
+        "{file}: the Parquet file is truncated or corrupt ({detail}): re-export or re-download it"
+    )]
     Corrupt { file: String, detail: String },
     #[error("{file}: column `{column}` is {data_type}, which cannot become an Intercom attribute: cast it in the export to a string, a number or a timestamp, or leave the column out")]
     Unsupported {
@@ -162,7 +164,11 @@ pub fn read_rows<E: From<ParquetError>>(
         let batch = batch.map_err(|e| corrupt(e.to_string()))?;
         let first_row = summary.rows + 1;
         let mut values = convert_batch(&batch, &mut columns).map_err(|e| match e {
-            Issue::Json { row, detail, column } => ParquetError::InvalidJson {
+            Issue::Json {
+                row,
+                detail,
+                column,
+            } => ParquetError::InvalidJson {
                 file: name.to_string(),
                 row: first_row + row as u64,
                 column,
@@ -172,7 +178,8 @@ pub fn read_rows<E: From<ParquetError>>(
         for row in 0..batch.num_rows() {
             let mut map = Map::new();
             for (column, cells) in columns.iter().zip(values.iter_mut()) {
-                if let (Some(column), Some(value)) = (column, cells.get_mut(row).and_then(Option::take))
+                if let (Some(column), Some(value)) =
+                    (column, cells.get_mut(row).and_then(Option::take))
                 {
                     map.insert(column.name.clone(), value);
                 }
@@ -360,7 +367,9 @@ pub fn describe(field: &Field) -> String {
                 .join(", ")
         ),
         Map(entries, _) => match entries.data_type() {
-            Struct(kv) if kv.len() == 2 => format!("MAP<{}, {}>", describe(&kv[0]), describe(&kv[1])),
+            Struct(kv) if kv.len() == 2 => {
+                format!("MAP<{}, {}>", describe(&kv[0]), describe(&kv[1]))
+            }
             other => format!("MAP<{other}>"),
         },
         Dictionary(_, values) => describe(&dictionary_values(field, values)),
@@ -420,7 +429,9 @@ fn convert(
         Null => vec![None; len],
         Boolean => {
             let a = array.as_boolean();
-            (0..len).map(|i| valid(i).then(|| Value::Bool(a.value(i)))).collect()
+            (0..len)
+                .map(|i| valid(i).then(|| Value::Bool(a.value(i))))
+                .collect()
         }
         Int8 => integers::<Int8Type>(array),
         Int16 => integers::<Int16Type>(array),
@@ -431,7 +442,9 @@ fn convert(
         UInt32 => integers::<UInt32Type>(array),
         UInt64 => {
             let a = array.as_primitive::<UInt64Type>();
-            (0..len).map(|i| valid(i).then(|| Value::from(a.value(i)))).collect()
+            (0..len)
+                .map(|i| valid(i).then(|| Value::from(a.value(i))))
+                .collect()
         }
         Float16 => {
             let a = array.as_primitive::<Float16Type>();
@@ -449,12 +462,32 @@ fn convert(
         Decimal64(_, scale) => decimals::<Decimal64Type>(array, *scale),
         Decimal128(_, scale) => decimals::<Decimal128Type>(array, *scale),
         Decimal256(_, scale) => decimals::<Decimal256Type>(array, *scale),
-        Utf8 => strings(len, valid, |i| array.as_string::<i32>().value(i), field, context)?,
-        LargeUtf8 => strings(len, valid, |i| array.as_string::<i64>().value(i), field, context)?,
-        Utf8View => strings(len, valid, |i| array.as_string_view().value(i), field, context)?,
+        Utf8 => strings(
+            len,
+            valid,
+            |i| array.as_string::<i32>().value(i),
+            field,
+            context,
+        )?,
+        LargeUtf8 => strings(
+            len,
+            valid,
+            |i| array.as_string::<i64>().value(i),
+            field,
+            context,
+        )?,
+        Utf8View => strings(
+            len,
+            valid,
+            |i| array.as_string_view().value(i),
+            field,
+            context,
+        )?,
         FixedSizeBinary(16) => {
             let a = array.as_fixed_size_binary();
-            (0..len).map(|i| valid(i).then(|| Value::String(uuid_text(a.value(i))))).collect()
+            (0..len)
+                .map(|i| valid(i).then(|| Value::String(uuid_text(a.value(i)))))
+                .collect()
         }
         Date32 => {
             let a = array.as_primitive::<Date32Type>();
@@ -493,8 +526,18 @@ fn convert(
             };
             times(len, valid, &values, *unit, true)
         }
-        List(item) => lists(array.as_list::<i32>().offsets().iter().map(|o| *o as usize), array, item, context)?,
-        LargeList(item) => lists(array.as_list::<i64>().offsets().iter().map(|o| *o as usize), array, item, context)?,
+        List(item) => lists(
+            array.as_list::<i32>().offsets().iter().map(|o| *o as usize),
+            array,
+            item,
+            context,
+        )?,
+        LargeList(item) => lists(
+            array.as_list::<i64>().offsets().iter().map(|o| *o as usize),
+            array,
+            item,
+            context,
+        )?,
         FixedSizeList(item, size) => {
             let a = array.as_fixed_size_list();
             let size = *size as usize;
@@ -626,7 +669,10 @@ where
 {
     let a = array.as_primitive::<T>();
     (0..a.len())
-        .map(|i| a.is_valid(i).then(|| decimal_value(&a.value(i).to_string(), scale)))
+        .map(|i| {
+            a.is_valid(i)
+                .then(|| decimal_value(&a.value(i).to_string(), scale))
+        })
         .collect()
 }
 
@@ -648,7 +694,10 @@ fn decimal_value(unscaled: &str, scale: i8) -> Value {
         let (whole, fraction) = padded.split_at(padded.len() - scale);
         format!("{sign}{whole}.{fraction}")
     } else {
-        format!("{sign}{digits}{}", "0".repeat(scale.unsigned_abs() as usize))
+        format!(
+            "{sign}{digits}{}",
+            "0".repeat(scale.unsigned_abs() as usize)
+        )
     };
     text.parse::<f64>()
         .ok()
@@ -814,15 +863,15 @@ mod tests {
         assert_eq!(decimal_value("42", 0), serde_json::json!(42));
         assert_eq!(decimal_value("-42", 0), serde_json::json!(-42));
         assert_eq!(decimal_value("12", -2).to_string(), "1200.0");
-        assert_eq!(
-            decimal_value("99999999999999999999", 0).to_string(),
-            "1e20"
-        );
+        assert_eq!(decimal_value("99999999999999999999", 0).to_string(), "1e20");
     }
 
     #[test]
     fn instants_are_utc_with_a_trimmed_fraction() {
-        assert_eq!(instant_text(0, TimeUnit::Second, true), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            instant_text(0, TimeUnit::Second, true),
+            "1970-01-01T00:00:00Z"
+        );
         assert_eq!(
             instant_text(1_700_000_000_500, TimeUnit::Millisecond, true),
             "2023-11-14T22:13:20.5Z"
@@ -835,7 +884,10 @@ mod tests {
             instant_text(-1, TimeUnit::Nanosecond, true),
             "1969-12-31T23:59:59.999999999Z"
         );
-        assert_eq!(instant_text(3_723_250, TimeUnit::Millisecond, false), "01:02:03.25");
+        assert_eq!(
+            instant_text(3_723_250, TimeUnit::Millisecond, false),
+            "01:02:03.25"
+        );
         assert_eq!(date_text(19_417), "2023-03-01");
         assert_eq!(date_text(-1), "1969-12-31");
     }

@@ -100,7 +100,10 @@ fn find(dir: &Path, table: &str) -> Result<Vec<Found>> {
                 continue;
             }
             let (kind, gzip) = kind_of(&name, true).with_context(|| {
-                format!("{}: --mutate cannot rewrite this part", folder.join(&name).display())
+                format!(
+                    "{}: --mutate cannot rewrite this part",
+                    folder.join(&name).display()
+                )
             })?;
             found.push(Found {
                 path: folder.join(name),
@@ -165,7 +168,10 @@ fn rewrite(
 }
 
 /// Rewrites a Parquet `found` batch by batch through `edit`, keeping its schema.
-fn rewrite_parquet(found: &Found, edit: impl FnMut(RecordBatch) -> Result<RecordBatch>) -> Result<()> {
+fn rewrite_parquet(
+    found: &Found,
+    edit: impl FnMut(RecordBatch) -> Result<RecordBatch>,
+) -> Result<()> {
     replace(found, |temp| {
         super::parquet::rewrite(&found.path, temp, edit)
     })
@@ -306,9 +312,9 @@ pub fn mutate(dir: &Path, percent: f64, seed: u64) -> Result<MutateSummary> {
         let (pending, changed) = (&mut pending, &mut counts_changed);
         match part.kind {
             Kind::Csv => rewrite(&part, |input, out| counts_csv(input, out, pending, changed))?,
-            Kind::Ndjson => {
-                rewrite(&part, |input, out| counts_ndjson(input, out, pending, changed))?
-            }
+            Kind::Ndjson => rewrite(&part, |input, out| {
+                counts_ndjson(input, out, pending, changed)
+            })?,
             Kind::Parquet => {
                 rewrite_parquet(&part, |batch| counts_parquet(batch, pending, changed))?
             }
@@ -451,7 +457,12 @@ fn strings(batch: &RecordBatch, index: usize) -> Result<Vec<Option<String>>> {
     let array = batch
         .column(index)
         .as_string_opt::<i32>()
-        .with_context(|| format!("column `{}` is not a string column", batch.schema().field(index).name()))?;
+        .with_context(|| {
+            format!(
+                "column `{}` is not a string column",
+                batch.schema().field(index).name()
+            )
+        })?;
     Ok(array.iter().map(|v| v.map(str::to_string)).collect())
 }
 
@@ -549,8 +560,8 @@ fn counts_ndjson(
         if line.trim().is_empty() {
             continue;
         }
-        let mut object: serde_json::Map<String, Value> = serde_json::from_str(&line)
-            .context("an element_counts line is not a JSON object")?;
+        let mut object: serde_json::Map<String, Value> =
+            serde_json::from_str(&line).context("an element_counts line is not a JSON object")?;
         let account = object
             .iter()
             .find(|(k, _)| normalize(k) == "accountid")

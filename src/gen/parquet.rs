@@ -153,7 +153,8 @@ impl ParquetSink {
     }
 
     pub fn row(&mut self, values: &[V<'_>]) -> io::Result<()> {
-        for ((builder, &(_, col)), value) in self.builders.iter_mut().zip(self.columns).zip(values) {
+        for ((builder, &(_, col)), value) in self.builders.iter_mut().zip(self.columns).zip(values)
+        {
             builder.append(col, value)?;
         }
         self.buffered += 1;

@@ -145,9 +145,9 @@ impl Layout {
 }
 
 fn table_tag(table: &str) -> u64 {
-    table
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    table.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// One table of a generated export: one file, or the part files of its folder. Rows go to
@@ -320,9 +320,9 @@ fn write_plain(out: &mut impl Write, value: &V<'_>) -> io::Result<()> {
         V::Int(n) => write!(out, "{n}"),
         V::Bool(b) => out.write_all(if b { b"true" } else { b"false" }),
         V::Date(days) => out.write_all(date_text(days).as_bytes()),
-        V::Timestamp(seconds) => out.write_all(
-            instant_text(seconds, arrow_schema::TimeUnit::Second, true).as_bytes(),
-        ),
+        V::Timestamp(seconds) => {
+            out.write_all(instant_text(seconds, arrow_schema::TimeUnit::Second, true).as_bytes())
+        }
         V::Null => Ok(()),
     }
 }
