@@ -603,3 +603,58 @@ fn a_corrupt_or_foreign_parquet_file_exits_2_naming_it_and_leaves_the_database_u
         );
     }
 }
+
+#[test]
+fn unreadable_parquet_columns_exit_2_naming_the_file_the_column_and_the_row() {
+    let ws = Workspace::new();
+    let dir = ws.export();
+    write_parquet(
+        &dir.join("accounts.parquet"),
+        vec![("externalId", strings(&[Some("acme"), Some("globex")]))],
+    );
+    let (value_field, values) = json_column(&["1", "{oops"]);
+    let metric_values = RecordBatch::try_new(
+        Arc::new(arrow_schema::Schema::new(vec![
+            Field::new("account_id", DataType::Utf8, false),
+            Field::new("metric_id", DataType::Utf8, false),
+            value_field,
+        ])),
+        vec![
+            strings(&[Some("acme"), Some("globex")]),
+            strings(&[Some("Logins"), Some("Logins")]),
+            values,
+        ],
+    )
+    .unwrap();
+    write_batch(&dir.join("metric_values.parquet"), &metric_values);
+    let load = ws.load();
+    load.expect_code(2);
+    assert!(
+        load.stderr
+            .contains("error: metric_values.parquet: row 2: column `value` is annotated JSON but holds invalid JSON"),
+        "{}",
+        load.stderr
+    );
+
+    std::fs::remove_file(dir.join("metric_values.parquet")).unwrap();
+    write_parquet(
+        &dir.join("accounts.parquet"),
+        vec![
+            ("externalId", strings(&[Some("acme")])),
+            (
+                "uptime",
+                Arc::new(arrow_array::DurationSecondArray::from(vec![60])),
+            ),
+        ],
+    );
+    let load = ws.load();
+    load.expect_code(2);
+    assert!(
+        load.stderr
+            .contains("error: accounts.parquet: column `uptime` is ")
+            && load.stderr.contains("cast it in the export"),
+        "{}",
+        load.stderr
+    );
+    assert!(!ws.db().exists(), "a failed first load leaves no database");
+}

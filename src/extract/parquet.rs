@@ -25,7 +25,7 @@ use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
-use arrow_array::{Array, ArrowPrimitiveType, RecordBatch};
+use arrow_array::{Array, ArrayRef, ArrowPrimitiveType, RecordBatch};
 use arrow_schema::{DataType, Field, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Number, Value};
@@ -163,18 +163,13 @@ pub fn read_rows<E: From<ParquetError>>(
     for batch in reader {
         let batch = batch.map_err(|e| corrupt(e.to_string()))?;
         let first_row = summary.rows + 1;
-        let mut values = convert_batch(&batch, &mut columns).map_err(|e| match e {
-            Issue::Json {
-                row,
-                detail,
-                column,
-            } => ParquetError::InvalidJson {
+        let mut values =
+            convert_batch(&batch, &mut columns).map_err(|e| ParquetError::InvalidJson {
                 file: name.to_string(),
-                row: first_row + row as u64,
-                column,
-                detail,
-            },
-        })?;
+                row: first_row + e.row as u64,
+                column: e.column,
+                detail: e.detail,
+            })?;
         for row in 0..batch.num_rows() {
             let mut map = Map::new();
             for (column, cells) in columns.iter().zip(values.iter_mut()) {
@@ -377,20 +372,19 @@ pub fn describe(field: &Field) -> String {
     }
 }
 
-/// A value that cannot be converted (reported with the file by the caller).
-enum Issue {
-    Json {
-        row: usize,
-        column: String,
-        detail: String,
-    },
+/// A cell of a JSON-annotated column that is not JSON (reported with the file by the caller).
+struct BadJson {
+    /// Row in the batch.
+    row: usize,
+    column: String,
+    detail: String,
 }
 
 /// Converts each read column of `batch` into one optional JSON value per row.
 fn convert_batch(
     batch: &RecordBatch,
     columns: &mut [Option<Column>],
-) -> Result<Vec<Vec<Option<Value>>>, Issue> {
+) -> Result<Vec<Vec<Option<Value>>>, BadJson> {
     let schema = batch.schema();
     let mut out = Vec::with_capacity(columns.len());
     for (i, column) in columns.iter_mut().enumerate() {
@@ -421,7 +415,7 @@ fn convert(
     array: &dyn Array,
     field: &Field,
     context: &mut Context<'_>,
-) -> Result<Vec<Option<Value>>, Issue> {
+) -> Result<Vec<Option<Value>>, BadJson> {
     use DataType::*;
     let len = array.len();
     let valid = |i: usize| array.is_valid(i);
@@ -526,24 +520,30 @@ fn convert(
             };
             times(len, valid, &values, *unit, true)
         }
-        List(item) => lists(
-            array.as_list::<i32>().offsets().iter().map(|o| *o as usize),
-            array,
-            item,
-            context,
-        )?,
-        LargeList(item) => lists(
-            array.as_list::<i64>().offsets().iter().map(|o| *o as usize),
-            array,
-            item,
-            context,
-        )?,
-        FixedSizeList(item, size) => {
-            let a = array.as_fixed_size_list();
-            let size = *size as usize;
-            let offsets = (0..=len).map(|i| i * size);
-            let mut items = convert(a.values().as_ref(), item, context)?;
-            split_lists(offsets, &mut items, valid)
+        List(item) | LargeList(item) | FixedSizeList(item, _) => {
+            let (offsets, values): (Vec<usize>, &ArrayRef) = match array.data_type() {
+                List(_) => {
+                    let a = array.as_list::<i32>();
+                    (
+                        a.offsets().iter().map(|o| *o as usize).collect(),
+                        a.values(),
+                    )
+                }
+                LargeList(_) => {
+                    let a = array.as_list::<i64>();
+                    (
+                        a.offsets().iter().map(|o| *o as usize).collect(),
+                        a.values(),
+                    )
+                }
+                _ => {
+                    let a = array.as_fixed_size_list();
+                    let size = a.value_length() as usize;
+                    ((0..=len).map(|i| i * size).collect(), a.values())
+                }
+            };
+            let mut items = convert(values.as_ref(), item, context)?;
+            split_lists(&offsets, &mut items, valid)
         }
         Struct(children) => {
             let a = array.as_struct();
@@ -711,7 +711,7 @@ fn strings<'a>(
     text: impl Fn(usize) -> &'a str,
     field: &Field,
     context: &mut Context<'_>,
-) -> Result<Vec<Option<Value>>, Issue> {
+) -> Result<Vec<Option<Value>>, BadJson> {
     if !is_json(field) {
         return Ok((0..len)
             .map(|i| valid(i).then(|| Value::String(text(i).to_string())))
@@ -725,7 +725,7 @@ fn strings<'a>(
             match serde_json::from_str::<Value>(text(i)) {
                 Ok(Value::Null) => Ok(None),
                 Ok(value) => Ok(Some(value)),
-                Err(e) => Err(Issue::Json {
+                Err(e) => Err(BadJson {
                     row: i,
                     column: context.column.to_string(),
                     detail: e.to_string(),
@@ -735,28 +735,13 @@ fn strings<'a>(
         .collect()
 }
 
-fn lists(
-    offsets: impl Iterator<Item = usize>,
-    array: &dyn Array,
-    item: &Field,
-    context: &mut Context<'_>,
-) -> Result<Vec<Option<Value>>, Issue> {
-    let values = match array.data_type() {
-        DataType::LargeList(_) => array.as_list::<i64>().values().clone(),
-        _ => array.as_list::<i32>().values().clone(),
-    };
-    let mut items = convert(values.as_ref(), item, context)?;
-    Ok(split_lists(offsets, &mut items, |i| array.is_valid(i)))
-}
-
 /// Cuts `items` into one JSON array per pair of consecutive `offsets` (null items are JSON
 /// null inside an array; a null list is `None`).
 fn split_lists(
-    offsets: impl Iterator<Item = usize>,
+    offsets: &[usize],
     items: &mut [Option<Value>],
     valid: impl Fn(usize) -> bool,
 ) -> Vec<Option<Value>> {
-    let offsets: Vec<usize> = offsets.collect();
     offsets
         .windows(2)
         .enumerate()
