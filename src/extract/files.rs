@@ -147,7 +147,7 @@ pub fn discover(dir: &Path) -> Result<Discovery, ExtractError> {
     if !found.tables.contains_key("accounts") {
         return Err(ExtractError::Input {
             location: dir.display().to_string(),
-            message: "no accounts file: the export needs accounts.csv, accounts.json, accounts.ndjson (optionally .gz) or accounts.parquet".into(),
+            message: "no accounts file: the export needs accounts.csv, accounts.json or accounts.ndjson (optionally .gz)".into(),
         });
     }
     Ok(found)

@@ -848,7 +848,10 @@ mod tests {
         assert_eq!(decimal_value("42", 0), serde_json::json!(42));
         assert_eq!(decimal_value("-42", 0), serde_json::json!(-42));
         assert_eq!(decimal_value("12", -2).to_string(), "1200.0");
-        assert_eq!(decimal_value("99999999999999999999", 0).to_string(), "1e20");
+        assert_eq!(
+            decimal_value("99999999999999999999", 0).to_string(),
+            "1e+20"
+        );
     }
 
     #[test]

@@ -76,17 +76,13 @@ impl Write for Sink {
     }
 }
 
-fn extension(format: GenFormat) -> &'static str {
-    match format {
+/// The file name of `table` in `format`: `accounts.csv`, `users.ndjson.gz`, …
+pub fn file_name(table: &str, format: GenFormat, gzip: bool) -> String {
+    let ext = match format {
         GenFormat::Csv => "csv",
         GenFormat::Ndjson => "ndjson",
         GenFormat::Parquet => "parquet",
-    }
-}
-
-/// The file name of `table` in `format`: `accounts.csv`, `users.ndjson.gz`, …
-pub fn file_name(table: &str, format: GenFormat, gzip: bool) -> String {
-    let ext = extension(format);
+    };
     if gzip {
         format!("{table}.{ext}.gz")
     } else {
