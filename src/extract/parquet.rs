@@ -838,6 +838,7 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::TimestampMicrosecondArray;
 
     #[test]
     fn decimals_keep_their_decimal_value() {
@@ -884,6 +885,49 @@ mod tests {
     fn floats_keep_their_shortest_text() {
         assert_eq!(shortest_f64(0.1f32), 0.1);
         assert_eq!(shortest_f64(3.0f32), 3.0);
+    }
+
+    #[test]
+    fn schema_describes_columns_as_parquet_names_them() {
+        use arrow_array::{ArrayRef, DictionaryArray, Int64Array, StringArray};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part-0.parquet");
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("id", Arc::new(Int64Array::from(vec![1]))),
+            ("name", Arc::new(StringArray::from(vec!["a"]))),
+            (
+                "plan",
+                Arc::new(["pro"].into_iter().collect::<DictionaryArray<Int32Type>>()),
+            ),
+            (
+                "at",
+                Arc::new(TimestampMicrosecondArray::from(vec![0]).with_timezone("UTC")),
+            ),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            File::create(&path).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let described: Vec<String> = schema(&path, "part-0")
+            .unwrap()
+            .into_iter()
+            .map(|(name, data_type)| format!("{name} {data_type}"))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                "id INT64",
+                "name STRING",
+                "plan STRING",
+                "at TIMESTAMP(MICROS, UTC)"
+            ]
+        );
     }
 
     #[test]
