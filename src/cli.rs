@@ -273,14 +273,18 @@ pub struct GenArgs {
     pub out: PathBuf,
     #[arg(long, value_enum, default_value_t = crate::gen::GenFormat::Csv)]
     pub format: crate::gen::GenFormat,
-    /// Write `<table>.<fmt>.gz` files.
+    /// Write `<table>.<fmt>.gz` files (CSV and NDJSON; Parquet is compressed inside).
     #[arg(long)]
     pub gzip: bool,
+    /// Write each table as a folder `<table>/` of N Spark-style part files
+    /// (`part-00000-<uuid>-c000.csv`) and an empty `_SUCCESS`, an account's rows in one part.
+    #[arg(long, value_name = "N")]
+    pub parts: Option<u32>,
     /// Mean users per account (each account gets 0..=2×this).
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub users_per_account: u32,
     /// Instead of generating: change P % of the accounts of the export in --out (new mrr
     /// and health score, one element count + 1), chosen by --seed.
-    #[arg(long, value_name = "P", conflicts_with_all = ["accounts", "format", "gzip", "users_per_account"])]
+    #[arg(long, value_name = "P", conflicts_with_all = ["accounts", "format", "gzip", "users_per_account", "parts"])]
     pub mutate: Option<f64>,
 }

@@ -23,6 +23,7 @@ pub fn run(args: &GenArgs) -> Result<u8> {
         format: args.format,
         gzip: args.gzip,
         users_per_account: args.users_per_account,
+        parts: args.parts,
     };
     let summary = gen::generate(&args.out, &options)?;
     let files: Vec<String> = summary

@@ -7,7 +7,7 @@
 pub mod accounts;
 mod loader;
 pub mod options;
-mod read;
+pub mod read;
 pub mod rows;
 pub mod source;
 pub mod typing;
@@ -104,6 +104,7 @@ pub fn load(
     }
     let sources: Vec<&TableSource> = found.in_load_order().collect();
     for source in &sources {
+        read::check_parts(source)?;
         summary.parts.insert(source.table, source.parts.len());
     }
     let (committed, outcome) = read::read_all(&sources, |tables| {
@@ -115,19 +116,19 @@ pub fn load(
             let users_tx = tx.clone();
             let users = scope.spawn(move || -> Consumed {
                 let mut loader = UserLoader::new(Sink::new(users_tx));
-                let mut rows = BTreeMap::new();
+                let mut report = Report::default();
                 for table in users {
-                    consume(table, &mut rows, |row, at| loader.row(row, at))?;
+                    consume(table, &mut report, |row, at| loader.row(row, at))?;
                 }
                 loader.finish().map_err(|e| ("users", e))?;
-                Ok((rows, Vec::new()))
+                Ok(report)
             });
             let main = (|| -> Consumed {
                 let mut loader = Loader::new(Sink::new(tx.clone()));
-                let mut rows = BTreeMap::new();
+                let mut report = Report::default();
                 for table in others {
                     let name = table.source.table;
-                    consume(table, &mut rows, |row, at| loader.row(name, row, at))?;
+                    consume(table, &mut report, |row, at| loader.row(name, row, at))?;
                     if name == "accounts" && loader.accounts() == 0 {
                         let source = sources.iter().find(|s| s.table == "accounts");
                         if let Some(first) = source.and_then(|s| s.parts.first()) {
@@ -135,8 +136,10 @@ pub fn load(
                         }
                     }
                 }
-                let warnings = loader.finish().map_err(|e| ("", e))?;
-                Ok((rows, warnings))
+                report
+                    .warnings
+                    .extend(loader.finish().map_err(|e| ("", e))?);
+                Ok(report)
             })();
             let users = users
                 .join()
@@ -157,21 +160,25 @@ pub fn load(
     });
     // A database error explains the consumers' "writer stopped" errors: it comes first.
     let version = committed?;
-    let (rows, warnings) = outcome?;
-    summary.rows = rows;
-    summary.warnings.extend(warnings);
+    let report = outcome?;
+    summary.rows = report.rows;
+    summary.warnings.extend(report.warnings);
     summary.extract_version = version.unwrap_or_default();
     Ok(summary)
 }
 
-/// What a consumer read (rows per table) and warned about, or the table it failed on.
-type Consumed = Result<(BTreeMap<&'static str, u64>, Vec<String>), (&'static str, ExtractError)>;
+/// What a consumer read: rows per table, and warnings.
+#[derive(Default)]
+struct Report {
+    rows: BTreeMap<&'static str, u64>,
+    warnings: Vec<String>,
+}
 
-/// The error of the earliest table (in load order), else both consumers' results combined.
-fn first_error(
-    a: Consumed,
-    b: Consumed,
-) -> Result<(BTreeMap<&'static str, u64>, Vec<String>), ExtractError> {
+/// A consumer's report, or the table it failed on with the error.
+type Consumed = Result<Report, (&'static str, ExtractError)>;
+
+/// The error of the earliest table (in load order), else both consumers' reports combined.
+fn first_error(a: Consumed, b: Consumed) -> Result<Report, ExtractError> {
     let order = |table: &str| {
         source::TABLES
             .iter()
@@ -179,20 +186,21 @@ fn first_error(
             .unwrap_or(usize::MAX)
     };
     match (a, b) {
-        (Ok((mut rows, mut warnings)), Ok((more_rows, more_warnings))) => {
-            rows.extend(more_rows);
-            warnings.extend(more_warnings);
-            Ok((rows, warnings))
+        (Ok(mut a), Ok(b)) => {
+            a.rows.extend(b.rows);
+            a.warnings.extend(b.warnings);
+            Ok(a)
         }
         (Err((t1, e1)), Err((t2, e2))) => Err(if order(t2) < order(t1) { e2 } else { e1 }),
         (Err((_, e)), _) | (_, Err((_, e))) => Err(e),
     }
 }
 
-/// Feeds every row of `table` to `row`, counting them; the error names its table.
+/// Feeds every row of `table` to `row`, counting them and keeping the readers' warnings
+/// (once each: a warning about a part is said of the table); the error names its table.
 fn consume<'s>(
     table: read::TableRows<'s>,
-    counts: &mut BTreeMap<&'static str, u64>,
+    report: &mut Report,
     mut row: impl FnMut(&Row<'_>, Location<'_>) -> Result<(), ExtractError>,
 ) -> Result<(), (&'static str, ExtractError)> {
     let source = table.source;
@@ -203,7 +211,8 @@ fn consume<'s>(
         source.bytes(),
         source.bytes_read.clone(),
     );
-    let count = counts.entry(source.table).or_default();
+    let count = report.rows.entry(source.table).or_default();
+    let warnings = &mut report.warnings;
     table
         .for_each(|part, rows| {
             *count += rows.len() as u64;
@@ -222,6 +231,20 @@ fn consume<'s>(
                 Rows::Json(objects) => {
                     for (object, line) in objects {
                         row(&Row::json(object, spec.wanted), at(*line))?;
+                    }
+                }
+                Rows::Warnings(found) => {
+                    let part_name = &source.parts[part].name;
+                    for warning in found {
+                        let warning = match warning.strip_prefix(part_name.as_str()) {
+                            Some(rest) if source.parts.len() > 1 => {
+                                format!("{} ({} parts){rest}", source.table, source.parts.len())
+                            }
+                            _ => warning.clone(),
+                        };
+                        if !warnings.contains(&warning) {
+                            warnings.push(warning);
+                        }
                     }
                 }
             }

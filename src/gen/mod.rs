@@ -2,6 +2,9 @@
 //!
 //! Every row comes from a SplitMix64 stream keyed by (seed, table, account index), so a seed
 //! gives the same bytes on every machine, and each table is written by its own thread.
+//! CSV, NDJSON and Parquet (typed columns) hold the same data: they load to the same payloads.
+//! With `--parts N` each table is a folder of N Spark-style part files plus `_SUCCESS`; an
+//! account's rows (its users, counts, …) go to one part chosen by a seeded hash.
 //! Per account: ≈`users_per_account` users (0..=2×), 5–15 element counts (of 40 Elements),
 //! 3–7 metric values (of 15 Success Metrics), 0–4 indicators, 0–3 segments. Values are
 //! long-tailed (MRR, seats, counts) and names carry accents, CJK and emoji.
@@ -10,6 +13,7 @@
 
 pub mod data;
 mod mutate;
+mod parquet;
 pub mod rng;
 pub mod write;
 
@@ -21,13 +25,14 @@ use anyhow::{bail, Context, Result};
 use data::*;
 pub use mutate::{mutate, MutateSummary};
 use rng::{permute40, Rng};
-use write::{file_name, TableWriter, V};
+use write::{file_name, Col, Columns, Layout, Table, V};
 
 /// Output format of `gen`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GenFormat {
     Csv,
     Ndjson,
+    Parquet,
 }
 
 #[derive(Clone, Debug)]
@@ -37,6 +42,8 @@ pub struct GenOptions {
     pub format: GenFormat,
     pub gzip: bool,
     pub users_per_account: u32,
+    /// Write each table as a folder of this many part files.
+    pub parts: Option<u32>,
 }
 
 /// Rows written per table file.
@@ -65,31 +72,48 @@ const T_INDICATORS: u64 = 6;
 const T_SEGMENTS: u64 = 7;
 const T_IDS: u64 = 8;
 
-pub const ACCOUNT_COLUMNS: &[&str] = &[
-    "id",
-    "externalId",
-    "accountOwnerId",
-    "name",
-    "mrr",
-    "healthScore",
-    "type",
-    "npsScore",
-    "nextRenewalDate",
-    "zipCode",
-    "isEnterprise",
-    "seats",
-    "plan",
-    "industry",
-    "country",
-    "createdAt",
-    "churnProbability",
+pub const ACCOUNT_COLUMNS: Columns = &[
+    ("id", Col::Str),
+    ("externalId", Col::Str),
+    ("accountOwnerId", Col::Str),
+    ("name", Col::Str),
+    ("mrr", Col::Float),
+    ("healthScore", Col::Float),
+    ("type", Col::Str),
+    ("npsScore", Col::Int),
+    ("nextRenewalDate", Col::Date),
+    ("zipCode", Col::Str),
+    ("isEnterprise", Col::Bool),
+    ("seats", Col::Int),
+    ("plan", Col::Str),
+    ("industry", Col::Str),
+    ("country", Col::Str),
+    ("createdAt", Col::Timestamp),
+    ("churnProbability", Col::Float),
 ];
-const USER_COLUMNS: &[&str] = &["id", "externalId", "email"];
-const CATALOG_COLUMNS: &[&str] = &["id", "name"];
-const COUNT_COLUMNS: &[&str] = &["account_id", "element_id", "count"];
-const METRIC_VALUE_COLUMNS: &[&str] = &["account_id", "metric_id", "value"];
-const INDICATOR_COLUMNS: &[&str] = &["account_id", "kind", "name"];
-const SEGMENT_COLUMNS: &[&str] = &["account_id", "name"];
+const USER_COLUMNS: Columns = &[
+    ("id", Col::Str),
+    ("externalId", Col::Str),
+    ("email", Col::Str),
+];
+const CATALOG_COLUMNS: Columns = &[("id", Col::Str), ("name", Col::Str)];
+const COUNT_COLUMNS: Columns = &[
+    ("account_id", Col::Str),
+    ("element_id", Col::Str),
+    ("count", Col::Int),
+];
+/// A metric's value is an integer, a decimal or a word, depending on the metric.
+const METRIC_VALUE_COLUMNS: Columns = &[
+    ("account_id", Col::Str),
+    ("metric_id", Col::Str),
+    ("value", Col::Json),
+];
+const INDICATOR_COLUMNS: Columns = &[
+    ("account_id", Col::Str),
+    ("kind", Col::Str),
+    ("name", Col::Str),
+];
+const SEGMENT_COLUMNS: Columns = &[("account_id", Col::Str), ("name", Col::Str)];
 
 /// The tables a generated export has, in the order written.
 pub const TABLES: [&str; 8] = [
@@ -117,18 +141,28 @@ pub fn generate(dir: &Path, options: &GenOptions) -> Result<GenSummary> {
     if options.accounts == 0 {
         bail!("--accounts must be at least 1");
     }
+    if options.parts == Some(0) {
+        bail!("--parts must be at least 1");
+    }
+    if options.gzip && options.format == GenFormat::Parquet {
+        bail!("Parquet files are compressed inside (snappy): drop --gzip");
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    refuse_other_formats(dir, options)?;
-    let path = |table: &str| dir.join(file_name(table, options.format, options.gzip));
+    let layout = Layout {
+        format: options.format,
+        gzip: options.gzip,
+        parts: options.parts,
+        seed: options.seed,
+    };
+    refuse_other_layouts(dir, &layout)?;
     let mut summary = GenSummary::default();
+    let create = |table: &str, columns| {
+        Table::create(dir, table, &layout, columns)
+            .with_context(|| format!("cannot create {}", dir.join(table).display()))
+    };
 
     // Catalogs: tiny, written first.
-    let mut elements = TableWriter::create(
-        &path("elements"),
-        options.format,
-        options.gzip,
-        CATALOG_COLUMNS,
-    )?;
+    let mut elements = create("elements", CATALOG_COLUMNS)?;
     for (i, name) in ELEMENTS.iter().enumerate() {
         // One name with extra inner and outer whitespace: the loader collapses it.
         let padded;
@@ -138,28 +172,23 @@ pub fn generate(dir: &Path, options: &GenOptions) -> Result<GenSummary> {
         } else {
             name
         };
+        elements.account(i as u64);
         elements.row(&[V::Str(&format!("el_{:02}", i + 1)), V::Str(name)])?;
     }
-    summary.files.push((
-        file_name("elements", options.format, options.gzip),
-        elements.finish()?,
-    ));
-    let mut metrics = TableWriter::create(
-        &path("success_metrics"),
-        options.format,
-        options.gzip,
-        CATALOG_COLUMNS,
-    )?;
+    summary
+        .files
+        .push((layout.entry_name("elements"), elements.finish()?));
+    let mut metrics = create("success_metrics", CATALOG_COLUMNS)?;
     for (i, (name, _)) in METRICS.iter().enumerate() {
+        metrics.account(i as u64);
         metrics.row(&[V::Str(&format!("sm_{:02}", i + 1)), V::Str(name)])?;
     }
-    summary.files.push((
-        file_name("success_metrics", options.format, options.gzip),
-        metrics.finish()?,
-    ));
+    summary
+        .files
+        .push((layout.entry_name("success_metrics"), metrics.finish()?));
 
-    type Job = fn(&mut TableWriter, &GenOptions) -> std::io::Result<()>;
-    let jobs: [(&str, &'static [&'static str], Job); 6] = [
+    type Job = fn(&mut Table, &GenOptions) -> std::io::Result<()>;
+    let jobs: [(&str, Columns, Job); 6] = [
         ("accounts", ACCOUNT_COLUMNS, write_accounts),
         ("users", USER_COLUMNS, write_users),
         ("element_counts", COUNT_COLUMNS, write_counts),
@@ -171,15 +200,14 @@ pub fn generate(dir: &Path, options: &GenOptions) -> Result<GenSummary> {
         let handles: Vec<_> = jobs
             .iter()
             .map(|&(table, columns, job)| {
-                let file: PathBuf = path(table);
+                let layout = &layout;
+                let create = &create;
                 scope.spawn(move || -> Result<(String, u64)> {
-                    let mut writer =
-                        TableWriter::create(&file, options.format, options.gzip, columns)
-                            .with_context(|| format!("cannot create {}", file.display()))?;
+                    let mut writer = create(table, columns)?;
                     job(&mut writer, options)
-                        .with_context(|| format!("cannot write {}", file.display()))?;
+                        .with_context(|| format!("cannot write {}", dir.join(table).display()))?;
                     let rows = writer.finish()?;
-                    Ok((file_name(table, options.format, options.gzip), rows))
+                    Ok((layout.entry_name(table), rows))
                 })
             })
             .collect();
@@ -194,39 +222,42 @@ pub fn generate(dir: &Path, options: &GenOptions) -> Result<GenSummary> {
     Ok(summary)
 }
 
-/// A table file of another format next to ours would make the export ambiguous for `load`.
-fn refuse_other_formats(dir: &Path, options: &GenOptions) -> Result<()> {
+/// A table in another format or layout next to ours would make the export ambiguous for
+/// `load`; so would stale part files of an earlier `--parts`.
+fn refuse_other_layouts(dir: &Path, layout: &Layout) -> Result<()> {
+    let refuse = |path: PathBuf, table: &str| -> Result<()> {
+        bail!(
+            "{} already exists: `load` would find two sources for the `{table}` table; \
+             generate into an empty directory (or remove it)",
+            path.display()
+        )
+    };
     for table in TABLES {
-        for format in [GenFormat::Csv, GenFormat::Ndjson] {
+        let ours = dir.join(file_name(table, layout.format, layout.gzip));
+        for format in [GenFormat::Csv, GenFormat::Ndjson, GenFormat::Parquet] {
             for gzip in [false, true] {
-                if format == options.format && gzip == options.gzip {
-                    continue;
-                }
                 let other = dir.join(file_name(table, format, gzip));
-                if other.exists() {
-                    bail!(
-                        "{} already exists: `load` would find two files for the `{table}` table; \
-                         generate into an empty directory (or remove it)",
-                        other.display()
-                    );
+                if (layout.parts.is_some() || other != ours) && other.exists() {
+                    refuse(other, table)?;
                 }
+            }
+        }
+        let folder = dir.join(table);
+        if !folder.is_dir() {
+            continue;
+        }
+        let expected: Vec<String> = match layout.parts {
+            Some(n) => layout.part_names(table, n),
+            None => Vec::new(),
+        };
+        for entry in std::fs::read_dir(&folder)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name != "_SUCCESS" && !expected.contains(&name) {
+                refuse(folder.join(name), table)?;
             }
         }
     }
     Ok(())
-}
-
-/// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian; Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 const DAY_2026_01_01: i64 = 20_454;
@@ -247,19 +278,14 @@ fn num(s: &str) -> V<'_> {
     }
 }
 
-fn write_accounts(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
+fn write_accounts(w: &mut Table, o: &GenOptions) -> std::io::Result<()> {
     let (mut id, mut external, mut owner, mut name) =
         (String::new(), String::new(), String::new(), String::new());
-    let (mut mrr, mut health, mut renewal, mut created, mut churn) = (
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-    );
+    let (mut mrr, mut health, mut churn) = (String::new(), String::new(), String::new());
     let mut zip = String::new();
     let mut first_user = 0u64;
     for i in 0..o.accounts {
+        w.account(i);
         let mut r = Rng::stream(o.seed, T_ACCOUNT, i);
         let users = users_of(o.seed, i, o.users_per_account);
         account_id(&mut id, i);
@@ -310,11 +336,8 @@ fn write_accounts(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
         }
         let nps = r.range(-100, 100);
         let has_nps = !r.chance(40);
-        let (y, m, d) = civil_from_days(DAY_2026_01_01 + r.below(3 * 365) as i64);
-        renewal.clear();
-        if !r.chance(10) {
-            let _ = write!(renewal, "{y:04}-{m:02}-{d:02}");
-        }
+        let renewal = DAY_2026_01_01 + r.below(3 * 365) as i64;
+        let has_renewal = !r.chance(10);
         zip.clear();
         let _ = write!(zip, "{:05}", r.below(100_000));
         let enterprise = cents >= 1_000_000;
@@ -327,16 +350,8 @@ fn write_accounts(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
         };
         let industry = r.pick(&INDUSTRIES);
         let country = r.pick(&COUNTRIES);
-        let (y, m, d) = civil_from_days(DAY_2026_01_01 - 1 - r.below(8 * 365) as i64);
-        let secs = r.below(86_400);
-        created.clear();
-        let _ = write!(
-            created,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        );
+        let created_day = DAY_2026_01_01 - 1 - r.below(8 * 365) as i64;
+        let created = created_day * 86_400 + r.below(86_400) as i64;
         churn.clear();
         let _ = write!(churn, "0.{:03}", r.below(1000));
 
@@ -349,24 +364,29 @@ fn write_accounts(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
             num(&health),
             V::Str(kind),
             if has_nps { V::Int(nps) } else { V::Null },
-            text(&renewal),
+            if has_renewal {
+                V::Date(renewal)
+            } else {
+                V::Null
+            },
             V::Str(&zip),
             V::Bool(enterprise),
             V::Int(seats),
             V::Str(plan),
             V::Str(industry),
             V::Str(country),
-            V::Str(&created),
+            V::Timestamp(created),
             V::Num(&churn),
         ])?;
     }
     Ok(())
 }
 
-fn write_users(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
+fn write_users(w: &mut Table, o: &GenOptions) -> std::io::Result<()> {
     let (mut id, mut external, mut email) = (String::new(), String::new(), String::new());
     let mut user = 0u64;
     for i in 0..o.accounts {
+        w.account(i);
         let mut r = Rng::stream(o.seed, T_USER, i);
         let domain = r.pick(&DOMAINS);
         for _ in 0..users_of(o.seed, i, o.users_per_account) {
@@ -395,10 +415,11 @@ fn write_users(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_counts(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
+fn write_counts(w: &mut Table, o: &GenOptions) -> std::io::Result<()> {
     let (mut id, mut element) = (String::new(), String::new());
     let mut picked = Vec::new();
     for i in 0..o.accounts {
+        w.account(i);
         let mut r = Rng::stream(o.seed, T_COUNTS, i);
         account_id(&mut id, i);
         let k = r.range(5, 15) as usize;
@@ -417,10 +438,11 @@ fn write_counts(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_metric_values(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
+fn write_metric_values(w: &mut Table, o: &GenOptions) -> std::io::Result<()> {
     let (mut id, mut metric, mut value) = (String::new(), String::new(), String::new());
     let mut picked = Vec::new();
     for i in 0..o.accounts {
+        w.account(i);
         let mut r = Rng::stream(o.seed, T_METRICS, i);
         account_id(&mut id, i);
         let k = r.range(3, 7) as usize;
@@ -444,10 +466,11 @@ fn write_metric_values(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<(
     Ok(())
 }
 
-fn write_indicators(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
+fn write_indicators(w: &mut Table, o: &GenOptions) -> std::io::Result<()> {
     let mut id = String::new();
     let mut picked = Vec::new();
     for i in 0..o.accounts {
+        w.account(i);
         let mut r = Rng::stream(o.seed, T_INDICATORS, i);
         let k = r.range(0, 4) as usize;
         if k == 0 {
@@ -467,10 +490,11 @@ fn write_indicators(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> 
     Ok(())
 }
 
-fn write_segments(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
+fn write_segments(w: &mut Table, o: &GenOptions) -> std::io::Result<()> {
     let mut id = String::new();
     let mut picked = Vec::new();
     for i in 0..o.accounts {
+        w.account(i);
         let mut r = Rng::stream(o.seed, T_SEGMENTS, i);
         let k = r.range(0, 3) as usize;
         if k == 0 {
@@ -488,6 +512,7 @@ fn write_segments(w: &mut TableWriter, o: &GenOptions) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::read::parquet::civil_from_days;
 
     #[test]
     fn civil_dates() {

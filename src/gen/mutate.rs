@@ -1,13 +1,19 @@
 //! `gen --mutate P`: change P % of an export's accounts in place, deterministically for a
 //! seed: each chosen account gets a new MRR and health score and one element count + 1.
-//! Files are rewritten to a temporary name and renamed over the original.
+//! Works on every layout `gen` writes: one file per table or a folder of part files (read in
+//! name order), CSV, NDJSON or Parquet. Files are rewritten to a temporary name and renamed
+//! over the original.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
 use serde_json::Value;
 
 use super::rng::Rng;
@@ -27,21 +33,38 @@ pub struct MutateSummary {
 enum Kind {
     Csv,
     Ndjson,
+    Parquet,
 }
 
+/// One file of a table: the table's file, or one of its parts.
 struct Found {
     path: PathBuf,
     kind: Kind,
     gzip: bool,
 }
 
-fn find(dir: &Path, table: &str) -> Result<Option<Found>> {
-    let mut found = None;
-    for (ext, kind) in [
-        ("csv", Kind::Csv),
-        ("ndjson", Kind::Ndjson),
-        ("jsonl", Kind::Ndjson),
-    ] {
+/// The kind of a file by its extension (`.gz` stripped); `.json` only inside a folder of
+/// parts, where `gen` writes NDJSON as Spark does.
+fn kind_of(name: &str, in_folder: bool) -> Option<(Kind, bool)> {
+    let (stem, gzip) = match name.strip_suffix(".gz") {
+        Some(stem) => (stem, true),
+        None => (name, false),
+    };
+    let kind = match stem.rsplit_once('.')?.1 {
+        "csv" => Kind::Csv,
+        "ndjson" | "jsonl" => Kind::Ndjson,
+        "json" if in_folder => Kind::Ndjson,
+        "parquet" if !gzip => Kind::Parquet,
+        _ => return None,
+    };
+    Some((kind, gzip))
+}
+
+/// The files of `table`: `<table>.<ext>[.gz]`, or the parts of the folder `<table>/` in name
+/// order (`_SUCCESS`, `.crc` and hidden files left alone).
+fn find(dir: &Path, table: &str) -> Result<Vec<Found>> {
+    let mut found = Vec::new();
+    for ext in ["csv", "ndjson", "jsonl", "parquet"] {
         for gzip in [false, true] {
             let name = if gzip {
                 format!("{table}.{ext}.gz")
@@ -50,15 +73,47 @@ fn find(dir: &Path, table: &str) -> Result<Option<Found>> {
             };
             let path = dir.join(&name);
             if path.exists() {
-                if found.is_some() {
+                if !found.is_empty() {
                     bail!("{}: two files for the `{table}` table", dir.display());
                 }
-                found = Some(Found { path, kind, gzip });
+                let (kind, gzip) = kind_of(&name, false)
+                    .with_context(|| format!("--mutate cannot rewrite {name}"))?;
+                found.push(Found { path, kind, gzip });
             }
         }
     }
-    if found.is_none() && dir.join(format!("{table}.json")).exists() {
-        bail!("--mutate reads CSV or NDJSON exports (as `gen` writes them), not {table}.json");
+    let folder = dir.join(table);
+    if folder.is_dir() {
+        if !found.is_empty() {
+            bail!(
+                "{}: both a file and a folder for the `{table}` table",
+                dir.display()
+            );
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot list {}", folder.display()))?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            if name.starts_with(['_', '.']) || name.ends_with(".crc") {
+                continue;
+            }
+            let (kind, gzip) = kind_of(&name, true).with_context(|| {
+                format!(
+                    "{}: --mutate cannot rewrite this part",
+                    folder.join(&name).display()
+                )
+            })?;
+            found.push(Found {
+                path: folder.join(name),
+                kind,
+                gzip,
+            });
+        }
+    }
+    if found.is_empty() && dir.join(format!("{table}.json")).exists() {
+        bail!("--mutate reads CSV, NDJSON or Parquet exports (as `gen` writes them), not {table}.json");
     }
     Ok(found)
 }
@@ -84,25 +139,42 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Rewrites `found` line by line through `edit`, then renames the result over it.
-fn rewrite(
-    found: &Found,
-    edit: impl FnOnce(Box<dyn BufRead>, &mut RawSink) -> Result<()>,
-) -> Result<()> {
+/// Writes a new version of `found` through `write` into a temporary file, then renames it
+/// over the original (the temporary file is removed on failure).
+fn replace(found: &Found, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let temp = temp_path(&found.path);
-    let result = (|| -> Result<()> {
-        let mut out = raw_sink(&temp, found.gzip)
-            .with_context(|| format!("cannot create {}", temp.display()))?;
-        edit(open(found)?, &mut out)?;
-        out.finish()
-            .with_context(|| format!("cannot write {}", temp.display()))?;
+    let result = write(&temp).and_then(|()| {
         std::fs::rename(&temp, &found.path)
             .with_context(|| format!("cannot replace {}", found.path.display()))
-    })();
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     result.with_context(|| format!("mutating {}", found.path.display()))
+}
+
+/// Rewrites a CSV or NDJSON `found` line by line through `edit`.
+fn rewrite(
+    found: &Found,
+    edit: impl FnOnce(Box<dyn BufRead>, &mut RawSink) -> Result<()>,
+) -> Result<()> {
+    replace(found, |temp| {
+        let mut out = raw_sink(temp, found.gzip)
+            .with_context(|| format!("cannot create {}", temp.display()))?;
+        edit(open(found)?, &mut out)?;
+        out.finish()
+            .with_context(|| format!("cannot write {}", temp.display()))
+    })
+}
+
+/// Rewrites a Parquet `found` batch by batch through `edit`, keeping its schema.
+fn rewrite_parquet(
+    found: &Found,
+    edit: impl FnMut(RecordBatch) -> Result<RecordBatch>,
+) -> Result<()> {
+    replace(found, |temp| {
+        super::parquet::rewrite(&found.path, temp, edit)
+    })
 }
 
 /// Which rows of the accounts file change: per block of [`BLOCK`] rows, a seeded choice of
@@ -190,23 +262,77 @@ fn normalize(name: &str) -> String {
     crate::extract::rows::normalize_column(name)
 }
 
+/// The accounts pass: which rows change, and what changed.
+struct AccountPass {
+    chooser: Chooser,
+    /// Row index over all parts of the accounts table, in order.
+    row: u64,
+    /// References (`id`, else `externalId`) of the changed accounts.
+    chosen: HashSet<String>,
+    changed: u64,
+}
+
 /// Changes `percent` % of the accounts of the export in `dir` (see the module docs).
 pub fn mutate(dir: &Path, percent: f64, seed: u64) -> Result<MutateSummary> {
     if !(0.0..=100.0).contains(&percent) {
         bail!("--mutate takes a percentage between 0 and 100, not {percent}");
     }
-    let accounts = find(dir, "accounts")?.with_context(|| {
-        format!(
-            "{}: no accounts.csv or accounts.ndjson (optionally .gz) to mutate",
+    let accounts = find(dir, "accounts")?;
+    if accounts.is_empty() {
+        bail!(
+            "{}: no accounts.csv, accounts.ndjson (optionally .gz), accounts.parquet or accounts/ folder to mutate",
             dir.display()
-        )
-    })?;
+        );
+    }
     // Pass 1: count the accounts, so the chosen share is exact.
-    let rows = match accounts.kind {
+    let mut rows = 0;
+    for part in &accounts {
+        rows += count_rows(part)?;
+    }
+    let mut pass = AccountPass {
+        chooser: Chooser::new(seed, percent, rows),
+        row: 0,
+        chosen: HashSet::new(),
+        changed: 0,
+    };
+
+    // Pass 2: rewrite the accounts.
+    for part in &accounts {
+        match part.kind {
+            Kind::Csv => rewrite(part, |input, out| accounts_csv(input, out, &mut pass))?,
+            Kind::Ndjson => rewrite(part, |input, out| accounts_ndjson(input, out, &mut pass))?,
+            Kind::Parquet => rewrite_parquet(part, |batch| accounts_parquet(batch, &mut pass))?,
+        }
+    }
+
+    // Pass 3: one element count + 1 for each chosen account.
+    let mut pending = pass.chosen;
+    let mut counts_changed = 0;
+    for part in find(dir, "element_counts")? {
+        let (pending, changed) = (&mut pending, &mut counts_changed);
+        match part.kind {
+            Kind::Csv => rewrite(&part, |input, out| counts_csv(input, out, pending, changed))?,
+            Kind::Ndjson => rewrite(&part, |input, out| {
+                counts_ndjson(input, out, pending, changed)
+            })?,
+            Kind::Parquet => {
+                rewrite_parquet(&part, |batch| counts_parquet(batch, pending, changed))?
+            }
+        }
+    }
+    Ok(MutateSummary {
+        accounts: rows,
+        changed: pass.changed,
+        counts_changed,
+    })
+}
+
+fn count_rows(part: &Found) -> Result<u64> {
+    Ok(match part.kind {
         Kind::Csv => {
             let mut csv = csv::ReaderBuilder::new()
                 .has_headers(true)
-                .from_reader(open(&accounts)?);
+                .from_reader(open(part)?);
             let mut record = csv::ByteRecord::new();
             let mut n = 0;
             while csv.read_byte_record(&mut record)? {
@@ -216,199 +342,285 @@ pub fn mutate(dir: &Path, percent: f64, seed: u64) -> Result<MutateSummary> {
         }
         Kind::Ndjson => {
             let mut n = 0;
-            for line in open(&accounts)?.lines() {
+            for line in open(part)?.lines() {
                 if !line?.trim().is_empty() {
                     n += 1;
                 }
             }
             n
         }
-    };
-    let mut chooser = Chooser::new(seed, percent, rows);
-    let mut chosen_refs: HashSet<String> = HashSet::new();
-    let mut summary = MutateSummary {
-        accounts: rows,
-        ..MutateSummary::default()
-    };
+        Kind::Parquet => super::parquet::row_count(&part.path)?,
+    })
+}
 
-    // Pass 2: rewrite the accounts.
-    rewrite(&accounts, |input, out| {
-        match accounts.kind {
-            Kind::Csv => {
-                let mut csv = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .from_reader(input);
-                let mut record = csv::StringRecord::new();
-                if !csv.read_record(&mut record)? {
-                    bail!("accounts file is empty");
-                }
-                let header: Vec<String> = record.iter().map(normalize).collect();
-                let col = |n: &str| header.iter().position(|h| h == n);
-                let reference = col("id")
-                    .or(col("externalid"))
-                    .context("no id/externalId column")?;
-                let (mrr, health) = (col("mrr"), col("healthscore"));
-                write_csv_record(out, record.iter())?;
-                let mut row = 0;
-                while csv.read_record(&mut record)? {
-                    if chooser.is_chosen(row) {
-                        chosen_refs.insert(record.get(reference).unwrap_or("").to_string());
-                        let fields: Vec<String> = record
-                            .iter()
-                            .enumerate()
-                            .map(|(i, v)| {
-                                if Some(i) == mrr {
-                                    bump_mrr(v)
-                                } else if Some(i) == health && !v.is_empty() {
-                                    bump_health(v).unwrap_or_else(|| v.to_string())
-                                } else {
-                                    v.to_string()
-                                }
-                            })
-                            .collect();
-                        write_csv_record(out, fields.iter().map(String::as_str))?;
-                        summary.changed += 1;
+fn accounts_csv(input: Box<dyn BufRead>, out: &mut RawSink, pass: &mut AccountPass) -> Result<()> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(input);
+    let mut record = csv::StringRecord::new();
+    if !csv.read_record(&mut record)? {
+        bail!("accounts file is empty");
+    }
+    let header: Vec<String> = record.iter().map(normalize).collect();
+    let col = |n: &str| header.iter().position(|h| h == n);
+    let reference = col("id")
+        .or(col("externalid"))
+        .context("no id/externalId column")?;
+    let (mrr, health) = (col("mrr"), col("healthscore"));
+    write_csv_record(out, record.iter())?;
+    while csv.read_record(&mut record)? {
+        if pass.chooser.is_chosen(pass.row) {
+            pass.chosen
+                .insert(record.get(reference).unwrap_or("").to_string());
+            let fields: Vec<String> = record
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    if Some(i) == mrr {
+                        bump_mrr(v)
+                    } else if Some(i) == health && !v.is_empty() {
+                        bump_health(v).unwrap_or_else(|| v.to_string())
                     } else {
-                        write_csv_record(out, record.iter())?;
+                        v.to_string()
                     }
-                    row += 1;
+                })
+                .collect();
+            write_csv_record(out, fields.iter().map(String::as_str))?;
+            pass.changed += 1;
+        } else {
+            write_csv_record(out, record.iter())?;
+        }
+        pass.row += 1;
+    }
+    Ok(())
+}
+
+fn accounts_ndjson(
+    input: Box<dyn BufRead>,
+    out: &mut RawSink,
+    pass: &mut AccountPass,
+) -> Result<()> {
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if pass.chooser.is_chosen(pass.row) {
+            let mut object: serde_json::Map<String, Value> =
+                serde_json::from_str(&line).context("an accounts line is not a JSON object")?;
+            let key_of = |object: &serde_json::Map<String, Value>, want: &str| {
+                object.keys().find(|k| normalize(k) == want).cloned()
+            };
+            let reference = key_of(&object, "id")
+                .or_else(|| key_of(&object, "externalid"))
+                .and_then(|k| object.get(&k).cloned())
+                .context("an account without id/externalId")?;
+            pass.chosen.insert(match reference {
+                Value::String(s) => s,
+                other => other.to_string(),
+            });
+            let mrr_key = key_of(&object, "mrr").unwrap_or_else(|| "mrr".into());
+            let old = object.get(&mrr_key).map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            let new = bump_mrr(old.as_deref().unwrap_or("0"));
+            object.insert(mrr_key, serde_json::from_str(&new)?);
+            if let Some(key) = key_of(&object, "healthscore") {
+                if let Some(new) = object.get(&key).and_then(|v| bump_health(&v.to_string())) {
+                    object.insert(key, serde_json::from_str(&new)?);
                 }
             }
-            Kind::Ndjson => {
-                let mut row = 0;
-                for line in input.lines() {
-                    let line = line?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    if chooser.is_chosen(row) {
-                        let mut object: serde_json::Map<String, Value> =
-                            serde_json::from_str(&line)
-                                .context("an accounts line is not a JSON object")?;
-                        let key_of = |object: &serde_json::Map<String, Value>, want: &str| {
-                            object.keys().find(|k| normalize(k) == want).cloned()
-                        };
-                        let reference = key_of(&object, "id")
-                            .or_else(|| key_of(&object, "externalid"))
-                            .and_then(|k| object.get(&k).cloned())
-                            .context("an account without id/externalId")?;
-                        chosen_refs.insert(match reference {
-                            Value::String(s) => s,
-                            other => other.to_string(),
-                        });
-                        let mrr_key = key_of(&object, "mrr").unwrap_or_else(|| "mrr".into());
-                        let old = object.get(&mrr_key).map(|v| match v {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        });
-                        let new = bump_mrr(old.as_deref().unwrap_or("0"));
-                        object.insert(mrr_key, serde_json::from_str(&new)?);
-                        if let Some(key) = key_of(&object, "healthscore") {
-                            if let Some(new) =
-                                object.get(&key).and_then(|v| bump_health(&v.to_string()))
-                            {
-                                object.insert(key, serde_json::from_str(&new)?);
-                            }
-                        }
-                        serde_json::to_writer(&mut *out, &object)?;
-                        out.write_all(b"\n")?;
-                        summary.changed += 1;
-                    } else {
-                        out.write_all(line.as_bytes())?;
-                        out.write_all(b"\n")?;
-                    }
-                    row += 1;
+            serde_json::to_writer(&mut *out, &object)?;
+            out.write_all(b"\n")?;
+            pass.changed += 1;
+        } else {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        pass.row += 1;
+    }
+    Ok(())
+}
+
+/// The index of the column named (normalized) `want`, if any.
+fn column(batch: &RecordBatch, want: &str) -> Option<usize> {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .position(|f| normalize(f.name()) == want)
+}
+
+/// A string column's values (`gen` writes ids as strings).
+fn strings(batch: &RecordBatch, index: usize) -> Result<Vec<Option<String>>> {
+    let array = batch
+        .column(index)
+        .as_string_opt::<i32>()
+        .with_context(|| {
+            format!(
+                "column `{}` is not a string column",
+                batch.schema().field(index).name()
+            )
+        })?;
+    Ok(array.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+fn accounts_parquet(batch: RecordBatch, pass: &mut AccountPass) -> Result<RecordBatch> {
+    let reference = column(&batch, "id")
+        .or(column(&batch, "externalid"))
+        .context("no id/externalId column")?;
+    let references = strings(&batch, reference)?;
+    let doubles = |name: &str| -> Result<Option<(usize, Vec<Option<f64>>)>> {
+        let Some(index) = column(&batch, name) else {
+            return Ok(None);
+        };
+        let array = batch
+            .column(index)
+            .as_primitive_opt::<Float64Type>()
+            .with_context(|| format!("column `{name}` is not DOUBLE"))?;
+        Ok(Some((index, array.iter().collect())))
+    };
+    let mut mrr = doubles("mrr")?;
+    let mut health = doubles("healthscore")?;
+    for (i, reference) in references.into_iter().enumerate() {
+        if pass.chooser.is_chosen(pass.row) {
+            pass.chosen.insert(reference.unwrap_or_default());
+            if let Some((_, values)) = &mut mrr {
+                let old = values[i].map(|v| format!("{v:.2}")).unwrap_or_default();
+                values[i] = bump_mrr(&old).parse().ok();
+            }
+            if let Some((_, values)) = &mut health {
+                if let Some(old) = values[i] {
+                    values[i] = bump_health(&old.to_string()).and_then(|t| t.parse().ok());
                 }
+            }
+            pass.changed += 1;
+        }
+        pass.row += 1;
+    }
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    for (index, values) in [mrr, health].into_iter().flatten() {
+        columns[index] = Arc::new(Float64Array::from(values));
+    }
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+fn counts_csv(
+    input: Box<dyn BufRead>,
+    out: &mut RawSink,
+    pending: &mut HashSet<String>,
+    changed: &mut u64,
+) -> Result<()> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(input);
+    let mut record = csv::StringRecord::new();
+    if !csv.read_record(&mut record)? {
+        return Ok(());
+    }
+    let header: Vec<String> = record.iter().map(normalize).collect();
+    let account = header.iter().position(|h| h == "accountid");
+    let count = header.iter().position(|h| h == "count");
+    write_csv_record(out, record.iter())?;
+    while csv.read_record(&mut record)? {
+        let hit = match (account, count) {
+            (Some(a), Some(c)) => record
+                .get(c)
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|_| pending.remove(record.get(a).unwrap_or("")))
+                .map(|n| (c, n + 1)),
+            _ => None,
+        };
+        match hit {
+            Some((c, n)) => {
+                let n = n.to_string();
+                let fields: Vec<&str> = record
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| if i == c { n.as_str() } else { v })
+                    .collect();
+                write_csv_record(out, fields.into_iter())?;
+                *changed += 1;
+            }
+            None => write_csv_record(out, record.iter())?,
+        }
+    }
+    Ok(())
+}
+
+fn counts_ndjson(
+    input: Box<dyn BufRead>,
+    out: &mut RawSink,
+    pending: &mut HashSet<String>,
+    changed: &mut u64,
+) -> Result<()> {
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut object: serde_json::Map<String, Value> =
+            serde_json::from_str(&line).context("an element_counts line is not a JSON object")?;
+        let account = object
+            .iter()
+            .find(|(k, _)| normalize(k) == "accountid")
+            .map(|(_, v)| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        let count_key = object.keys().find(|k| normalize(k) == "count").cloned();
+        let bumped = match (account, count_key) {
+            (Some(a), Some(k)) if pending.contains(&a) => {
+                match object.get(&k).and_then(Value::as_u64) {
+                    Some(n) => {
+                        pending.remove(&a);
+                        object.insert(k, Value::from(n + 1));
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        };
+        if bumped {
+            serde_json::to_writer(&mut *out, &object)?;
+            *changed += 1;
+        } else {
+            out.write_all(line.as_bytes())?;
+        }
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn counts_parquet(
+    batch: RecordBatch,
+    pending: &mut HashSet<String>,
+    changed: &mut u64,
+) -> Result<RecordBatch> {
+    let (Some(account), Some(count)) = (column(&batch, "accountid"), column(&batch, "count"))
+    else {
+        return Ok(batch);
+    };
+    let accounts = strings(&batch, account)?;
+    let mut counts: Vec<Option<i64>> = batch
+        .column(count)
+        .as_primitive_opt::<Int64Type>()
+        .context("column `count` is not INT64")?
+        .iter()
+        .collect();
+    for (account, n) in accounts.iter().zip(counts.iter_mut()) {
+        if let (Some(account), Some(value)) = (account, n.as_mut()) {
+            if pending.remove(account) {
+                *value += 1;
+                *changed += 1;
             }
         }
-        Ok(())
-    })?;
-
-    // Pass 3: one element count + 1 for each chosen account.
-    if let Some(counts) = find(dir, "element_counts")? {
-        let mut pending = chosen_refs;
-        rewrite(&counts, |input, out| {
-            match counts.kind {
-                Kind::Csv => {
-                    let mut csv = csv::ReaderBuilder::new()
-                        .has_headers(false)
-                        .from_reader(input);
-                    let mut record = csv::StringRecord::new();
-                    if !csv.read_record(&mut record)? {
-                        return Ok(());
-                    }
-                    let header: Vec<String> = record.iter().map(normalize).collect();
-                    let account = header.iter().position(|h| h == "accountid");
-                    let count = header.iter().position(|h| h == "count");
-                    write_csv_record(out, record.iter())?;
-                    while csv.read_record(&mut record)? {
-                        let hit = match (account, count) {
-                            (Some(a), Some(c)) => record
-                                .get(c)
-                                .and_then(|v| v.parse::<u64>().ok())
-                                .filter(|_| pending.remove(record.get(a).unwrap_or("")))
-                                .map(|n| (c, n + 1)),
-                            _ => None,
-                        };
-                        match hit {
-                            Some((c, n)) => {
-                                let n = n.to_string();
-                                let fields: Vec<&str> = record
-                                    .iter()
-                                    .enumerate()
-                                    .map(|(i, v)| if i == c { n.as_str() } else { v })
-                                    .collect();
-                                write_csv_record(out, fields.into_iter())?;
-                                summary.counts_changed += 1;
-                            }
-                            None => write_csv_record(out, record.iter())?,
-                        }
-                    }
-                }
-                Kind::Ndjson => {
-                    for line in input.lines() {
-                        let line = line?;
-                        if line.trim().is_empty() {
-                            continue;
-                        }
-                        let mut object: serde_json::Map<String, Value> =
-                            serde_json::from_str(&line)
-                                .context("an element_counts line is not a JSON object")?;
-                        let account = object
-                            .iter()
-                            .find(|(k, _)| normalize(k) == "accountid")
-                            .map(|(_, v)| match v {
-                                Value::String(s) => s.clone(),
-                                other => other.to_string(),
-                            });
-                        let count_key = object.keys().find(|k| normalize(k) == "count").cloned();
-                        let bumped = match (account, count_key) {
-                            (Some(a), Some(k)) if pending.contains(&a) => {
-                                match object.get(&k).and_then(Value::as_u64) {
-                                    Some(n) => {
-                                        pending.remove(&a);
-                                        object.insert(k, Value::from(n + 1));
-                                        true
-                                    }
-                                    None => false,
-                                }
-                            }
-                            _ => false,
-                        };
-                        if bumped {
-                            serde_json::to_writer(&mut *out, &object)?;
-                            summary.counts_changed += 1;
-                        } else {
-                            out.write_all(line.as_bytes())?;
-                        }
-                        out.write_all(b"\n")?;
-                    }
-                }
-            }
-            Ok(())
-        })?;
     }
-    Ok(summary)
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns[count] = Arc::new(Int64Array::from(counts));
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 fn write_csv_record<'a>(out: &mut impl Write, fields: impl Iterator<Item = &'a str>) -> Result<()> {

@@ -5,7 +5,7 @@
 
 mod csv;
 mod json;
-mod parquet;
+pub mod parquet;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -58,6 +58,8 @@ pub enum Rows {
         records: CsvRecords,
     },
     Json(Vec<(Map<String, Value>, u64)>),
+    /// What a reader found worth a warning (e.g. a Parquet column it cannot read).
+    Warnings(Vec<String>),
 }
 
 impl Rows {
@@ -65,7 +67,17 @@ impl Rows {
         match self {
             Rows::Csv { records, .. } => records.len(),
             Rows::Json(rows) => rows.len(),
+            Rows::Warnings(_) => 0,
         }
+    }
+}
+
+/// Checks that the parts of `source` can be read as one table before any is read (Parquet
+/// parts must share one schema).
+pub fn check_parts(source: &TableSource) -> Result<(), ExtractError> {
+    match source.parts.first().map(|p| p.format) {
+        Some(Format::Parquet) => parquet::check_parts(source),
+        _ => Ok(()),
     }
 }
 
