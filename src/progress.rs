@@ -6,7 +6,9 @@ use std::io::{IsTerminal, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use indicatif::{
+    HumanCount, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle,
+};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
@@ -17,6 +19,13 @@ pub fn set_quiet(quiet: bool) {
 
 fn shown() -> bool {
     !QUIET.load(Ordering::Relaxed) && std::io::stderr().is_terminal()
+}
+
+/// Every bar of the process, drawn together: stages that run at once (the tables a load
+/// reads in parallel) each keep their own line.
+fn lines() -> &'static MultiProgress {
+    static LINES: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
+    LINES.get_or_init(MultiProgress::new)
 }
 
 /// A counter shown as `label: N rows (R/s)` while a stage runs, or for a file
@@ -44,7 +53,7 @@ impl Progress {
                 ));
             }
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            bar
+            lines().add(bar)
         });
         Progress {
             bar,
@@ -63,7 +72,9 @@ impl Progress {
         } else {
             ProgressDrawTarget::hidden()
         };
-        Self::for_file_to(label, unit, size, bytes, draw)
+        let mut progress = Self::for_file_to(label, unit, size, bytes, draw);
+        progress.bar = progress.bar.take().map(|bar| lines().add(bar));
+        progress
     }
 
     fn for_file_to(

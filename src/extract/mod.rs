@@ -205,8 +205,12 @@ fn consume<'s>(
 ) -> Result<(), (&'static str, ExtractError)> {
     let source = table.source;
     let spec = TableSpec::of(source.table);
+    let label = match source.parts.as_slice() {
+        [one] => one.name.clone(),
+        parts => format!("{} ({} parts)", source.table, parts.len()),
+    };
     let progress = Progress::for_file(
-        &format!("loading {}", source.table),
+        &format!("loading {label}"),
         "rows",
         source.bytes(),
         source.bytes_read.clone(),
