@@ -1,9 +1,10 @@
 -- intercom-push state database. Open it with `sqlite3 intercom-push.db` to look around.
 --
--- Three groups of tables:
+-- Four groups of tables:
 --   extract   the last export loaded successfully (`load` replaces them all in one transaction)
 --   payloads  what the current mapping makes of that export (`transform` rewrites them)
 --   sync      what Intercom has accepted (`push`); survives every load and transform
+--   reconcile what Intercom held that differed from what it had accepted (`reconcile`)
 --
 -- All statements are idempotent: the tool runs this file on every start.
 
@@ -144,6 +145,23 @@ CREATE TABLE IF NOT EXISTS runs (
     exit_code   INTEGER,
     report      TEXT
 );
+
+-- ── reconcile ────────────────────────────────────────────────────────────────────────────
+
+-- Drift found by `reconcile` and `run --reconcile`: an attribute whose value in Intercom
+-- differs from the one Intercom last accepted from us (sync_state.pushed_payload). One row per
+-- run (the `runs` row), record and attribute (a custom attribute's name, or monthly_spend);
+-- values are JSON, intercom_value 'null' when Intercom holds none. The rows of the last 10
+-- reconciles are kept.
+CREATE TABLE IF NOT EXISTS drift (
+    run_id         INTEGER NOT NULL,
+    kind           TEXT NOT NULL CHECK (kind IN ('company', 'user')),
+    record_key     TEXT NOT NULL,
+    attribute      TEXT NOT NULL,
+    intercom_value TEXT NOT NULL,
+    expected_value TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind, record_key, attribute)
+) WITHOUT ROWID;
 
 -- Covering indexes for "which payloads differ from what Intercom accepted" (plan, push,
 -- status): the comparison reads these, never the ≈ 2 KB rows.

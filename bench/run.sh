@@ -283,6 +283,10 @@ write_report() {
             echo
             echo "Not run (BENCH_SKIP_PUSH=1): \`bench/push.sh\` measures it."
         fi
+        if [[ -f $WORK/reconcile.md ]]; then
+            echo
+            cat "$WORK/reconcile.md"
+        fi
     } >"$OUT"
     log "wrote $OUT"
 }
@@ -308,12 +312,14 @@ main() {
     for n in $SIZES; do generate "$n"; done
     bench_accounts_csv "$CSV_ACCOUNTS"
     for n in $SIZES; do bench_pipeline "$n"; done
-    rm -f "$WORK/push.md"
+    rm -f "$WORK/push.md" "$WORK/reconcile.md"
     if [[ ${BENCH_SKIP_PUSH:-0} != 1 ]]; then
         if [[ ${BENCH_SMALL:-0} == 1 ]]; then
             export PUSH_COMPANIES=${PUSH_COMPANIES:-1000} PUSH_RUNS=${PUSH_RUNS:-1} PUSH_USER_ACCOUNTS=${PUSH_USER_ACCOUNTS:-100}
+            export RECONCILE_COMPANIES=${RECONCILE_COMPANIES:-1000} RECONCILE_RUNS=${RECONCILE_RUNS:-1}
         fi
         BENCH_DIR=$WORK PUSH_OUT=$WORK/push.md "$ROOT/bench/push.sh"
+        BENCH_DIR=$WORK RECONCILE_OUT=$WORK/reconcile.md "$ROOT/bench/reconcile.sh"
     fi
     write_report
 }

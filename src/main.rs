@@ -46,6 +46,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             )?;
             cmd::run::run(&settings, args)
         }
+        Command::Reconcile(args) => cmd::reconcile::run(
+            &Settings::resolve(global, None, Some(&args.intercom), None)?,
+            args,
+        ),
         Command::Attributes(args) => cmd::attributes::run(
             &Settings::resolve(global, None, Some(&args.intercom), None)?,
             args,

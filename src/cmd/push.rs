@@ -1,5 +1,7 @@
 //! `push`: changed payloads → Intercom, with a report kept in the `runs` table.
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 
 use crate::cli::PushArgs;
@@ -8,7 +10,8 @@ use crate::intercom::Client;
 use crate::push::{self, PushOptions};
 use crate::store::Store;
 
-/// Pushes with `store` already locked; records the run and prints its report.
+/// Pushes with `store` already locked; records the run and prints its report (with `json` and
+/// a reconcile, every drifted attribute too).
 pub fn push_and_report(
     store: &Store,
     settings: &Settings,
@@ -23,16 +26,18 @@ pub fn push_and_report(
         .build()
         .context("starting the async runtime")?;
     let run_id = store.start_run(command)?;
-    match push::push(store, &client, &runtime, options) {
+    match push::push(store, &client, &runtime, options, run_id) {
         Ok(report) => {
             let code = report.exit_code();
             let report_json = serde_json::to_string(&report)?;
             store.finish_run(run_id, code, &report_json)?;
             super::print_warnings(&report.warnings);
-            if json {
-                println!("{report_json}");
+            if !json {
+                print!("{}", report.render_human(options.send));
+            } else if report.reconcile.is_some() {
+                print_with_drift(store, run_id, &report_json)?;
             } else {
-                print!("{}", report.render_human());
+                println!("{report_json}");
             }
             Ok(code)
         }
@@ -49,6 +54,28 @@ pub fn push_and_report(
     }
 }
 
+/// Prints the report object with one more key, `drift`: every drifted record and attribute of
+/// the run with both values, read back from the database as it is written out.
+fn print_with_drift(store: &Store, run_id: i64, report_json: &str) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let open = report_json.strip_suffix('}').unwrap_or(report_json);
+    write!(out, "{open},\"drift\":[")?;
+    let mut first = true;
+    store.drift_rows(run_id, |row| -> Result<()> {
+        let value = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        let item = serde_json::json!({
+            "kind": row.kind, "record": row.record_key, "attribute": row.attribute,
+            "intercom": value(&row.intercom_value), "expected": value(&row.expected_value),
+        });
+        write!(out, "{}{item}", if first { "" } else { "," })?;
+        first = false;
+        Ok(())
+    })?;
+    writeln!(out, "]}}")?;
+    out.flush()?;
+    Ok(())
+}
+
 pub fn run(settings: &Settings, args: &PushArgs) -> Result<u8> {
     let _lock = super::lock(settings, "push")?;
     let store = Store::open(&settings.db)?;
@@ -56,9 +83,7 @@ pub fn run(settings: &Settings, args: &PushArgs) -> Result<u8> {
         &store,
         settings,
         "push",
-        PushOptions {
-            full_resync: args.full_resync,
-        },
+        PushOptions::send(args.full_resync),
         args.json,
     )
 }

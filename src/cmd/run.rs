@@ -41,7 +41,8 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<u8> {
         settings,
         "run",
         PushOptions {
-            full_resync: args.full_resync,
+            reconcile: args.reconcile,
+            ..PushOptions::send(args.full_resync)
         },
         args.json,
     )

@@ -7,11 +7,13 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 mod extract;
 mod lock;
 mod payloads;
+mod reconcile;
 mod sync;
 
 pub use extract::{AccountChunk, AccountRecord, ExtractWriter, Inserted, UserRecord};
 pub use lock::{lock_path, RunLock};
 pub use payloads::{Attribute, PayloadRow, PayloadWriter};
+pub use reconcile::{DriftRow, RecordRow};
 pub use sync::{PendingRecord, RecordOutcome, RunRow, SyncRecord, SyncWriter};
 
 const SCHEMA: &str = include_str!("../../schema.sql");
