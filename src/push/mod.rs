@@ -7,6 +7,10 @@
 //! a record holds one of `concurrency` window permits from before its first request until the
 //! writer has committed its outcome, so however slow the database, at most `concurrency`
 //! writes can have been applied by Intercom without being recorded.
+//!
+//! The company directory ([`directory`]) streams into the push: each page's companies are
+//! compared ([`reconcile`], when asked) and sent while the next pages are read, all within one
+//! rate governor.
 
 pub mod attributes;
 pub mod directory;
@@ -313,8 +317,8 @@ fn push_companies(
         ..
     } = *context;
     let push_company_task = |record: PendingRecord| {
-        let (client, known) = (client.clone(), record.intercom_id.clone());
-        async move { push_company(&client, record, known).await }
+        let client = client.clone();
+        async move { push_company(&client, record).await }
     };
     context.runtime.block_on(async {
         let progress = Progress::new("pushing companies", "companies");
@@ -371,16 +375,12 @@ fn push_companies(
     })
 }
 
-/// Looks up (if needed) and updates one company; a 404 on the PUT drops the id and
+/// Looks up (if its id is unknown) and updates one company; a 404 on the PUT drops the id and
 /// re-resolves once.
-async fn push_company(
-    client: &Client,
-    record: PendingRecord,
-    known_id: Option<String>,
-) -> SyncRecord {
+async fn push_company(client: &Client, record: PendingRecord) -> SyncRecord {
     let outcome = async {
         let body = request_body(&record.payload, record.pushed_payload.as_deref(), true);
-        let mut id = match known_id {
+        let mut id = match record.intercom_id.clone() {
             Some(id) => id,
             None => match client.find_company(&record.record_key).await? {
                 Some(company) => company.id,
