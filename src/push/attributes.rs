@@ -100,7 +100,10 @@ pub async fn ensure_attributes(
     }
     while let Some(done) = creates.join_next().await {
         // A create task is never cancelled, so it only fails to finish by panicking: pass that on.
-        done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        match done {
+            Ok(created) => created?,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
     }
     Ok(missing.iter().map(|a| a.name.clone()).collect())
 }

@@ -140,8 +140,10 @@ pub async fn search_in(
     while let Some(done) = batches.join_next().await {
         // A batch task is never cancelled, so it only fails to finish by panicking: pass that
         // on, as if the search had run inline.
-        let batch = done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        contacts.extend(batch?);
+        match done {
+            Ok(batch) => contacts.extend(batch?),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
     }
     Ok(contacts)
 }
