@@ -165,10 +165,10 @@ impl Store {
         Ok(changed.len() as u64)
     }
 
-    /// Records the drift one reconcile (`run_id`) found, and when `resend` forgets the pushed
-    /// hash of `drifted` records so that the next push sends them again (their pushed payload
-    /// is kept: it still says which keys are ours to clear). One transaction: a crash leaves
-    /// both or neither.
+    /// Records the drift one reconcile (`run_id`) found, and forgets the pushed hash of the
+    /// `resend` records, (kind, record_key), so that the push sends them again (their pushed
+    /// payload is kept: it still says which keys are ours to clear). One transaction: a crash
+    /// leaves both or neither.
     pub fn record_drift(
         &self,
         run_id: i64,
