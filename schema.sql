@@ -1,10 +1,11 @@
 -- intercom-push state database. Open it with `sqlite3 intercom-push.db` to look around.
 --
--- Two groups of tables:
+-- Three groups of tables:
 --   extract   the last export loaded successfully (`load` replaces them all in one transaction)
 --   records   per company and per user: the payload the current mapping makes of that export
 --             (`transform` rewrites only what changed) and what Intercom accepted (`push`);
 --             they survive every load
+--   reconcile what Intercom held that differed from what it had accepted (`reconcile`)
 --
 -- Payloads and account fields are stored in a compact binary encoding (postcard): read them
 -- with `intercom-push plan --json --all`, not with sqlite3.
@@ -149,3 +150,20 @@ CREATE TABLE IF NOT EXISTS runs (
     exit_code   INTEGER,
     report      TEXT
 );
+
+-- ── reconcile ────────────────────────────────────────────────────────────────────────────
+
+-- Drift found by `reconcile` and `run --reconcile`: an attribute whose value in Intercom
+-- differs from the one Intercom last accepted from us (records' pushed payload). One row per
+-- run (the `runs` row), record and attribute (a custom attribute's name, or monthly_spend);
+-- values are JSON, intercom_value 'null' when Intercom holds none. The rows of the last 10
+-- reconciles are kept.
+CREATE TABLE IF NOT EXISTS drift (
+    run_id         INTEGER NOT NULL,
+    kind           TEXT NOT NULL CHECK (kind IN ('company', 'user')),
+    record_key     TEXT NOT NULL,
+    attribute      TEXT NOT NULL,
+    intercom_value TEXT NOT NULL,
+    expected_value TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind, record_key, attribute)
+) WITHOUT ROWID;

@@ -738,6 +738,10 @@ write_report() {
             echo
             echo "Not run (BENCH_SKIP_PUSH=1): \`bench/push.sh\` measures it."
         fi
+        if [[ -f $WORK/reconcile.md ]]; then
+            echo
+            cat "$WORK/reconcile.md"
+        fi
     } >"$OUT"
     log "wrote $OUT"
 }
@@ -778,12 +782,15 @@ main() {
     stop_mock
     [[ -d $WORK/export-$LAYOUT_ACCOUNTS ]] || generate "$LAYOUT_ACCOUNTS"
     bench_layouts "$LAYOUT_ACCOUNTS"
-    rm -f "$WORK/push.md" "$WORK/push/figures.tsv"
+    rm -f "$WORK/push.md" "$WORK/push/figures.tsv" "$WORK/reconcile.md"
     if [[ ${BENCH_SKIP_PUSH:-0} != 1 ]]; then
         if [[ ${BENCH_SMALL:-0} == 1 ]]; then
             export PUSH_COMPANIES=${PUSH_COMPANIES:-1000} PUSH_USER_ACCOUNTS=${PUSH_USER_ACCOUNTS:-100}
         fi
+        export RECONCILE_COMPANIES=${RECONCILE_COMPANIES:-$([[ ${BENCH_SMALL:-0} == 1 ]] && echo 1000 || echo 20000)}
+        export RECONCILE_RUNS=${RECONCILE_RUNS:-$([[ ${BENCH_SMALL:-0} == 1 ]] && echo 1 || echo 3)}
         PUSH_RUNS=${PUSH_RUNS:-$RUNS} BENCH_DIR=$WORK PUSH_OUT=$WORK/push.md "$ROOT/bench/push.sh"
+        BENCH_DIR=$WORK RECONCILE_OUT=$WORK/reconcile.md "$ROOT/bench/reconcile.sh"
         fact first_push_rate "$(awk -F'\t' '$1 == "first_push_rate" { print $2 }' "$WORK/push/figures.tsv")"
         fact first_push_companies "$(awk -F'\t' '$1 == "companies" { print $2 }' "$WORK/push/figures.tsv")"
     else

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::push::reconcile::ReconcileMode;
+
 /// Put customer-success data from a warehouse export onto existing Intercom companies and
 /// contacts — only what changed since the last successful push, never creating anything.
 ///
@@ -67,6 +69,16 @@ pub enum Command {
     /// is private (0600). docs/OPERATIONS.md has systemd units, a cron line and alert rules.
     #[command(after_long_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Compare what Intercom holds with what it last accepted from us, and send again what
+    /// someone else changed ("drift").
+    ///
+    /// Reads every company (the company directory, one call per page) and every contact we
+    /// pushed (100 per search call), compares only the attributes this tool sent to each record,
+    /// and lists each one that differs with both values. `--mode repair` (the default) then
+    /// sends each drifted record again with one PUT, through the ordinary push (which also
+    /// sends whatever changed and was not pushed yet); `--mode report` writes nothing to
+    /// Intercom. Attributes written by others that we never sent are never read or touched.
+    Reconcile(ReconcileArgs),
     /// List the workspace's data attributes that are ours or carry our prefix — current,
     /// stale (no source makes them any more) or foreign (never touched) — and archive the
     /// stale ones once no record holds a value of ours for them.
@@ -79,7 +91,8 @@ pub enum Command {
     /// Serve the mock Intercom (for tests, benchmarks and trying things) until interrupted.
     ///
     /// It accepts the token in INTERCOM_ACCESS_TOKEN (default `mock-token`). Control endpoints
-    /// without auth: GET /_mock/state, POST /_mock/seed, POST /_mock/faults.
+    /// without auth: GET /_mock/state, POST /_mock/seed, POST /_mock/edit (change records behind
+    /// the loader's back), POST /_mock/faults.
     Mock(MockArgs),
     /// Write a deterministic, realistic generated export (for tests and benchmarks), or
     /// change a share of an existing one's accounts with `--mutate P`.
@@ -195,7 +208,23 @@ pub struct RunArgs {
     /// Send every payload, ignoring what Intercom accepted before.
     #[arg(long)]
     pub full_resync: bool,
+    /// Reconcile before pushing: compare what Intercom holds with what it accepted, and
+    /// (`repair`, the default) send again what differs, or (`report`) only report it.
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "repair", conflicts_with = "dry_run")]
+    pub reconcile: Option<ReconcileMode>,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub intercom: IntercomArgs,
+    /// `repair`: send each drifted record again (one PUT each); `report`: only report.
+    #[arg(long, value_enum, default_value = "repair")]
+    pub mode: ReconcileMode,
+    /// Print the report as JSON, with every drifted record and attribute and both values.
     #[arg(long)]
     pub json: bool,
 }

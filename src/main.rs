@@ -35,6 +35,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Plan(args) => cmd::plan::run(&Settings::resolve(global, None, None, None)?, args),
         Command::Push(args) => cmd::push::main(global, args),
         Command::Run(args) => cmd::run::main(global, args),
+        Command::Reconcile(args) => cmd::reconcile::run(
+            &Settings::resolve(global, None, Some(&args.intercom), None)?,
+            args,
+        ),
         Command::Attributes(args) => cmd::attributes::run(
             &Settings::resolve(global, None, Some(&args.intercom), None)?,
             args,

@@ -140,6 +140,9 @@ fn every_request_of_a_realistic_push_is_valid_against_the_openapi_description() 
         "{}",
         archive.stdout
     );
+    // A reconcile reads the directory and the contacts back by id (and repairs nothing here).
+    let reconcile = intercom_push(&db, &["reconcile", "--base-url", &url]);
+    assert_eq!(reconcile.code, 0, "{}", reconcile.stderr);
 
     let requests = mock.requests();
     let mut by_operation: BTreeMap<String, usize> = BTreeMap::new();
@@ -202,7 +205,7 @@ fn every_request_of_a_realistic_push_is_valid_against_the_openapi_description() 
             r.path == "/contacts/search" && r.body["query"]["field"] == field && r.status == 200
         })
     };
-    assert!(searched("external_id") && searched("email"));
+    assert!(searched("external_id") && searched("email") && searched("id"));
     let created_types: Vec<&Value> = requests
         .iter()
         .filter(|r| r.method == "POST" && r.path == "/data_attributes")

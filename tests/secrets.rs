@@ -149,6 +149,8 @@ fn the_token_appears_in_no_output_and_no_file_whatever_the_command_and_log_level
             vec!["run", "--input", input, "--base-url", &wrong_url],
             vec!["attributes", "--base-url", &good_url],
             vec!["attributes", "--base-url", &wrong_url, "--json"],
+            vec!["reconcile", "--base-url", &good_url, "--json"],
+            vec!["reconcile", "--base-url", &wrong_url, "--mode", "report"],
             vec!["status"],
             vec!["status", "--json"],
             vec!["push", "--base-url", "http://example.com"],
@@ -180,6 +182,7 @@ fn the_token_appears_in_no_output_and_no_file_whatever_the_command_and_log_level
         "a mock with another token refuses"
     );
     assert_eq!(code(&["push", "--base-url", "http://example.com"]), 2);
+    assert_eq!(code(&["reconcile", "--base-url", &good_url, "--json"]), 0);
     assert!(good.stats().company_writes > 0, "the good mock got writes");
 
     // Unreachable, with the most logging.
@@ -278,6 +281,7 @@ fn plain_http_to_a_remote_host_is_refused_before_any_connection() {
             vec!["push", "--base-url", url],
             vec!["run", "--input", input.to_str().unwrap(), "--base-url", url],
             vec!["attributes", "--base-url", url],
+            vec!["reconcile", "--base-url", url],
         ] {
             let started = Instant::now();
             let out = run(tmp.path(), &command, &[]);

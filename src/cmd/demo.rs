@@ -68,6 +68,7 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
         ops,
         dry_run: false,
         full_resync: false,
+        reconcile: None,
         json: false,
     };
     let mut worst = 0;

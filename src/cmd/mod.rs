@@ -8,6 +8,7 @@ pub mod load;
 pub mod mock;
 pub mod plan;
 pub mod push;
+pub mod reconcile;
 pub mod run;
 pub mod status;
 pub mod transform;

@@ -1,5 +1,7 @@
 //! `push`: changed payloads → Intercom, with a report kept in the `runs` table.
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 
 use crate::cli::{GlobalArgs, PushArgs};
@@ -10,7 +12,8 @@ use crate::push::{self, PushOptions};
 use crate::store::Store;
 
 /// Pushes with `store` already locked; records the run (keeping the last `runs_keep`),
-/// prints its report and counts it in `metrics`.
+/// prints its report (with `json` and a reconcile, every drifted attribute too) and counts it
+/// in `metrics`.
 pub fn push_and_report(
     store: &Store,
     settings: &Settings,
@@ -27,7 +30,7 @@ pub fn push_and_report(
         .context("starting the async runtime")?;
     let run_id = store.start_run(command)?;
     let pushed = metrics.time("push", || {
-        push::push(store, &client, &runtime, options).map_err(anyhow::Error::new)
+        push::push(store, &client, &runtime, options, run_id).map_err(anyhow::Error::new)
     });
     metrics.record_api(client.stats());
     match pushed {
@@ -38,10 +41,12 @@ pub fn push_and_report(
             store.finish_run(run_id, code, &report_json)?;
             store.prune_runs(settings.runs_keep)?;
             super::print_warnings(&report.warnings);
-            if json {
-                println!("{report_json}");
+            if !json {
+                print!("{}", report.render_human(options.send));
+            } else if report.reconcile.is_some() {
+                print_with_drift(store, run_id, &report_json)?;
             } else {
-                print!("{}", report.render_human());
+                println!("{report_json}");
             }
             Ok(code)
         }
@@ -67,6 +72,28 @@ pub fn main(global: &GlobalArgs, args: &PushArgs) -> Result<u8> {
     )
 }
 
+/// Prints the report object with one more key, `drift`: every drifted record and attribute of
+/// the run with both values, read back from the database as it is written out.
+fn print_with_drift(store: &Store, run_id: i64, report_json: &str) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let open = report_json.strip_suffix('}').unwrap_or(report_json);
+    write!(out, "{open},\"drift\":[")?;
+    let mut first = true;
+    store.drift_rows(run_id, |row| -> Result<()> {
+        let value = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        let item = serde_json::json!({
+            "kind": row.kind, "record": row.record_key, "attribute": row.attribute,
+            "intercom": value(&row.intercom_value), "expected": value(&row.expected_value),
+        });
+        write!(out, "{}{item}", if first { "" } else { "," })?;
+        first = false;
+        Ok(())
+    })?;
+    writeln!(out, "]}}")?;
+    out.flush()?;
+    Ok(())
+}
+
 pub fn run(settings: &Settings, args: &PushArgs, metrics: &mut RunMetrics) -> Result<u8> {
     let _lock = super::lock(settings, "push")?;
     let store = Store::open(&settings.db)?;
@@ -74,9 +101,7 @@ pub fn run(settings: &Settings, args: &PushArgs, metrics: &mut RunMetrics) -> Re
         &store,
         settings,
         "push",
-        PushOptions {
-            full_resync: args.full_resync,
-        },
+        PushOptions::send(args.full_resync),
         args.json,
         metrics,
     )

@@ -70,7 +70,8 @@ pub fn run(settings: &Settings, args: &RunArgs, metrics: &mut RunMetrics) -> Res
         settings,
         "run",
         PushOptions {
-            full_resync: args.full_resync,
+            reconcile: args.reconcile,
+            ..PushOptions::send(args.full_resync)
         },
         args.json,
         metrics,

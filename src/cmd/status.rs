@@ -1,4 +1,5 @@
-//! `status`: last runs, pending changes, records not found or failing, mapping version.
+//! `status`: last runs, pending changes, records not found or failing, mapping version, and
+//! the drift the last reconciles found.
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -33,6 +34,22 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<u8> {
         let rows: Vec<Value> = rows.into_iter().map(|(kind, key, failures, error)| json!({"kind": kind, "record": key, "failures": failures, "last_error": error})).collect();
         Ok(json!({"total": total, "first": rows}))
     };
+    let last_reconcile = match store.last_reconcile_run()? {
+        Some(run) => {
+            let report: Value = run
+                .report
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or(Value::Null);
+            json!({"run_id": run.run_id, "command": run.command, "started_at": run.started_at, "reconcile": report["reconcile"]})
+        }
+        None => Value::Null,
+    };
+    let drift_history: Vec<Value> = store
+        .drift_history()?
+        .into_iter()
+        .map(|(kind, attribute, reconciles, records)| json!({"kind": kind, "attribute": attribute, "reconciles": reconciles, "records": records}))
+        .collect();
     let status = json!({
         "database": settings.db.display().to_string(),
         "extract_version": store.meta("extract_version")?,
@@ -43,6 +60,8 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<u8> {
         "not_found": listing("not_found", 0)?,
         "ambiguous": listing("ambiguous", 0)?,
         "failing_repeatedly": listing("failed", 2)?,
+        "last_reconcile": last_reconcile,
+        "drift_history": drift_history,
     });
     if args.json {
         println!("{status}");
@@ -57,6 +76,66 @@ fn summary(kind: &Value) -> Value {
 }
 
 fn print_human(s: &Value) {
+    print_runs_and_records(s);
+    print_drift(s);
+}
+
+/// The last reconcile's drift per attribute, and which attributes drift most over the kept
+/// reconciles: those are the ones someone else writes.
+fn print_drift(s: &Value) {
+    let last = &s["last_reconcile"];
+    if last.is_null() {
+        println!("\nreconcile: never run (`intercom-push reconcile`)");
+        return;
+    }
+    let r = &last["reconcile"];
+    println!(
+        "\nlast reconcile: #{} {} started {} ({}{})",
+        last["run_id"],
+        last["command"].as_str().unwrap_or(""),
+        last["started_at"].as_str().unwrap_or(""),
+        r["mode"].as_str().unwrap_or(""),
+        if r["complete"] == false {
+            ", incomplete"
+        } else {
+            ""
+        }
+    );
+    for (label, key) in [("companies", "companies"), ("users", "users")] {
+        let k = &r[key];
+        println!(
+            "  {label}: {} of {} compared, {} drifted",
+            k["compared"], k["pushed"], k["drifted"]
+        );
+        let mut by: Vec<(&String, &Value)> = k["by_attribute"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .collect();
+        by.sort_by(|a, b| b.1.as_u64().cmp(&a.1.as_u64()).then(a.0.cmp(b.0)));
+        for (attribute, records) in by {
+            println!("    {:>7}  {attribute}", records.as_u64().unwrap_or(0));
+        }
+    }
+    let history = s["drift_history"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if !history.is_empty() {
+        println!("\nmost overwritten attributes (last reconciles; records drifted, in how many reconciles):");
+        for h in history.iter().take(SHOWN) {
+            println!(
+                "  {:>7} in {:>2}  {} {}",
+                h["records"].as_i64().unwrap_or(0),
+                h["reconciles"].as_i64().unwrap_or(0),
+                h["kind"].as_str().unwrap_or(""),
+                h["attribute"].as_str().unwrap_or("")
+            );
+        }
+    }
+}
+
+fn print_runs_and_records(s: &Value) {
     println!(
         "database {} (export #{}, payloads {})",
         s["database"].as_str().unwrap_or(""),

@@ -59,6 +59,8 @@ pub enum ContactKey {
     ExternalId,
     /// `email`
     Email,
+    /// `id` (Intercom's own id: reads back contacts already resolved)
+    Id,
 }
 
 impl ContactKey {
@@ -67,6 +69,7 @@ impl ContactKey {
         match self {
             ContactKey::ExternalId => "external_id",
             ContactKey::Email => "email",
+            ContactKey::Id => "id",
         }
     }
 }

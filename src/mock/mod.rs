@@ -9,9 +9,11 @@
 //! Control endpoints (no auth, no faults, no rate limit, not recorded): `GET /_mock/state` (the
 //! [`MockServer::dump`]), `GET /_mock/stats` (the [`Stats`] only), `POST /_mock/seed` (a
 //! [`Seed`]; replaces all data, keeps stats; answers the assigned ids [`SeedIds`]),
+//! `POST /_mock/edit` (an [`Edit`]: changes custom attribute values and `monthly_spend` behind
+//! the loader's back, as another integration would; answers `{"companies": N, "contacts": N}`),
 //! `GET`/`POST /_mock/faults[?seed=N]` (a [`FaultConfig`]; `seed` reseeds the fault RNG).
 //!
-//! Seed and fault JSON, e.g. for `curl -d @seed.json http://127.0.0.1:PORT/_mock/seed`:
+//! Seed, edit and fault JSON, e.g. for `curl -d @seed.json http://127.0.0.1:PORT/_mock/seed`:
 //! ```json
 //! {"data_attributes": [{"name": "health_score", "model": "company", "data_type": "integer"},
 //!                      {"name": "old", "model": "contact", "data_type": "string", "archived": true}],
@@ -19,6 +21,11 @@
 //!                 "custom_attributes": {"health_score": 7}}],
 //!  "contacts": [{"external_id": "u1", "email": "u1@example.com"},
 //!               {"external_id": "u2", "merged": true, "merged_into": "u1"}]}
+//! ```
+//! ```json
+//! {"companies": [{"company_id": "acme", "monthly_spend": 5,
+//!                 "custom_attributes": {"health_score": 1, "plan": null}}],
+//!  "contacts": [{"external_id": "u1", "custom_attributes": {"owner": false}}]}
 //! ```
 //! ```json
 //! {"latency_ms": 20, "p_5xx": 0.01, "p_429": 0.01, "p_drop_before": 0.005,
@@ -73,7 +80,10 @@ mod state;
 mod tests;
 
 pub use faults::FaultConfig;
-pub use model::{Seed, SeedAttribute, SeedCompany, SeedContact, SeedError, SeedIds};
+pub use model::{
+    Edit, EditCompany, EditContact, Seed, SeedAttribute, SeedCompany, SeedContact, SeedError,
+    SeedIds,
+};
 pub use record::{RecordedRequest, Stats, Violation};
 
 use routes::Shared;
@@ -149,6 +159,9 @@ pub struct MockConfig {
     /// Companies per `GET /companies/scroll` page (Intercom does not document its page size).
     #[arg(long = "scroll-page-size", default_value_t = 50)]
     pub scroll_page_size: usize,
+    /// Idle time after which an open company scroll expires, in ms (Intercom: 1 minute).
+    #[arg(long = "scroll-ttl-ms", value_parser = parse_ms, default_value = "60000")]
+    pub scroll_ttl: Duration,
     /// Port on 127.0.0.1 (0 = any free port).
     #[arg(long = "mock-port", default_value_t = 0)]
     pub port: u16,
@@ -172,6 +185,7 @@ impl Default for MockConfig {
             max_custom_attributes: 250,
             record_requests: false,
             scroll_page_size: 50,
+            scroll_ttl: Duration::from_secs(60),
             port: 0,
         }
     }
@@ -188,6 +202,7 @@ impl fmt::Debug for MockConfig {
             .field("max_custom_attributes", &self.max_custom_attributes)
             .field("record_requests", &self.record_requests)
             .field("scroll_page_size", &self.scroll_page_size)
+            .field("scroll_ttl", &self.scroll_ttl)
             .field("port", &self.port)
             .finish()
     }

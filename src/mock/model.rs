@@ -60,6 +60,36 @@ pub struct SeedAttribute {
     pub archived: bool,
 }
 
+/// Changes made behind the loader's back (`POST /_mock/edit`), as another integration or a
+/// teammate in Intercom's UI would make them: custom attribute values are set as given (`null`
+/// removes one), without checking them against the data attributes, and nothing is recorded
+/// or rate limited. Companies are named by `company_id`, contacts by `external_id` or else
+/// `email`. All or nothing: an unknown record changes nothing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Edit {
+    pub companies: Vec<EditCompany>,
+    pub contacts: Vec<EditContact>,
+}
+
+/// A change to one company (`POST /_mock/edit`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EditCompany {
+    pub company_id: String,
+    pub monthly_spend: Option<i64>,
+    pub custom_attributes: Map<String, Value>,
+}
+
+/// A change to one contact (`POST /_mock/edit`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EditContact {
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub custom_attributes: Map<String, Value>,
+}
+
 /// Intercom ids assigned to a seed's records, in seed order.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SeedIds {

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::faults::{AbortBody, FaultConfig, PreFault, Roll};
-use super::model::{Model, Seed, SeedError, SeedIds};
+use super::model::{Edit, Model, Seed, SeedError, SeedIds};
 use super::ratelimit::{RateInfo, RateLimiter};
 use super::record::{body_value, headers_value, RecordedRequest, Recorder, Violation};
 use super::state::{uuid_like, Store};
@@ -29,6 +29,7 @@ const MAX_SEED_BODY: usize = 1 << 30;
 pub struct Shared {
     pub token: String,
     pub scroll_page_size: usize,
+    pub scroll_ttl_ms: u64,
     pub max_custom_attributes: usize,
     inner: Mutex<Inner>,
 }
@@ -48,6 +49,7 @@ impl Shared {
         Shared {
             token: config.token.clone(),
             scroll_page_size: config.scroll_page_size,
+            scroll_ttl_ms: config.scroll_ttl.as_millis() as u64,
             max_custom_attributes: config.max_custom_attributes,
             inner: Mutex::new(Inner {
                 store: Store::default(),
@@ -93,6 +95,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_mock/state", get(control_state))
         .route("/_mock/stats", get(control_stats))
         .route("/_mock/seed", axum::routing::post(control_seed))
+        .route("/_mock/edit", axum::routing::post(control_edit))
         .route(
             "/_mock/faults",
             get(control_get_faults).post(control_set_faults),
@@ -121,6 +124,20 @@ async fn control_seed(State(shared): State<Arc<Shared>>, req: Request) -> Respon
         .and_then(|seed| shared.seed(seed).map_err(|e| e.to_string()));
     match result {
         Ok(ids) => json_response(StatusCode::OK, &json!(ids)),
+        Err(e) => control_error(&e),
+    }
+}
+
+/// `POST /_mock/edit` with an [`Edit`]: changes records behind the loader's back; answers how
+/// many companies and contacts changed.
+async fn control_edit(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let result = axum::body::to_bytes(req.into_body(), MAX_SEED_BODY)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|body| serde_json::from_slice::<Edit>(&body).map_err(|e| e.to_string()))
+        .and_then(|edit| shared.lock().store.edit(edit, now_ms()));
+    match result {
+        Ok(changed) => json_response(StatusCode::OK, &changed),
         Err(e) => control_error(&e),
     }
 }
@@ -344,6 +361,7 @@ fn dispatch(
         Route::ScrollCompanies => store.scroll(
             q.get("scroll_param").map(String::as_str),
             shared.scroll_page_size,
+            shared.scroll_ttl_ms,
             now,
         ),
         Route::SearchContacts => store.search_contacts(&json_body(body)?),

@@ -2,7 +2,7 @@
 //! API routes perform on them. Every operation validates fully before changing anything.
 
 use super::error::ApiError;
-use super::model::{Attribute, Company, Contact, DataType, Model, Seed, SeedError, SeedIds};
+use super::model::{Attribute, Company, Contact, DataType, Edit, Model, Seed, SeedError, SeedIds};
 use super::search::{self, Query};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
@@ -38,8 +38,6 @@ struct Scroll {
     last_used_ms: u64,
 }
 
-/// A scroll expires after this long without a call (Intercom: 1 minute).
-const SCROLL_TTL_MS: u64 = 60_000;
 /// Intercom's `monthly_spend` upper limit (2**31-1).
 const MAX_MONTHLY_SPEND: f64 = 2_147_483_647.0;
 /// `POST /companies/list` pages no deeper than this many companies (as Intercom documents).
@@ -248,6 +246,54 @@ impl Store {
         })
     }
 
+    /// Applies an [`Edit`] (all or nothing); returns how many companies and contacts changed.
+    pub fn edit(&mut self, edit: Edit, now_ms: u64) -> Result<Value, String> {
+        let companies = edit
+            .companies
+            .iter()
+            .map(|c| {
+                self.company_by_company_id
+                    .get(&c.company_id)
+                    .copied()
+                    .ok_or_else(|| format!("no company with company_id {:?}", c.company_id))
+            })
+            .collect::<Result<Vec<usize>, String>>()?;
+        let contacts = edit
+            .contacts
+            .iter()
+            .map(|c| {
+                let found = match (&c.external_id, &c.email) {
+                    (Some(external_id), _) => self.contact_by_external_id.get(external_id),
+                    (None, Some(email)) => self
+                        .contact_by_email
+                        .get(&email.to_lowercase())
+                        .and_then(|all| all.first()),
+                    (None, None) => None,
+                };
+                found
+                    .copied()
+                    .ok_or_else(|| format!("no contact {:?} / {:?}", c.external_id, c.email))
+            })
+            .collect::<Result<Vec<usize>, String>>()?;
+        let changed = json!({"companies": companies.len(), "contacts": contacts.len()});
+        for (i, change) in companies.into_iter().zip(edit.companies) {
+            let company = &mut self.companies[i];
+            if let Some(spend) = change.monthly_spend {
+                company.monthly_spend = spend;
+            }
+            let values = change.custom_attributes.into_iter().collect();
+            apply_custom_attributes(&mut company.custom_attributes, values);
+            company.updated_at = secs(now_ms);
+        }
+        for (i, change) in contacts.into_iter().zip(edit.contacts) {
+            let contact = &mut self.contacts[i];
+            let values = change.custom_attributes.into_iter().collect();
+            apply_custom_attributes(&mut contact.custom_attributes, values);
+            contact.updated_at = secs(now_ms);
+        }
+        Ok(changed)
+    }
+
     /// The `company_id` of the company with Intercom id `id`, if any.
     pub fn company_id_of(&self, id: &str) -> Option<&str> {
         self.company_by_id
@@ -304,18 +350,20 @@ impl Store {
 
     /// `GET /companies/scroll[?scroll_param=]`: all companies (users or not) in creation order,
     /// `page_size` at a time. Only one scroll may be open: starting one while another is open
-    /// (used within the last 60 s) → 400 `scroll_exists`. An unknown or expired param → 404
-    /// `not_found`. The page after the last company is empty and closes the scroll.
+    /// (used within the last `ttl_ms`; Intercom: 60 s) → 400 `scroll_exists`. An unknown or
+    /// expired param → 404 `not_found`. The page after the last company is empty and closes
+    /// the scroll.
     pub fn scroll(
         &mut self,
         param: Option<&str>,
         page_size: usize,
+        ttl_ms: u64,
         now_ms: u64,
     ) -> Result<Value, ApiError> {
         if self
             .scroll
             .as_ref()
-            .is_some_and(|s| now_ms.saturating_sub(s.last_used_ms) >= SCROLL_TTL_MS)
+            .is_some_and(|s| now_ms.saturating_sub(s.last_used_ms) >= ttl_ms)
         {
             self.scroll = None;
         }
@@ -913,18 +961,20 @@ mod tests {
     fn scroll_expires_after_a_minute_idle() {
         let mut store = store_with(3);
         let t = 5_000_000;
-        let first = store.scroll(None, 1, t).expect("first page");
+        let first = store.scroll(None, 1, 60_000, t).expect("first page");
         let param = first["scroll_param"].as_str().expect("param").to_owned();
-        let busy = store.scroll(None, 1, t + 59_999).expect_err("still open");
+        let busy = store
+            .scroll(None, 1, 60_000, t + 59_999)
+            .expect_err("still open");
         assert_eq!(busy.code, "scroll_exists");
         store
-            .scroll(Some(&param), 1, t + 59_999)
+            .scroll(Some(&param), 1, 60_000, t + 59_999)
             .expect("second page");
         let expired = store
-            .scroll(Some(&param), 1, t + 59_999 + 60_000)
+            .scroll(Some(&param), 1, 60_000, t + 59_999 + 60_000)
             .expect_err("expired");
         assert_eq!((expired.status.as_u16(), expired.code), (404, "not_found"));
-        assert!(store.scroll(None, 1, t + 200_000).is_ok());
+        assert!(store.scroll(None, 1, 60_000, t + 200_000).is_ok());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Data attributes must exist in Intercom before a PUT uses them: list them once per run,
 //! create the missing ones with the inferred type, refuse on a type conflict.
 
+use tokio::task::JoinSet;
+
 use crate::intercom::{Client, DataAttribute, DataType, Model};
 use crate::store::Attribute;
 
@@ -38,9 +40,12 @@ pub async fn ensure_attributes(
     catalog: &[Attribute],
     stale: &[String],
 ) -> Result<Vec<String>, PushError> {
-    let mut existing: Vec<DataAttribute> =
-        client.list_data_attributes(Model::Company, true).await?;
-    existing.extend(client.list_data_attributes(Model::Contact, true).await?);
+    let (companies, contacts) = tokio::join!(
+        client.list_data_attributes(Model::Company, true),
+        client.list_data_attributes(Model::Contact, true)
+    );
+    let mut existing: Vec<DataAttribute> = companies?;
+    existing.extend(contacts?);
     let mut missing = Vec::new();
     for attribute in catalog {
         let same_name: Vec<&DataAttribute> = existing
@@ -82,18 +87,25 @@ pub async fn ensure_attributes(
             missing.len()
         )));
     }
-    let mut created = Vec::new();
-    for attribute in missing {
-        client
-            .create_data_attribute(
-                &attribute.name,
-                model(attribute.model),
-                data_type(attribute.data_type),
-            )
-            .await?;
-        created.push(attribute.name.clone());
+    // Created concurrently (each is independent), inside the client's rate governor.
+    let mut creates = JoinSet::new();
+    for attribute in &missing {
+        let client = client.clone();
+        let (name, model, data_type) = (
+            attribute.name.clone(),
+            model(attribute.model),
+            data_type(attribute.data_type),
+        );
+        creates.spawn(async move { client.create_data_attribute(&name, model, data_type).await });
     }
-    Ok(created)
+    while let Some(done) = creates.join_next().await {
+        // A create task is never cancelled, so it only fails to finish by panicking: pass that on.
+        match done {
+            Ok(created) => created?,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+    }
+    Ok(missing.iter().map(|a| a.name.clone()).collect())
 }
 
 /// Where a workspace attribute carrying our prefix comes from.

@@ -7,22 +7,31 @@
 //! a record holds one of `concurrency` window permits from before its first request until the
 //! writer has committed its outcome, so however slow the database, at most `concurrency`
 //! writes can have been applied by Intercom without being recorded.
+//!
+//! The company directory ([`directory`]) streams into the push: each page's companies are
+//! compared ([`reconcile`], when asked) and sent while the next pages are read, all within one
+//! rate governor.
 
 pub mod attributes;
+pub mod directory;
+pub mod reconcile;
 pub mod report;
 pub mod resolve;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 use crate::intercom::{ApiError, Client};
 use crate::progress::Progress;
 use crate::store::{PendingRecord, RecordOutcome, Store, StoreError, SyncRecord};
+use directory::DirectoryPage;
+use reconcile::{ReconcileMode, Reconciler};
 use report::{KindReport, PushReport};
 use resolve::{ContactMatch, UserKeys};
 
@@ -34,17 +43,34 @@ pub enum PushError {
     /// Payloads are missing or stale (exit 2).
     #[error("{0}")]
     NotReady(String),
-    #[error(transparent)]
+    #[error("Intercom: {0}")]
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// What to push.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct PushOptions {
     /// Ignore stored hashes: send every payload.
     pub full_resync: bool,
+    /// Compare what Intercom holds with what it last accepted, on the way (`run --reconcile`,
+    /// `reconcile`).
+    pub reconcile: Option<ReconcileMode>,
+    /// Send what changed. Only `reconcile --mode report` sets it false: then nothing at all is
+    /// written to Intercom.
+    pub send: bool,
+}
+
+impl PushOptions {
+    /// The ordinary push: send what changed, or everything with `full_resync`.
+    pub fn send(full_resync: bool) -> PushOptions {
+        PushOptions {
+            full_resync,
+            reconcile: None,
+            send: true,
+        }
+    }
 }
 
 /// Records read from the database per page (memory stays bounded).
@@ -53,35 +79,50 @@ const PAGE: usize = 2000;
 /// lookup per company.
 const DIRECTORY_THRESHOLD: u64 = 100;
 
-/// Pushes changed payloads. `store` must hold fresh payloads (see `transform::check_fresh`).
+/// Pushes changed payloads (and reconciles first, per record, when asked). `store` must hold
+/// fresh payloads (see `transform::check_fresh`) unless nothing is sent. `run_id` is the
+/// `runs` row of this push (reconcile records its drift under it).
 pub fn push(
     store: &Store,
     client: &Client,
     runtime: &tokio::runtime::Runtime,
     options: PushOptions,
+    run_id: i64,
 ) -> Result<PushReport, PushError> {
     let started = Instant::now();
-    crate::transform::check_fresh(store).map_err(PushError::NotReady)?;
     let mut report = PushReport::default();
-    let nothing_pending = store.pending_counts("company", options.full_resync)?.0
-        + store.pending_counts("user", options.full_resync)?.0
-        == 0;
-    if nothing_pending {
+    let (mut pending, mut unknown) = (0, 0);
+    if options.send {
+        crate::transform::check_fresh(store).map_err(PushError::NotReady)?;
+        (pending, unknown) = store.pending_counts("company", options.full_resync)?;
+        pending += store.pending_counts("user", options.full_resync)?.0;
+    }
+    let mut reconciler = options
+        .reconcile
+        .map(|mode| Reconciler::start(store, mode, run_id))
+        .transpose()?;
+    if pending == 0 && reconciler.is_none() {
         // Nothing changed: not a single API call.
         count_unchanged(store, &mut report)?;
         report.duration_secs = started.elapsed().as_secs_f64();
         return Ok(report);
     }
-    let catalog = store.attributes()?;
-    let stale: Vec<String> = store
-        .known_attributes()?
-        .into_iter()
-        .filter(|(model, name)| !catalog.iter().any(|c| c.model == model && &c.name == name))
-        .map(|(_, name)| name)
-        .collect();
-    report.attributes_created =
-        runtime.block_on(attributes::ensure_attributes(client, &catalog, &stale))?;
-    store.remember_attributes(&catalog)?;
+    // The company directory is read when reconciling, and when many ids are unknown (a first
+    // run). It starts now: its first pages arrive while the data attributes are checked.
+    let directory = (reconciler.is_some() || unknown > DIRECTORY_THRESHOLD)
+        .then(|| directory::stream(client, runtime.handle(), reconciler.is_some()));
+    if options.send {
+        let catalog = store.attributes()?;
+        let stale: Vec<String> = store
+            .known_attributes()?
+            .into_iter()
+            .filter(|(model, name)| !catalog.iter().any(|c| c.model == model && &c.name == name))
+            .map(|(_, name)| name)
+            .collect();
+        report.attributes_created =
+            runtime.block_on(attributes::ensure_attributes(client, &catalog, &stale))?;
+        store.remember_attributes(&catalog)?;
+    }
 
     // The in-flight window: a record holds a permit until its outcome is committed.
     let window = Arc::new(Semaphore::new(client.concurrency()));
@@ -103,42 +144,52 @@ pub fn push(
         Ok(())
     });
 
+    let context = Context {
+        store,
+        client,
+        runtime,
+        options,
+        window,
+        tx,
+    };
     let result = (|| -> Result<(), PushError> {
         push_companies(
-            store,
-            client,
-            runtime,
-            options,
-            &window,
-            &tx,
+            &context,
+            directory,
+            reconciler.as_mut(),
             &mut report.companies,
             &mut report.warnings,
         )?;
-        push_users(
-            store,
-            client,
-            runtime,
-            options,
-            &window,
-            &tx,
-            &mut report.users,
-        )?;
+        push_users(&context, reconciler.as_mut(), &mut report.users)?;
         Ok(())
     })();
-    drop(tx);
+    drop(context);
     let written = writer_thread
         .join()
         .unwrap_or_else(|_| Err(StoreError::Worker("the result writer panicked")));
     result?;
     written?;
 
-    count_unchanged(store, &mut report)?;
+    if options.send {
+        count_unchanged(store, &mut report)?;
+    }
+    report.reconcile = reconciler.map(Reconciler::finish);
     let stats = client.stats();
     report.api_calls = stats.requests_sent;
     report.rate_limited = stats.rate_limited;
     report.retries = stats.retries;
     report.duration_secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// What every stage of one push shares.
+struct Context<'a> {
+    store: &'a Store,
+    client: &'a Client,
+    runtime: &'a tokio::runtime::Runtime,
+    options: PushOptions,
+    window: Arc<Semaphore>,
+    tx: mpsc::Sender<Settled>,
 }
 
 /// Records that were not attempted are unchanged.
@@ -158,109 +209,178 @@ fn count_unchanged(store: &Store, report: &mut PushReport) -> Result<(), StoreEr
 /// A finished record and its window permit (released once the writer committed it).
 type Settled = (SyncRecord, Option<OwnedSemaphorePermit>);
 
-/// Takes a window permit (the semaphore is never closed; `None` would only mean it was).
-async fn enter(window: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-    window.clone().acquire_owned().await.ok()
+/// Runs one task per record inside the in-flight window and settles each outcome as its task
+/// finishes. Whatever it waits for (a directory page, a search), it settles meanwhile, so a
+/// finished record never holds its permit longer than the writer takes to commit it. At most
+/// [`Dispatcher::queued_max`] tasks wait: reading stays a little ahead of sending, never far.
+struct Dispatcher<'a> {
+    tasks: JoinSet<Settled>,
+    window: &'a Arc<Semaphore>,
+    tx: &'a mpsc::Sender<Settled>,
+    counts: &'a mut KindReport,
+    progress: Progress,
+    queued_max: usize,
 }
 
-/// Settles every task's outcome as it finishes.
-async fn drain(
-    mut tasks: JoinSet<Settled>,
-    progress: &Progress,
-    tx: &mpsc::Sender<Settled>,
-    counts: &mut KindReport,
-) -> Result<(), PushError> {
-    while let Some(done) = tasks.join_next().await {
+impl<'a> Dispatcher<'a> {
+    fn new(context: &'a Context, counts: &'a mut KindReport, progress: Progress) -> Self {
+        Dispatcher {
+            tasks: JoinSet::new(),
+            window: &context.window,
+            tx: &context.tx,
+            counts,
+            progress,
+            queued_max: 2 * context.client.concurrency(),
+        }
+    }
+
+    /// Queues `task`, which starts once it holds a window permit.
+    async fn spawn(
+        &mut self,
+        task: impl Future<Output = SyncRecord> + Send + 'static,
+    ) -> Result<(), PushError> {
+        while self.tasks.len() >= self.queued_max {
+            self.settle_next().await?;
+        }
+        let window = self.window.clone();
+        self.tasks.spawn(async move {
+            // The semaphore is never closed; `None` would only mean it was.
+            let permit = window.acquire_owned().await.ok();
+            (task.await, permit)
+        });
+        Ok(())
+    }
+
+    /// Awaits `work`, settling the tasks that finish meanwhile.
+    async fn settle_while<T>(&mut self, work: impl Future<Output = T>) -> Result<T, PushError> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.settle(done)?,
+            }
+        }
+    }
+
+    /// Settles the next task to finish; false when none is left.
+    async fn settle_next(&mut self) -> Result<bool, PushError> {
+        match self.tasks.join_next().await {
+            Some(done) => self.settle(done).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Counts an outcome and hands it, with its window permit, to the writer.
+    fn settle(&mut self, done: Result<Settled, JoinError>) -> Result<(), PushError> {
         // A task only ends early if it panicked, which would be a bug: stop the run.
-        let settled = done.map_err(|_| StoreError::Worker("a push task panicked"))?;
-        progress.inc(1);
-        settle(tx, counts, settled)?;
+        let (record, permit) = done.map_err(|_| StoreError::Worker("a push task panicked"))?;
+        self.progress.inc(1);
+        let counts = &mut *self.counts;
+        match &record.outcome {
+            RecordOutcome::Updated { .. } => counts.updated += 1,
+            RecordOutcome::NotFound => counts.not_found += 1,
+            RecordOutcome::Ambiguous(reason) => {
+                counts.ambiguous += 1;
+                counts.problem(&record.record_key, "ambiguous", reason.clone());
+            }
+            RecordOutcome::Failed(reason) => {
+                counts.failed += 1;
+                counts.problem(&record.record_key, "failed", reason.clone());
+            }
+        }
+        self.tx
+            .send((record, permit))
+            .map_err(|_| StoreError::Worker("the result writer stopped").into())
     }
-    Ok(())
+
+    /// Settles every task left.
+    async fn finish(mut self) -> Result<(), PushError> {
+        while self.settle_next().await? {}
+        Ok(())
+    }
 }
 
-/// Counts an outcome and hands it, with its window permit, to the writer.
-fn settle(
-    tx: &mpsc::Sender<Settled>,
-    counts: &mut KindReport,
-    (record, permit): Settled,
-) -> Result<(), PushError> {
-    match &record.outcome {
-        RecordOutcome::Updated { .. } => counts.updated += 1,
-        RecordOutcome::NotFound => counts.not_found += 1,
-        RecordOutcome::Ambiguous(reason) => {
-            counts.ambiguous += 1;
-            counts.problem(&record.record_key, "ambiguous", reason.clone());
-        }
-        RecordOutcome::Failed(reason) => {
-            counts.failed += 1;
-            counts.problem(&record.record_key, "failed", reason.clone());
-        }
-    }
-    tx.send((record, permit))
-        .map_err(|_| StoreError::Worker("the result writer stopped").into())
-}
-
+/// Companies: with the directory, each page's ids are remembered, the page is reconciled (when
+/// asked) and its pending companies are sent while the next pages are read; then (or without
+/// the directory) every other pending company, looked up by `company_id` when its id is unknown.
 fn push_companies(
-    store: &Store,
-    client: &Client,
-    runtime: &tokio::runtime::Runtime,
-    options: PushOptions,
-    window: &Arc<Semaphore>,
-    tx: &mpsc::Sender<Settled>,
+    context: &Context,
+    directory: Option<tokio::sync::mpsc::Receiver<DirectoryPage>>,
+    mut reconciler: Option<&mut Reconciler>,
     counts: &mut KindReport,
     warnings: &mut Vec<String>,
 ) -> Result<(), PushError> {
-    let (pending, unknown) = store.pending_counts("company", options.full_resync)?;
-    if pending == 0 {
-        return Ok(());
-    }
-    let mut directory: Option<HashMap<String, String>> = None;
-    if unknown > DIRECTORY_THRESHOLD {
-        match runtime.block_on(resolve::company_directory(client)) {
-            Ok(found) => directory = Some(found),
-            Err(e) => warnings.push(format!(
-                "could not scroll the company list ({e}); looking companies up one by one"
-            )),
-        }
-    }
-    let progress = Progress::new("pushing companies", "companies");
-    let mut after = 0;
-    loop {
-        let page = store.pending_page("company", options.full_resync, after, PAGE)?;
-        let Some(last) = page.last() else { break };
-        after = last.record_id;
-        runtime.block_on(async {
-            let mut tasks = JoinSet::new();
-            for record in page {
-                let known = record.intercom_id.clone().or_else(|| {
-                    directory
-                        .as_ref()
-                        .and_then(|d| d.get(&record.record_key).cloned())
-                });
-                let client = client.clone();
-                let window = window.clone();
-                tasks.spawn(async move {
-                    let permit = enter(&window).await;
-                    (push_company(&client, record, known).await, permit)
-                });
+    let Context {
+        store,
+        client,
+        options,
+        ..
+    } = *context;
+    let push_company_task = |record: PendingRecord| {
+        let client = client.clone();
+        async move { push_company(&client, record).await }
+    };
+    context.runtime.block_on(async {
+        let progress = Progress::new("pushing companies", "companies");
+        let mut dispatcher = Dispatcher::new(context, counts, progress);
+        let mut dispatched: HashSet<String> = HashSet::new();
+        if let Some(mut pages) = directory {
+            while let Some(page) = dispatcher.settle_while(pages.recv()).await? {
+                let companies = match page {
+                    Ok(companies) => companies,
+                    Err(e) => {
+                        warnings.push(match reconciler.as_deref_mut() {
+                            Some(r) => {
+                                r.incomplete();
+                                format!("could not read the whole company directory ({e}): the companies after it were not reconciled; run it again")
+                            }
+                            None => format!("could not scroll the company list ({e}); looking companies up one by one"),
+                        });
+                        break;
+                    }
+                };
+                let found: Vec<(String, String)> = companies
+                    .iter()
+                    .filter_map(|c| Some((c.company_id.clone()?, c.id.clone())))
+                    .collect();
+                let ids_found = store.remember_found_ids("company", &found)?;
+                if let Some(r) = reconciler.as_deref_mut() {
+                    r.company_ids_found(ids_found);
+                    r.compare_companies(store, &companies)?;
+                }
+                if !options.send {
+                    continue;
+                }
+                let keys: Vec<String> = found.into_iter().map(|(key, _)| key).collect();
+                for record in store.pending_for_keys("company", options.full_resync, &keys)? {
+                    dispatched.insert(record.record_key.clone());
+                    dispatcher.spawn(push_company_task(record)).await?;
+                }
             }
-            drain(tasks, &progress, tx, counts).await
-        })?;
-    }
-    Ok(())
+        }
+        if options.send {
+            let mut after = 0;
+            loop {
+                let page = store.pending_page("company", options.full_resync, after, PAGE)?;
+                let Some(last) = page.last() else { break };
+                after = last.record_id;
+                for record in page {
+                    if !dispatched.contains(&record.record_key) {
+                        dispatcher.spawn(push_company_task(record)).await?;
+                    }
+                }
+            }
+        }
+        dispatcher.finish().await
+    })
 }
 
-/// Looks up (if needed) and updates one company; a 404 on the PUT drops the id and
+/// Looks up (if its id is unknown) and updates one company; a 404 on the PUT drops the id and
 /// re-resolves once.
-async fn push_company(
-    client: &Client,
-    record: PendingRecord,
-    known_id: Option<String>,
-) -> SyncRecord {
+async fn push_company(client: &Client, record: PendingRecord) -> SyncRecord {
     let outcome = async {
         let body = request_body(&record.payload, record.pushed_payload.as_deref(), true);
-        let mut id = match known_id {
+        let mut id = match record.intercom_id.clone() {
             Some(id) => id,
             None => match client.find_company(&record.record_key).await? {
                 Some(company) => company.id,
@@ -299,49 +419,70 @@ fn updated(intercom_id: String, record: &PendingRecord) -> RecordOutcome {
     }
 }
 
+/// Users, a page at a time: reconciled first when asked (which reads every user back), then
+/// the pending ones are looked up when their id is unknown and sent, while the next page is read.
 fn push_users(
-    store: &Store,
-    client: &Client,
-    runtime: &tokio::runtime::Runtime,
-    options: PushOptions,
-    window: &Arc<Semaphore>,
-    tx: &mpsc::Sender<Settled>,
+    context: &Context,
+    mut reconciler: Option<&mut Reconciler>,
     counts: &mut KindReport,
 ) -> Result<(), PushError> {
-    let progress = Progress::new("pushing users", "users");
-    let mut after = 0;
-    loop {
-        let page = store.pending_page("user", options.full_resync, after, PAGE)?;
-        let Some(last) = page.last() else { break };
-        after = last.record_id;
-        runtime.block_on(async {
-            let unresolved: Vec<(usize, UserKeys)> = page
+    let Context {
+        store,
+        client,
+        options,
+        ..
+    } = *context;
+    context.runtime.block_on(async {
+        let progress = Progress::new("pushing users", "users");
+        let mut dispatcher = Dispatcher::new(context, counts, progress);
+        let mut after = 0;
+        loop {
+            let (page, mut looked_up) = match reconciler.as_deref_mut() {
+                Some(r) => {
+                    let records = store.record_page("user", after, PAGE)?;
+                    let Some(last) = records.last() else { break };
+                    after = last.record_id;
+                    let looked_up = dispatcher
+                        .settle_while(r.reconcile_users(client, store, &records))
+                        .await??;
+                    if !options.send {
+                        continue;
+                    }
+                    let keys: Vec<String> = records.into_iter().map(|r| r.record_key).collect();
+                    let pending = store.pending_for_keys("user", options.full_resync, &keys)?;
+                    (pending, looked_up)
+                }
+                None => {
+                    let page = store.pending_page("user", options.full_resync, after, PAGE)?;
+                    let Some(last) = page.last() else { break };
+                    after = last.record_id;
+                    (page, HashMap::new())
+                }
+            };
+            let (unresolved, keys): (Vec<String>, Vec<UserKeys>) = page
                 .iter()
-                .enumerate()
-                .filter(|(_, r)| r.intercom_id.is_none())
-                .map(|(i, r)| (i, user_keys(&r.payload)))
-                .collect();
-            let keys: Vec<UserKeys> = unresolved.iter().map(|(_, k)| k.clone()).collect();
-            let matches = resolve::resolve_contacts(client, &keys).await?;
-            let mut resolved: HashMap<usize, ContactMatch> =
-                unresolved.iter().map(|(i, _)| *i).zip(matches).collect();
-            let mut tasks = JoinSet::new();
-            for (i, record) in page.into_iter().enumerate() {
+                .filter(|r| r.intercom_id.is_none() && !looked_up.contains_key(&r.record_key))
+                .map(|r| (r.record_key.clone(), user_keys(&r.payload)))
+                .unzip();
+            let matches = dispatcher
+                .settle_while(resolve::resolve_contacts(client, &keys))
+                .await??;
+            looked_up.extend(unresolved.into_iter().zip(matches));
+            for record in page {
                 let found = match &record.intercom_id {
                     Some(id) => ContactMatch::Found(id.clone()),
-                    None => resolved.remove(&i).unwrap_or(ContactMatch::NotFound),
+                    None => looked_up
+                        .remove(&record.record_key)
+                        .unwrap_or(ContactMatch::NotFound),
                 };
                 let client = client.clone();
-                let window = window.clone();
-                tasks.spawn(async move {
-                    let permit = enter(&window).await;
-                    (push_user(&client, record, found).await, permit)
-                });
+                dispatcher
+                    .spawn(async move { push_user(&client, record, found).await })
+                    .await?;
             }
-            drain(tasks, &progress, tx, counts).await
-        })?;
-    }
-    Ok(())
+        }
+        dispatcher.finish().await
+    })
 }
 
 /// Updates one contact; 404 or 410 (`contact_merged`) re-resolves once.
@@ -383,7 +524,7 @@ async fn push_user(client: &Client, record: PendingRecord, found: ContactMatch) 
     }
 }
 
-fn user_keys(payload: &str) -> UserKeys {
+pub(crate) fn user_keys(payload: &str) -> UserKeys {
     let value: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
     let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
     UserKeys {

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use super::reconcile::ReconcileReport;
+
 /// Outcomes for one kind of record.
 #[derive(Debug, Default, Serialize)]
 pub struct KindReport {
@@ -21,7 +23,7 @@ pub struct Problem {
     pub reason: String,
 }
 
-/// Problems listed per kind (the rest are counted, and kept in sync_state.last_error).
+/// Problems listed per kind (the rest are counted, and kept in records.last_error).
 pub const PROBLEMS_SHOWN: usize = 20;
 
 impl KindReport {
@@ -47,13 +49,17 @@ pub struct PushReport {
     pub duration_secs: f64,
     pub dry_run: bool,
     pub warnings: Vec<String>,
+    /// Present when the run reconciled (`reconcile`, `run --reconcile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<ReconcileReport>,
 }
 
 impl PushReport {
     /// 0 when every record succeeded (not found / ambiguous are reported, not failures),
-    /// 1 when some failed.
+    /// 1 when some failed or a reconcile could not compare every record.
     pub fn exit_code(&self) -> u8 {
-        if self.companies.failed + self.users.failed > 0 {
+        let incomplete = self.reconcile.as_ref().is_some_and(|r| !r.complete);
+        if self.companies.failed + self.users.failed > 0 || incomplete {
             1
         } else {
             0
@@ -64,9 +70,14 @@ impl PushReport {
         self.companies.updated + self.users.updated
     }
 
-    pub fn render_human(&self) -> String {
+    /// The report as text; `sent`: whether the push sent (else only the reconcile is shown).
+    pub fn render_human(&self, sent: bool) -> String {
         let mut out = String::new();
-        for (label, k) in [("companies", &self.companies), ("users", &self.users)] {
+        if let Some(reconcile) = &self.reconcile {
+            out.push_str(&reconcile.render_human());
+        }
+        let pushed = [("companies", &self.companies), ("users", &self.users)];
+        for (label, k) in pushed.into_iter().filter(|_| sent) {
             out.push_str(&format!(
                 "{label:<10} updated {:>7}  unchanged {:>7}  not_found {:>5}  ambiguous {:>5}  failed {:>5}\n",
                 k.updated, k.unchanged, k.not_found, k.ambiguous, k.failed

@@ -3,33 +3,12 @@
 
 use std::collections::HashMap;
 
+use tokio::task::JoinSet;
+
 use crate::intercom::{ApiError, Client, Contact, ContactKey};
 
 /// Values per `IN` search (Intercom's documented maximum for one query value list).
 pub const SEARCH_BATCH: usize = 100;
-
-/// Every company Intercom lists, company_id → Intercom id, with the scroll API (one call per
-/// page). `Err` when a scroll can't be had (e.g. another scroll is open for the app): the
-/// caller then looks companies up one by one.
-pub async fn company_directory(client: &Client) -> Result<HashMap<String, String>, ApiError> {
-    let mut directory = HashMap::new();
-    let mut param: Option<String> = None;
-    loop {
-        let page = client.scroll_companies(param.as_deref()).await?;
-        if page.companies.is_empty() {
-            return Ok(directory);
-        }
-        for company in page.companies {
-            if let Some(company_id) = company.company_id {
-                directory.insert(company_id, company.id);
-            }
-        }
-        match page.scroll_param {
-            Some(next) => param = Some(next),
-            None => return Ok(directory),
-        }
-    }
-}
 
 /// A contact lookup's answer for one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,28 +95,55 @@ async fn search_all(
     key_of: impl Fn(&Contact) -> Option<String>,
 ) -> Result<HashMap<String, Vec<String>>, ApiError> {
     let mut found: HashMap<String, Vec<String>> = HashMap::new();
-    let mut unique: Vec<String> = values.to_vec();
-    unique.sort();
-    unique.dedup();
-    for batch in unique.chunks(SEARCH_BATCH) {
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = client
-                .search_contacts(field, batch, cursor.as_deref())
-                .await?;
-            for contact in &page.contacts {
-                if let Some(key) = key_of(contact) {
-                    let ids = found.entry(key).or_default();
-                    if !ids.contains(&contact.id) {
-                        ids.push(contact.id.clone());
-                    }
-                }
-            }
-            match page.next {
-                Some(next) if !page.contacts.is_empty() => cursor = Some(next),
-                _ => break,
+    for contact in search_in(client, field, values).await? {
+        if let Some(key) = key_of(&contact) {
+            let ids = found.entry(key).or_default();
+            if !ids.contains(&contact.id) {
+                ids.push(contact.id);
             }
         }
     }
     Ok(found)
+}
+
+/// Every contact whose `field` is one of `values`: one `IN` search per [`SEARCH_BATCH`]
+/// distinct values (one page each, unless a value matches several contacts), the batches
+/// concurrently.
+pub async fn search_in(
+    client: &Client,
+    field: ContactKey,
+    values: &[String],
+) -> Result<Vec<Contact>, ApiError> {
+    let mut unique: Vec<String> = values.to_vec();
+    unique.sort();
+    unique.dedup();
+    let mut batches = JoinSet::new();
+    for batch in unique.chunks(SEARCH_BATCH) {
+        let (client, batch) = (client.clone(), batch.to_vec());
+        batches.spawn(async move {
+            let mut contacts = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = client
+                    .search_contacts(field, &batch, cursor.as_deref())
+                    .await?;
+                let more = !page.contacts.is_empty();
+                contacts.extend(page.contacts);
+                match page.next {
+                    Some(next) if more => cursor = Some(next),
+                    _ => return Ok::<_, ApiError>(contacts),
+                }
+            }
+        });
+    }
+    let mut contacts = Vec::new();
+    while let Some(done) = batches.join_next().await {
+        // A batch task is never cancelled, so it only fails to finish by panicking: pass that
+        // on, as if the search had run inline.
+        match done {
+            Ok(batch) => contacts.extend(batch?),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    Ok(contacts)
 }

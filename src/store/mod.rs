@@ -11,6 +11,7 @@ mod lock;
 mod migrate;
 mod ops;
 mod private;
+mod reconcile;
 mod records;
 
 pub use extract::{
@@ -20,6 +21,7 @@ pub use extract::{
 pub use lock::{lock_path, RunLock};
 pub use ops::DEFAULT_RUNS_KEEP;
 pub use private::{database_files, PRIVATE_MODE};
+pub use reconcile::{DriftRow, RecordRow};
 pub use records::{
     key_hash, Attribute, PayloadRow, PayloadWriter, PendingRecord, RecordOutcome, RunRow,
     StoredHash, SyncRecord, SyncWriter,
@@ -57,6 +59,10 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// record_key → record_id per kind, built on the first lookup by key (see
+    /// `reconcile.rs`); the records of a kind do not change while one command runs.
+    key_index:
+        std::cell::RefCell<std::collections::HashMap<String, std::sync::Arc<records::KeyIndex>>>,
 }
 
 impl Store {
@@ -71,6 +77,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            key_index: Default::default(),
         };
         store.init()?;
         Ok(store)

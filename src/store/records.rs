@@ -109,6 +109,9 @@ pub struct StoredHash {
     pub hash: Option<[u8; 16]>,
 }
 
+/// record_key → record_id of the records of one kind.
+pub type KeyIndex = std::collections::HashMap<String, i64>;
+
 /// The hash by which `transform` finds a record's stored row without holding its key.
 pub fn key_hash(record_key: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(record_key.as_bytes())
@@ -122,11 +125,15 @@ const KEEP_PUSHED: &str = "CASE WHEN :new_hash IS pushed_hash THEN NULL
                                ELSE pushed_payload END";
 
 /// The payload Intercom accepted, as a column expression over `records r`.
-const PUSHED_PAYLOAD: &str =
+pub(super) const PUSHED_PAYLOAD: &str =
     "COALESCE(r.pushed_payload, CASE WHEN r.pushed_hash IS NOT NULL AND r.pushed_hash IS r.hash THEN r.payload END)";
 
+/// Records (`r`) that Intercom accepted a payload of (one that reconcile marked to be sent
+/// again keeps its copy without its hash).
+pub(super) const HAS_PUSHED: &str = "(r.pushed_hash IS NOT NULL OR r.pushed_payload IS NOT NULL)";
+
 /// Which records (`r`) a query is about.
-fn selection(kind_param: &str, full_resync: bool) -> String {
+pub(super) fn selection(kind_param: &str, full_resync: bool) -> String {
     if full_resync {
         format!("r.kind = {kind_param} AND r.hash IS NOT NULL")
     } else {
@@ -150,11 +157,11 @@ impl Store {
     }
 
     /// Attribute names for rendering stored payloads as JSON.
-    fn json_names(&self) -> Result<JsonNames, StoreError> {
+    pub(super) fn json_names(&self) -> Result<JsonNames, StoreError> {
         Ok(JsonNames::new(&self.attribute_names()?))
     }
 
-    fn payload_json(
+    pub(super) fn payload_json(
         &self,
         names: &JsonNames,
         blob: Option<&[u8]>,
@@ -278,6 +285,21 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<PendingRecord>, StoreError> {
+        self.pending_where(
+            &format!(
+                "FROM records r WHERE {} AND r.record_id > ?2 ORDER BY r.record_id LIMIT ?3",
+                selection("?1", full_resync)
+            ),
+            params![kind, after, limit as i64],
+        )
+    }
+
+    /// Pending records selected by `from_where` (a `FROM … WHERE …` over `records r`).
+    pub(super) fn pending_where(
+        &self,
+        from_where: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<PendingRecord>, StoreError> {
         let names = self.json_names()?;
         type Row = (
             i64,
@@ -289,12 +311,9 @@ impl Store {
         );
         let rows: Vec<Row> = self.rows_with(
             &format!(
-                "SELECT r.record_id, r.record_key, r.payload, r.hash, r.intercom_id, {PUSHED_PAYLOAD}
-                 FROM records r
-                 WHERE {} AND r.record_id > ?2 ORDER BY r.record_id LIMIT ?3",
-                selection("?1", full_resync)
+                "SELECT r.record_id, r.record_key, r.payload, r.hash, r.intercom_id, {PUSHED_PAYLOAD} {from_where}"
             ),
-            params![kind, after, limit as i64],
+            params,
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )?;
         rows.into_iter()
@@ -344,7 +363,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT r.kind, {PUSHED_PAYLOAD} FROM records r WHERE r.pushed_hash IS NOT NULL"
+                "SELECT r.kind, {PUSHED_PAYLOAD} FROM records r WHERE {HAS_PUSHED}"
             ))
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;

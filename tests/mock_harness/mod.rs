@@ -178,3 +178,42 @@ pub fn seed_small(mock: &MockServer) {
     })
     .unwrap();
 }
+
+/// Changes records in the mock behind the tool's back, through its `POST /_mock/edit` control
+/// endpoint (as another integration or a teammate in Intercom's UI would); returns the answer.
+pub fn edit_behind_the_back(mock: &MockServer, edit: &Value) -> Value {
+    use std::io::{Read, Write};
+    let body = edit.to_string();
+    let mut stream = std::net::TcpStream::connect(mock.addr()).expect("connect to the mock");
+    write!(
+        stream,
+        "POST /_mock/edit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "/_mock/edit refused: {answer}"
+    );
+    serde_json::from_str(body).expect("a JSON answer")
+}
+
+/// `reconcile --json` (plus `extra`) against the mock: exit code, the report (with its
+/// `drift` list) and stderr.
+pub fn reconcile_json(db: &Path, mock: &MockServer, extra: &[&str]) -> (i32, Value, String) {
+    let url = mock.base_url();
+    let mut args = vec!["reconcile", "--base-url", &url, "--json"];
+    args.extend_from_slice(extra);
+    let run = intercom_push(db, &args);
+    let report = serde_json::from_str(run.stdout.trim()).unwrap_or(Value::Null);
+    (run.code, report, run.stderr)
+}
+
+/// Writes that Intercom (the mock) applied: company and contact PUTs.
+pub fn writes(mock: &MockServer) -> u64 {
+    let stats = mock.stats();
+    stats.company_writes + stats.contact_writes
+}
