@@ -43,7 +43,7 @@ pub enum PushError {
     /// Payloads are missing or stale (exit 2).
     #[error("{0}")]
     NotReady(String),
-    #[error("Intercom: {0}")]
+    #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
