@@ -156,7 +156,8 @@ pub fn small_export(dir: &Path, owner_of_a: &str, health_of_b: &str) {
     .unwrap();
 }
 
-pub fn seed_small(mock: &MockServer) {
+/// The workspace of [`small_export`]: companies a, b, c and contacts u1..u3, no attributes.
+pub fn small_seed() -> Seed {
     let company = |id: &str| SeedCompany {
         company_id: id.into(),
         user_count: 1,
@@ -167,7 +168,7 @@ pub fn seed_small(mock: &MockServer) {
         email: Some(email.into()),
         ..SeedContact::default()
     };
-    mock.seed(Seed {
+    Seed {
         companies: vec![company("a"), company("b"), company("c")],
         contacts: vec![
             contact("u1", "one@x.example"),
@@ -175,6 +176,10 @@ pub fn seed_small(mock: &MockServer) {
             contact("u3", "three@x.example"),
         ],
         data_attributes: vec![],
-    })
-    .unwrap();
+    }
+}
+
+/// Replaces the mock's data with [`small_seed`].
+pub fn seed_small(mock: &MockServer) {
+    mock.seed(small_seed()).unwrap();
 }
