@@ -147,8 +147,8 @@ fn faults_5xx_429_and_dropped_connections_end_with_the_payloads_in_intercom() {
     let mock = mock(MockConfig {
         p_5xx: 0.10,
         p_429: 0.05,
-        p_drop_before: 0.01,
-        p_drop_after: 0.01,
+        p_drop_before: 0.02,
+        p_drop_after: 0.02,
         seed: 7,
         window,
         ..MockConfig::default()
@@ -176,9 +176,34 @@ fn faults_5xx_429_and_dropped_connections_end_with_the_payloads_in_intercom() {
     let (code, report, stderr) = run_json(&db, &fixtures(), &mock, &[]);
     assert_eq!(code, 0, "{stderr}\n{report}");
     assert_eq!(count(&report, "companies", "updated"), ids.len() as u64);
-    assert!(
-        report["retries"].as_u64().unwrap() > 0,
-        "faults were injected, so some requests were retried: {report}"
+    // Every kind of fault really happened (the fault RNG is seeded: the same requests get
+    // the same faults on every run).
+    let stats = mock.stats();
+    eprintln!(
+        "faults: {} requests, injected 5xx {}, injected 429 {}, dropped before applying {}, \
+         dropped after applying {}; client retries {}",
+        stats.total_requests,
+        stats.injected_5xx,
+        stats.injected_429,
+        stats.dropped_before,
+        stats.dropped_after,
+        report["retries"]
+    );
+    for (kind, injected) in [
+        ("5xx", stats.injected_5xx),
+        ("429", stats.injected_429),
+        ("dropped connection before applying", stats.dropped_before),
+        ("dropped connection after applying", stats.dropped_after),
+    ] {
+        assert!(injected > 0, "no {kind} fault was injected: {stats:?}");
+    }
+    // The client met each of them (a refused or dropped attempt) and retried it once.
+    assert_eq!(
+        report["retries"].as_u64(),
+        Some(
+            stats.injected_5xx + stats.injected_429 + stats.dropped_before + stats.dropped_after
+        ),
+        "one retry per injected fault: {report}"
     );
     assert_mock_holds_payloads(&db, &mock, ids.len());
 }
