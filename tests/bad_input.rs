@@ -734,7 +734,8 @@ fn transform_and_plan_before_any_load() {
         );
         assert!(!ws.db().exists(), "{args:?} created {}", ws.db().display());
     }
-    // An existing database without an export: also exit 2, and it stays as it was.
+    // An existing database without an export: also exit 2. (It is not left byte-identical:
+    // opening it adds intercom-push's tables and switches it to WAL.)
     rusqlite::Connection::open(ws.db())
         .unwrap()
         .execute_batch("CREATE TABLE t (x)")
@@ -752,8 +753,9 @@ fn transform_and_plan_before_any_load() {
 }
 
 /// Deterministic mutations of the fixtures (bytes flipped, cut, inserted; gzip content
-/// mutated inside a valid gzip): every load exits 0 or 2, never panics, and every error
-/// names a file of the export (`file:line: ` or `file: `).
+/// mutated inside a valid gzip): every load exits 0 or 2, never panics, every error names a
+/// file of the export (`file:line: ` or `file: `), and a failed load on a new path leaves no
+/// database file behind.
 #[test]
 fn mutated_fixtures_never_panic() {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -839,6 +841,10 @@ fn mutated_fixtures_never_panic() {
             }
             2 => {
                 failures += 1;
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let path = with_suffix(&ws.db(), suffix);
+                    assert!(!path.exists(), "{context}\n{} left behind", path.display());
+                }
                 let message = load.stderr.strip_prefix("error: ").expect(&context);
                 let (location, _) = message.split_once(": ").expect(&context);
                 let file = location.split(':').next().unwrap();
