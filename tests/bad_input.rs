@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{gzip, lines, Run, Workspace};
+use common::{db, gzip, lines, Run, Workspace};
 
 /// A small valid export with every table, loaded (and transformed) before each bad load.
 fn write_good_export(ws: &Workspace, dir: &Path) {
@@ -70,13 +70,7 @@ fn assert_rejected(files: &[(&str, &[u8])], location: &str, hints: &[&str]) -> R
     ws.run(&["load", "--input", good.to_str().unwrap()]).ok();
     ws.transform(&[]).ok();
     // Some sync state too: it must survive a failed load.
-    rusqlite::Connection::open(ws.db())
-        .unwrap()
-        .execute(
-            "INSERT INTO sync_state (kind, record_key, pushed_hash, pushed_payload) VALUES ('company', 'acme', x'00', '{}')",
-            [],
-        )
-        .unwrap();
+    db::record_pushed(&ws.db(), "company", "acme", &[0], "{}");
     let before = snapshot(&ws.db());
     assert!(before[0].1.is_some(), "the good load made a database");
     assert!(
@@ -651,15 +645,7 @@ fn failed_load_keeps_the_previous_extract_rows() {
     ws.clear_export();
     ws.write("accounts.csv", "externalId,name\nnew,New\nnew,Dup\n");
     ws.load().expect_code(2);
-    let ids: Vec<String> = ws
-        .sql()
-        .prepare("SELECT external_id FROM accounts ORDER BY account_key")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(ids, vec!["acme", "globex"]);
+    assert_eq!(db::account_external_ids(&ws.db()), vec!["acme", "globex"]);
     ws.transform(&[]).ok();
     assert_eq!(ws.plan_all().len(), 2);
 }

@@ -156,13 +156,7 @@ fn every_corpus_case_fails_cleanly_and_leaves_the_database_as_it_was() {
     ])
     .ok();
     ws.run(&["--db", db_arg, "transform"]).ok();
-    rusqlite::Connection::open(&template)
-        .unwrap()
-        .execute(
-            "INSERT INTO sync_state (kind, record_key, pushed_hash, pushed_payload) VALUES ('company', 'acme', x'00', '{}')",
-            [],
-        )
-        .unwrap();
+    common::db::record_pushed(&template, "company", "acme", &[0], "{}");
     let template_snapshot = snapshot(&template);
     assert!(template_snapshot[0].1.is_some());
     assert!(

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{hashes_in, lines, Pipeline, Workspace};
+use common::{db, lines, Pipeline, Workspace};
 use serde_json::{json, Value};
 
 /// A workspace whose export holds `files` (name → contents).
@@ -1266,7 +1266,7 @@ fn hashes_are_identical_across_thread_counts_and_row_orders_on_fresh_databases()
         );
         let plan = ws.run(&["--db", db, "plan", "--json", "--all"]);
         plan.ok();
-        results.push((variant, hashes_in(std::path::Path::new(db)), plan.stdout));
+        results.push((variant, db::hashes(std::path::Path::new(db)), plan.stdout));
     }
     let (_, first_hashes, first_plan) = &results[0];
     assert_eq!(first_hashes.len(), 9100);
@@ -1453,16 +1453,14 @@ fn plan_lists_only_what_differs_from_the_last_push() {
     ws.load().ok();
     ws.transform(&[]).ok();
     // Pretend Intercom accepted a's and u1's current payloads, and an older one of b.
-    let conn = rusqlite::Connection::open(ws.db()).unwrap();
-    conn.execute_batch(
-        "INSERT INTO sync_state (kind, record_key, pushed_hash, pushed_payload)
-           SELECT kind, record_key, hash, payload FROM payloads
-           WHERE record_key IN ('a', 'e:u1');
-         INSERT INTO sync_state (kind, record_key, pushed_hash, pushed_payload)
-           VALUES ('company', 'b', x'00', '{\"company_id\":\"b\",\"custom_attributes\":{},\"monthly_spend\":1}');",
-    )
-    .unwrap();
-    drop(conn);
+    db::record_current_payloads_pushed(&ws.db(), &["a", "e:u1"]);
+    db::record_pushed(
+        &ws.db(),
+        "company",
+        "b",
+        &[0],
+        r#"{"company_id":"b","custom_attributes":{},"monthly_spend":1}"#,
+    );
     let changed = ws.run(&["plan", "--json"]);
     changed.ok();
     let ids: Vec<String> = changed
@@ -1514,15 +1512,9 @@ fn stored_payloads_are_canonical_json() {
     ]);
     ws.load().ok();
     ws.transform(&[]).ok();
-    let conn = ws.sql();
-    let mut stmt = conn.prepare("SELECT payload FROM payloads").unwrap();
-    let payloads: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let payloads = db::payloads(&ws.db());
     assert_eq!(payloads.len(), 4);
-    for payload in payloads {
+    for (_, _, payload, _) in payloads {
         // serde_json::Value keeps keys sorted: re-serializing canonical bytes is the identity.
         let value: Value = serde_json::from_str(&payload).unwrap();
         assert_eq!(value.to_string(), payload);

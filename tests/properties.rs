@@ -375,20 +375,6 @@ fn table() -> impl Strategy<Value = (usize, Vec<Vec<usize>>)> {
     })
 }
 
-/// `SELECT kind, record_key, payload, hex(hash)` of every payload, in key order.
-fn payloads_of(db: &Path) -> Vec<(String, String, String, String)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT kind, record_key, payload, hex(hash) FROM payloads ORDER BY kind, record_key",
-        )
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap();
-    rows.map(Result::unwrap).collect()
-}
-
 /// Loads + transforms `files` in a fresh directory; returns the payloads.
 fn payloads_for(files: &[(&str, String)]) -> Vec<(String, String, String, String)> {
     let tmp = scratch();
@@ -402,7 +388,7 @@ fn payloads_for(files: &[(&str, String)]) -> Vec<(String, String, String, String
     extract::load(&export, &mut store).unwrap();
     transform::transform(&mut store, &MappingSettings::default()).unwrap();
     drop(store);
-    payloads_of(&db)
+    common::db::payloads(&db)
 }
 
 fn csv_cell(value: &str) -> String {

@@ -1,6 +1,7 @@
 //! The loader against the in-repo mock Intercom: the real binary, a real HTTP server on
 //! 127.0.0.1, and the mock's state compared with the payloads.
 
+mod common;
 mod mock_harness;
 
 use std::path::{Path, PathBuf};
@@ -303,16 +304,6 @@ fn wide_export(dir: &Path, n: usize, version: u32) {
     std::fs::write(dir.join("accounts.csv"), csv).unwrap();
 }
 
-fn committed_pushes(db: &Path) -> u64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(
-        "SELECT COUNT(*) FROM payloads p JOIN sync_state s USING (kind, record_key) WHERE p.kind = 'company' AND s.pushed_hash = p.hash",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .unwrap() as u64
-}
-
 #[test]
 fn a_push_killed_at_any_moment_resumes_without_losing_and_duplicates_at_most_the_in_flight_requests(
 ) {
@@ -368,7 +359,7 @@ fn a_push_killed_at_any_moment_resumes_without_losing_and_duplicates_at_most_the
         push.wait().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(100)); // let the mock finish what it received
         let written_before_kill = mock.stats().company_writes;
-        let committed = committed_pushes(&db);
+        let committed = common::db::companies_pushed(&db);
         println!("trial {trial}: killed after {kill_after_ms} ms with {committed} of {N} recorded, {written_before_kill} written");
         killed_mid_push += usize::from(committed > 0 && committed < N as u64);
         assert!(

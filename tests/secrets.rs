@@ -5,6 +5,7 @@
 //! `https://` really means TLS with certificate checks (a plain-TCP server on loopback is not
 //! accepted).
 
+mod common;
 mod mock_harness;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -442,13 +443,5 @@ fn https_to_a_server_that_does_not_speak_tls_fails_instead_of_falling_back() {
     assert!(!String::from_utf8_lossy(&seen).contains(SECRET));
     assert!(!String::from_utf8_lossy(&seen).contains("Authorization"));
     // Nothing was recorded as pushed.
-    let conn = rusqlite::Connection::open(tmp.path().join("state.db")).unwrap();
-    let pushed: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sync_state WHERE pushed_hash IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(pushed, 0);
+    assert_eq!(common::db::records_pushed(&tmp.path().join("state.db")), 0);
 }

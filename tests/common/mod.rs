@@ -2,6 +2,8 @@
 //! directory, write export files, read back the plan and the database.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod db;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -178,38 +180,10 @@ impl Workspace {
         }
     }
 
-    /// Opens the workspace database read-only.
-    pub fn sql(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(self.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap()
-    }
-
     /// `kind/record_key → hex(hash)` of every payload in the workspace database.
     pub fn hashes(&self) -> BTreeMap<String, String> {
-        hashes_in(&self.db())
+        db::hashes(&self.db())
     }
-}
-
-/// `kind/record_key → hex(hash)` of every payload (company and user) stored in `db`.
-///
-/// The one place the tests read hashes from the database: when the storage layout changes,
-/// port this query.
-pub fn hashes_in(db: &Path) -> BTreeMap<String, String> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let mut stmt = conn
-        .prepare("SELECT kind, record_key, hex(hash) FROM payloads ORDER BY kind, record_key")
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                format!("{}/{}", r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .unwrap();
-    rows.map(Result::unwrap).collect()
 }
 
 /// A plan with the warnings printed while computing it.
