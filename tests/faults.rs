@@ -248,8 +248,7 @@ fn the_timeout_flag_bounds_each_attempt() {
         "{stderr}"
     );
     assert!(
-        (1..=6).contains(&requests.len())
-            && requests.iter().all(|r| r == "GET /data_attributes"),
+        (1..=6).contains(&requests.len()) && requests.iter().all(|r| r == "GET /data_attributes"),
         "only the abandoned attempts of the first call: {requests:?}"
     );
     // The setting is validated, in flags and in the config file.

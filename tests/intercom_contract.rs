@@ -536,7 +536,10 @@ fn differences(a: &Value, b: &Value, at: &str, out: &mut Vec<String>) {
 }
 
 fn xxh3_hex(doc: &Value) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(doc.to_string().as_bytes()))
+    format!(
+        "{:032x}",
+        xxhash_rust::xxh3::xxh3_128(doc.to_string().as_bytes())
+    )
 }
 
 /// Runs `scripts/vendor-openapi.py` (with `extra` arguments) on Intercom's description when it

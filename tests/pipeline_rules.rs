@@ -1193,9 +1193,17 @@ fn big_export_tables() -> Vec<(&'static str, &'static str, Vec<String>)> {
             accounts,
         ),
         ("users.csv", "id,externalId,email", users),
-        ("elements.csv", "id,name", rows(&["e0,Zero", "e1,One", "e2,Two"])),
+        (
+            "elements.csv",
+            "id,name",
+            rows(&["e0,Zero", "e1,One", "e2,Two"]),
+        ),
         ("element_counts.csv", "account_id,element_id,count", counts),
-        ("success_metrics.csv", "id,name", rows(&["m0,NPS", "m1,Seats Used"])),
+        (
+            "success_metrics.csv",
+            "id,name",
+            rows(&["m0,NPS", "m1,Seats Used"]),
+        ),
         ("metric_values.csv", "account_id,metric_id,value", values),
         ("indicators.csv", "account_id,kind,name", indicators),
         ("segments.csv", "account_id,name", segments),
@@ -1248,7 +1256,10 @@ fn hashes_are_identical_across_thread_counts_and_row_orders_on_fresh_databases()
         let db = ws.path().join(format!("fresh-{i}.db"));
         let db = db.to_str().unwrap();
         let env = [("RAYON_NUM_THREADS", threads)];
-        let load = ws.run_env(&["--db", db, "load", "--input", input.to_str().unwrap()], &env);
+        let load = ws.run_env(
+            &["--db", db, "load", "--input", input.to_str().unwrap()],
+            &env,
+        );
         load.ok();
         assert!(
             load.stdout.starts_with("loaded export #1 "),

@@ -201,9 +201,7 @@ fn faults_5xx_429_and_dropped_connections_end_with_the_payloads_in_intercom() {
     // The client met each of them (a refused or dropped attempt) and retried it once.
     assert_eq!(
         report["retries"].as_u64(),
-        Some(
-            stats.injected_5xx + stats.injected_429 + stats.dropped_before + stats.dropped_after
-        ),
+        Some(stats.injected_5xx + stats.injected_429 + stats.dropped_before + stats.dropped_after),
         "one retry per injected fault: {report}"
     );
     assert_mock_holds_payloads(&db, &mock, ids.len());

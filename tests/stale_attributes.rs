@@ -331,7 +331,9 @@ fn the_attribute_cap_refuses_before_any_write_and_names_what_to_archive() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("you could archive (`intercom-push attributes --archive-stale`): Vitally Dashboards."),
+        stderr.contains(
+            "you could archive (`intercom-push attributes --archive-stale`): Vitally Dashboards."
+        ),
         "names the stale attribute to archive: {stderr}"
     );
     // The refusal came after reading the workspace's attributes and before any write.

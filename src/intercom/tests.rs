@@ -530,7 +530,10 @@ async fn rate_limited_waits_until_reset_then_succeeds() {
     let seen = stub.seen();
     assert_eq!(seen.len(), 2);
     let gap = seen[1].at_unix - seen[0].at_unix;
-    assert!(gap >= 2.0, "retried {gap:.3} s after the 429, before the reset");
+    assert!(
+        gap >= 2.0,
+        "retried {gap:.3} s after the 429, before the reset"
+    );
     let s = c.stats();
     assert!(
         s.retry_wait <= Duration::from_millis(2000 + 25 + 250),
@@ -891,7 +894,11 @@ async fn governor_follows_the_servers_rate_limit_header() {
     assert_eq!(c.rate_limit_per_window(), 40, "follows X-RateLimit-Limit");
     let s = c.stats();
     assert_eq!(s.responses_2xx, 120);
-    assert_eq!(s.requests_sent, 120 + s.rate_limited, "only 429s are sent again");
+    assert_eq!(
+        s.requests_sent,
+        120 + s.rate_limited,
+        "only 429s are sent again"
+    );
     assert_eq!(stub.hits() as u64, s.requests_sent);
 }
 
@@ -902,7 +909,10 @@ async fn timed_governor_uses_the_window_without_429s() {
     let (c, _, elapsed) = blast_a_40_per_second_stub().await;
     let s = c.stats();
     let rate = 120.0 / elapsed.as_secs_f64();
-    println!("40/s window: 120 requests in {elapsed:?} = {rate:.1}/s; 429s {}", s.rate_limited);
+    println!(
+        "40/s window: 120 requests in {elapsed:?} = {rate:.1}/s; 429s {}",
+        s.rate_limited
+    );
     assert!(s.rate_limited <= 2, "too many 429s: {s:?}");
     assert!(rate >= 0.85 * 40.0, "too slow: {rate:.1}/s ({elapsed:?})");
 }
@@ -923,7 +933,11 @@ async fn governor_gets_every_request_through_a_quota_shared_with_others() {
     let (c, _) = blast_a_shared_quota().await;
     let s = c.stats();
     assert_eq!(s.responses_2xx, 30);
-    assert_eq!(s.requests_sent, 30 + s.rate_limited, "only 429s are sent again");
+    assert_eq!(
+        s.requests_sent,
+        30 + s.rate_limited,
+        "only 429s are sent again"
+    );
 }
 
 /// On demand (`bench/governor.sh`): budget tracking avoids most 429s.
@@ -932,7 +946,10 @@ async fn governor_gets_every_request_through_a_quota_shared_with_others() {
 async fn timed_governor_respects_a_quota_shared_with_others() {
     let (c, elapsed) = blast_a_shared_quota().await;
     let s = c.stats();
-    println!("shared quota: 30 requests in {elapsed:?}; 429s {}", s.rate_limited);
+    println!(
+        "shared quota: 30 requests in {elapsed:?}; 429s {}",
+        s.rate_limited
+    );
     assert!(
         s.rate_limited <= 3,
         "budget tracking should avoid most 429s: {s:?}"
@@ -954,7 +971,11 @@ async fn blast_under_a_user_cap() -> (Client, Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_cap_is_a_hard_ceiling() {
     let (c, elapsed) = blast_under_a_user_cap().await;
-    assert_eq!(c.rate_limit_per_window(), 20, "the cap, below the server's limit");
+    assert_eq!(
+        c.rate_limit_per_window(),
+        20,
+        "the cap, below the server's limit"
+    );
     assert_eq!(c.stats().rate_limited, 0);
     // 30 starts at ≤ 20/s, evenly spaced: the last starts ≥ 29 / 19.6 s after the first. (A
     // lower bound: a loaded machine only makes it later.)
