@@ -12,7 +12,9 @@ Usage (from the repository root; needs PyYAML: `pip install pyyaml`):
 
 `--published` leaves out the one deliberate change: the subset exactly as Intercom publishes
 it, which tests/intercom_contract.rs compares with the committed file (the two must differ at
-the widened schema only). SOURCE_YAML defaults to ../shared/intercom-openapi/api.intercom.io.yaml (intercom/Intercom-OpenAPI,
+the widened schema only).
+
+SOURCE_YAML defaults to ../shared/intercom-openapi/api.intercom.io.yaml (intercom/Intercom-OpenAPI,
 descriptions/2.16/api.intercom.io.yaml at 8889625a7b931d8649e18726e7f872ff073520fc).
 The output is deterministic (sorted keys), so re-running it reproduces the committed file.
 """

@@ -542,16 +542,16 @@ fn xxh3_hex(doc: &Value) -> String {
     )
 }
 
-/// Runs `scripts/vendor-openapi.py` (with `extra` arguments) on Intercom's description when it
-/// and Python with PyYAML are available (they are not in a plain clone); returns the output.
-fn regenerate(extra: &[&str], description: &Path) -> Option<Vec<u8>> {
+/// Runs `scripts/vendor-openapi.py --published` on Intercom's description when it and Python
+/// with PyYAML are available (they are not in a plain clone); returns the output.
+fn regenerate_published(description: &Path) -> Option<Vec<u8>> {
     if !description.is_file() {
         return None;
     }
     let out = tempfile::NamedTempFile::new().unwrap();
     let run = std::process::Command::new("python3")
         .arg(manifest_path("scripts/vendor-openapi.py"))
-        .args(extra)
+        .arg("--published")
         .arg(description)
         .arg(out.path())
         .output()
@@ -603,7 +603,7 @@ fn the_vendored_description_is_widened_at_exactly_one_place() {
     *unwidened.pointer_mut(WIDENED).unwrap() = published;
     let hash = xxh3_hex(&unwidened);
     let description = manifest_path("../shared/intercom-openapi/api.intercom.io.yaml");
-    if let Some(bytes) = regenerate(&["--published"], &description) {
+    if let Some(bytes) = regenerate_published(&description) {
         let regenerated: Value = serde_json::from_slice(&bytes).unwrap();
         let mut differing = Vec::new();
         differences(&unwidened, &regenerated, "", &mut differing);

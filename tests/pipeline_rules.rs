@@ -1253,11 +1253,11 @@ fn hashes_are_identical_across_thread_counts_and_row_orders_on_fresh_databases()
     ];
     let mut results: Vec<(&str, BTreeMap<String, String>, String)> = Vec::new();
     for (i, (variant, input, threads)) in variants.into_iter().enumerate() {
-        let db = ws.path().join(format!("fresh-{i}.db"));
-        let db = db.to_str().unwrap();
+        let fresh = ws.path().join(format!("fresh-{i}.db"));
+        let db_arg = fresh.to_str().unwrap();
         let env = [("RAYON_NUM_THREADS", threads)];
         let load = ws.run_env(
-            &["--db", db, "load", "--input", input.to_str().unwrap()],
+            &["--db", db_arg, "load", "--input", input.to_str().unwrap()],
             &env,
         );
         load.ok();
@@ -1266,7 +1266,7 @@ fn hashes_are_identical_across_thread_counts_and_row_orders_on_fresh_databases()
             "{variant}: {}",
             load.stdout
         );
-        let transform = ws.run_env(&["--db", db, "transform"], &env);
+        let transform = ws.run_env(&["--db", db_arg, "transform"], &env);
         transform.ok();
         assert!(
             transform
@@ -1275,9 +1275,9 @@ fn hashes_are_identical_across_thread_counts_and_row_orders_on_fresh_databases()
             "{variant}: {}",
             transform.stdout
         );
-        let plan = ws.run(&["--db", db, "plan", "--json", "--all"]);
+        let plan = ws.run(&["--db", db_arg, "plan", "--json", "--all"]);
         plan.ok();
-        results.push((variant, db::hashes(std::path::Path::new(db)), plan.stdout));
+        results.push((variant, db::hashes(&fresh), plan.stdout));
     }
     let (_, first_hashes, first_plan) = &results[0];
     assert_eq!(first_hashes.len(), 9100);

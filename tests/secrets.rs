@@ -347,24 +347,20 @@ fn a_panic_message_holding_the_token_prints_it_redacted() {
         .env("RUST_BACKTRACE", "full")
         .output()
         .unwrap();
-    let child = Out {
-        what: "panicking_child".into(),
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert!(
-        child.stderr.contains("panicked at")
-            && child.stderr.contains("the token is *** (Bearer ***)")
-            && child.stderr.contains("stack backtrace:"),
-        "{}",
-        child.stderr
+        stderr.contains("panicked at")
+            && stderr.contains("the token is *** (Bearer ***)")
+            && stderr.contains("stack backtrace:"),
+        "{stderr}"
     );
     for part in SECRET_PARTS {
         assert!(
-            !child.stdout.contains(part) && !child.stderr.contains(part),
-            "the token leaked in a panic:\n{}",
-            child.stderr
+            !stdout.contains(part) && !stderr.contains(part),
+            "the token leaked in a panic:\n{stderr}"
         );
     }
 }
