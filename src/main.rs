@@ -7,6 +7,7 @@ use intercom_push::cmd;
 use intercom_push::config::Settings;
 
 fn main() -> ExitCode {
+    cmd::redact_token_in_panics();
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
     intercom_push::progress::set_quiet(cli.global.quiet);

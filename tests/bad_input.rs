@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{gzip, lines, Run, Workspace};
+use common::{db, gzip, lines, Run, Workspace};
 
 /// A small valid export with every table, loaded (and transformed) before each bad load.
 fn write_good_export(ws: &Workspace, dir: &Path) {
@@ -70,13 +70,8 @@ fn assert_rejected(files: &[(&str, &[u8])], location: &str, hints: &[&str]) -> R
     ws.run(&["load", "--input", good.to_str().unwrap()]).ok();
     ws.transform(&[]).ok();
     // Some sync state too: it must survive a failed load.
-    rusqlite::Connection::open(ws.db())
-        .unwrap()
-        .execute(
-            "UPDATE records SET pushed_hash = x'00', pushed_payload = payload, intercom_id = 'ic-acme' WHERE kind = 'company' AND record_key = 'acme'",
-            [],
-        )
-        .unwrap();
+    let (_, payload) = db::current_payload(&ws.db(), "company", "acme");
+    db::record_pushed(&ws.db(), "company", "acme", &[0], &payload);
     let before = snapshot(&ws.db());
     assert!(before[0].1.is_some(), "the good load made a database");
     assert!(
@@ -411,14 +406,10 @@ fn json_syntax_error_names_the_line() {
 
 #[test]
 fn json_that_is_not_an_array() {
-    // (A `.json` file that starts with `{` is NDJSON, as BigQuery writes it.)
     assert_rejected(
-        &[("accounts.json", b"\"acme\"\n")],
+        &[("accounts.json", b"{\"externalId\": \"acme\"}\n")],
         "accounts.json:1:",
-        &[
-            "expected a JSON array of objects",
-            "one JSON object per line",
-        ],
+        &["expected a JSON array of objects", ".ndjson"],
     );
 }
 
@@ -655,15 +646,7 @@ fn failed_load_keeps_the_previous_extract_rows() {
     ws.clear_export();
     ws.write("accounts.csv", "externalId,name\nnew,New\nnew,Dup\n");
     ws.load().expect_code(2);
-    let ids: Vec<String> = ws
-        .sql()
-        .prepare("SELECT external_id FROM accounts ORDER BY account_key")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(ids, vec!["acme", "globex"]);
+    assert_eq!(db::account_external_ids(&ws.db()), vec!["acme", "globex"]);
     ws.transform(&[]).ok();
     assert_eq!(ws.plan_all().len(), 2);
 }
@@ -738,7 +721,8 @@ fn transform_and_plan_before_any_load() {
         );
         assert!(!ws.db().exists(), "{args:?} created {}", ws.db().display());
     }
-    // An existing database without an export: also exit 2, and it stays as it was.
+    // An existing database without an export: also exit 2. (It is not left byte-identical:
+    // opening it adds intercom-push's tables and switches it to WAL.)
     rusqlite::Connection::open(ws.db())
         .unwrap()
         .execute_batch("CREATE TABLE t (x)")
@@ -756,8 +740,9 @@ fn transform_and_plan_before_any_load() {
 }
 
 /// Deterministic mutations of the fixtures (bytes flipped, cut, inserted; gzip content
-/// mutated inside a valid gzip): every load exits 0 or 2, never panics, and every error
-/// names a file of the export (`file:line: ` or `file: `).
+/// mutated inside a valid gzip): every load exits 0 or 2, never panics, every error names a
+/// file of the export (`file:line: ` or `file: `), and a failed load on a new path leaves no
+/// database file behind.
 #[test]
 fn mutated_fixtures_never_panic() {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -843,6 +828,10 @@ fn mutated_fixtures_never_panic() {
             }
             2 => {
                 failures += 1;
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let path = with_suffix(&ws.db(), suffix);
+                    assert!(!path.exists(), "{context}\n{} left behind", path.display());
+                }
                 let message = load.stderr.strip_prefix("error: ").expect(&context);
                 let (location, _) = message.split_once(": ").expect(&context);
                 let file = location.split(':').next().unwrap();

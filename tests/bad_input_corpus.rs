@@ -156,13 +156,8 @@ fn every_corpus_case_fails_cleanly_and_leaves_the_database_as_it_was() {
     ])
     .ok();
     ws.run(&["--db", db_arg, "transform"]).ok();
-    rusqlite::Connection::open(&template)
-        .unwrap()
-        .execute(
-            "UPDATE records SET pushed_hash = x'00', pushed_payload = payload, intercom_id = 'ic-acme' WHERE kind = 'company' AND record_key = 'acme'",
-            [],
-        )
-        .unwrap();
+    let (_, payload) = common::db::current_payload(&template, "company", "acme");
+    common::db::record_pushed(&template, "company", "acme", &[0], &payload);
     let template_snapshot = snapshot(&template);
     assert!(template_snapshot[0].1.is_some());
     assert!(

@@ -2,6 +2,7 @@
 //! random moment (seeded), then run again — 20 trials. Every trial must end with the mock's
 //! state equal to the payloads, zero creates, and at most the in-flight window re-sent.
 
+mod common;
 mod mock_harness;
 
 use std::path::{Path, PathBuf};
@@ -95,16 +96,6 @@ fn push_args<'a>(db: &'a Path, url: &'a str) -> Vec<&'a str> {
         RATE,
         "--json",
     ]
-}
-
-fn committed_pushes(db: &Path) -> u64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(
-        "SELECT COUNT(*) FROM records WHERE kind = 'company' AND pushed_hash = hash",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .unwrap() as u64
 }
 
 fn push(db: &Path, mock: &MockServer) -> (i32, Value, String) {
@@ -228,7 +219,7 @@ fn twenty_pushes_killed_at_random_moments_resume_to_exactly_the_payloads() {
         // Let the mock finish what it had received when the process died.
         std::thread::sleep(LATENCY * 4 + Duration::from_millis(50));
         let written_before = mock.stats().company_writes;
-        let committed = committed_pushes(&db);
+        let committed = common::db::companies_pushed(&db);
         assert!(
             committed <= written_before,
             "trial {trial}: {committed} hashes saved but only {written_before} writes applied"
@@ -254,7 +245,7 @@ fn twenty_pushes_killed_at_random_moments_resume_to_exactly_the_payloads() {
             N as u64 - committed,
             "trial {trial}: the resume sends exactly what was not recorded"
         );
-        assert_eq!(committed_pushes(&db), N as u64, "trial {trial}");
+        assert_eq!(common::db::companies_pushed(&db), N as u64, "trial {trial}");
         assert!(
             resent <= CONCURRENCY,
             "trial {trial}: {resent} writes were sent twice, more than the {CONCURRENCY} in flight"

@@ -504,12 +504,91 @@ fn the_validator_rejects_bad_requests() {
     );
 }
 
+/// Where the vendored subset departs from Intercom's description, on purpose.
+const WIDENED: &str =
+    "/components/schemas/update_company_request/properties/custom_attributes/additionalProperties";
+
+/// xxh3-128 of the subset exactly as Intercom publishes it: the committed file with the
+/// [`WIDENED`] schema put back to `{"type": "string"}`, serialized by serde_json (keys sorted,
+/// no whitespace). Produced by this test from
+/// `python3 scripts/vendor-openapi.py --published ../shared/intercom-openapi/api.intercom.io.yaml OUT`
+/// (it prints the hash it computed when they differ); when that description is present the
+/// test also checks this value against it.
+const PUBLISHED_SUBSET_XXH3: &str = "0b360452e455b524008f65d43f947fba";
+
+/// JSON pointers where `a` and `b` differ (objects and arrays compared member by member).
+fn differences(a: &Value, b: &Value, at: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for key in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                let child = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+                match (x.get(key), y.get(key)) {
+                    (Some(u), Some(v)) => differences(u, v, &child, out),
+                    _ => out.push(child),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                differences(u, v, &format!("{at}/{i}"), out);
+            }
+        }
+        _ if a != b => out.push(at.to_string()),
+        _ => {}
+    }
+}
+
+fn xxh3_hex(doc: &Value) -> String {
+    format!(
+        "{:032x}",
+        xxhash_rust::xxh3::xxh3_128(doc.to_string().as_bytes())
+    )
+}
+
+/// Runs `scripts/vendor-openapi.py --published` on Intercom's description when it and Python
+/// with PyYAML are available (they are not in a plain clone); returns the output.
+fn regenerate_published(description: &Path) -> Option<Vec<u8>> {
+    if !description.is_file() {
+        return None;
+    }
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let run = std::process::Command::new("python3")
+        .arg(manifest_path("scripts/vendor-openapi.py"))
+        .arg("--published")
+        .arg(description)
+        .arg(out.path())
+        .output()
+        .ok()?;
+    if !run.status.success() {
+        eprintln!(
+            "vendor-openapi.py did not run (PyYAML missing?): {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        return None;
+    }
+    Some(std::fs::read(out.path()).unwrap())
+}
+
+fn manifest_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
 #[test]
 fn the_vendored_description_is_widened_at_exactly_one_place() {
     let spec = Spec::load();
-    let pointer = "/components/schemas/update_company_request/properties/custom_attributes/additionalProperties";
-    let widened = spec.doc.pointer(pointer).expect("the widened schema");
-    assert!(widened["anyOf"].is_array() && widened["nullable"] == true);
+    // The one change is the documented widening, nothing more at that place.
+    let widened = spec.doc.pointer(WIDENED).expect("the widened schema");
+    let keys: Vec<&String> = widened.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["anyOf", "description", "nullable"]);
+    assert_eq!(
+        widened["anyOf"],
+        json!([{"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}])
+    );
+    assert_eq!(widened["nullable"], true);
+    assert!(widened["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("WIDENED by intercom-push (was {type: string})"));
     // As published, the schema is {type: string}: it would refuse the values the loader sends.
     let published = json!({"type": "string"});
     for v in [json!(3), json!(6.5), json!(true), Value::Null] {
@@ -520,8 +599,37 @@ fn the_vendored_description_is_widened_at_exactly_one_place() {
         spec.validate(widened, &v, "v", true, &mut errors);
         assert!(errors.is_empty(), "{v}: {errors:?}");
     }
-    let text = std::fs::read_to_string(contract::SUBSET).unwrap();
-    assert_eq!(text.matches("WIDENED by intercom-push").count(), 1);
+
+    // Everywhere else the file is Intercom's description: with that schema put back, it is
+    // the published subset, whose hash is recorded.
+    let mut unwidened = spec.doc.clone();
+    *unwidened.pointer_mut(WIDENED).unwrap() = published;
+    let hash = xxh3_hex(&unwidened);
+    let description = manifest_path("../shared/intercom-openapi/api.intercom.io.yaml");
+    if let Some(bytes) = regenerate_published(&description) {
+        let regenerated: Value = serde_json::from_slice(&bytes).unwrap();
+        let mut differing = Vec::new();
+        differences(&unwidened, &regenerated, "", &mut differing);
+        assert!(
+            differing.is_empty(),
+            "the committed subset differs from {} beyond the widened schema at: {differing:?}",
+            description.display()
+        );
+        assert_eq!(
+            xxh3_hex(&regenerated),
+            PUBLISHED_SUBSET_XXH3,
+            "PUBLISHED_SUBSET_XXH3 is not the hash of the published subset"
+        );
+    } else {
+        eprintln!(
+            "{} absent: the subset is checked against PUBLISHED_SUBSET_XXH3 only",
+            description.display()
+        );
+    }
+    assert_eq!(
+        hash, PUBLISHED_SUBSET_XXH3,
+        "the committed subset was changed outside the widened schema (or PUBLISHED_SUBSET_XXH3 is stale)"
+    );
     // The source is recorded in the file.
     assert_eq!(
         spec.doc["info"]["x-intercom-push-source"]["commit"],

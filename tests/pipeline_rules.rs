@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{lines, Pipeline, Workspace};
+use common::{db, lines, Pipeline, Workspace};
 use serde_json::{json, Value};
 
 /// A workspace whose export holds `files` (name → contents).
@@ -1157,84 +1157,183 @@ fn plan_needs_a_fresh_transform() {
 
 // ── hashes ───────────────────────────────────────────────────────────────────────────────
 
-/// An export big enough for several transform chunks (4096 accounts each).
-fn big_export() -> Workspace {
-    let ws = Workspace::new();
-    let mut accounts = String::from("id,externalId,accountOwnerId,mrr,score,plan,flag\n");
-    let mut counts = String::from("account_id,element_id,count\n");
-    let mut labels = String::from("account_id,name\n");
+/// An export with every table of the input contract, big enough for several transform chunks
+/// (4096 accounts each): `(file name, header, data rows)` per table.
+fn big_export_tables() -> Vec<(&'static str, &'static str, Vec<String>)> {
+    let mut accounts = Vec::new();
+    let mut counts = Vec::new();
+    let mut values = Vec::new();
+    let mut indicators = Vec::new();
+    let mut segments = Vec::new();
     for i in 0..9000 {
-        accounts += &format!(
-            "a{i},acct-{i:05},u{},{}.5,{},plan {},{}\n",
+        accounts.push(format!(
+            "a{i},acct-{i:05},u{},{}.5,{},plan {},{}",
             i % 50,
             i * 3,
             i % 7,
             i % 4,
             i % 2 == 0
-        );
-        counts += &format!("a{i},e{},{}\n", i % 3, i % 11);
-        labels += &format!("a{i},seg {}\na{i},Seg {}\n", i % 5, i % 3);
+        ));
+        counts.push(format!("a{i},e{},{}", i % 3, i % 11));
+        values.push(format!("a{i},m{},{}", i % 2, i % 13));
+        indicators.push(format!("a{i},risk,Risk {}", i % 4));
+        indicators.push(format!("a{i},opportunity,Opp {}", i % 6));
+        // Case-insensitive duplicates ("seg 1" and "Seg 1") on purpose.
+        segments.push(format!("a{i},seg {}", i % 5));
+        segments.push(format!("a{i},Seg {}", i % 3));
     }
-    let mut users = String::from("id,externalId,email\n");
-    for i in 0..100 {
-        users += &format!("u{i},user-{i},u{i}@example.com\n");
-    }
-    ws.write("accounts.csv", accounts);
-    ws.write("element_counts.csv", counts);
-    ws.write("segments.csv", labels);
-    ws.write("users.csv", users);
-    ws.write("elements.csv", "id,name\ne0,Zero\ne1,One\ne2,Two\n");
-    ws.load().ok();
-    ws
+    let users = (0..100)
+        .map(|i| format!("u{i},user-{i},u{i}@example.com"))
+        .collect();
+    let rows = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        (
+            "accounts.csv",
+            "id,externalId,accountOwnerId,mrr,score,plan,flag",
+            accounts,
+        ),
+        ("users.csv", "id,externalId,email", users),
+        (
+            "elements.csv",
+            "id,name",
+            rows(&["e0,Zero", "e1,One", "e2,Two"]),
+        ),
+        ("element_counts.csv", "account_id,element_id,count", counts),
+        (
+            "success_metrics.csv",
+            "id,name",
+            rows(&["m0,NPS", "m1,Seats Used"]),
+        ),
+        ("metric_values.csv", "account_id,metric_id,value", values),
+        ("indicators.csv", "account_id,kind,name", indicators),
+        ("segments.csv", "account_id,name", segments),
+    ]
 }
 
-#[test]
-fn hashes_are_identical_across_runs_and_thread_counts() {
-    let ws = big_export();
-    let mut seen: Vec<(String, BTreeMap<String, String>, String)> = Vec::new();
-    for threads in ["1", "2", "2", "1"] {
-        ws.run_env(&["transform"], &[("RAYON_NUM_THREADS", threads)])
-            .ok();
-        let plan = ws.run(&["plan", "--json", "--all"]);
-        plan.ok();
-        seen.push((threads.to_string(), ws.hashes(), plan.stdout));
+/// Writes `tables` as CSV files into `dir`; with `shuffle_seed`, the data rows of every table
+/// in a seeded random order.
+fn write_tables(
+    ws: &Workspace,
+    dir: &std::path::Path,
+    tables: &[(&str, &str, Vec<String>)],
+    shuffle_seed: Option<u64>,
+) {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    for (name, header, rows) in tables {
+        let mut rows = rows.clone();
+        if let Some(seed) = shuffle_seed {
+            rows.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+        }
+        let mut text = format!("{header}\n");
+        for row in rows {
+            text += &row;
+            text.push('\n');
+        }
+        ws.write_in(dir, name, text);
     }
-    let (_, first_hashes, first_plan) = &seen[0];
+}
+
+/// Same export and settings ⇒ the same hash for every company and user, whatever the number of
+/// rayon threads and the order of the rows. Every variant is loaded and transformed into its
+/// own new database, and the test checks that each step really computed (a reused database
+/// would skip the work as "export unchanged" / "payloads are up to date").
+#[test]
+fn hashes_are_identical_across_thread_counts_and_row_orders_on_fresh_databases() {
+    let ws = Workspace::new();
+    let tables = big_export_tables();
+    let (ordered, shuffled) = (ws.path().join("ordered"), ws.path().join("shuffled"));
+    write_tables(&ws, &ordered, &tables, None);
+    write_tables(&ws, &shuffled, &tables, Some(20_261_202));
+    let variants = [
+        ("1 thread", &ordered, "1"),
+        ("2 threads", &ordered, "2"),
+        ("8 threads", &ordered, "8"),
+        ("rows shuffled, 2 threads", &shuffled, "2"),
+    ];
+    let mut results: Vec<(&str, BTreeMap<String, String>, String)> = Vec::new();
+    for (i, (variant, input, threads)) in variants.into_iter().enumerate() {
+        let fresh = ws.path().join(format!("fresh-{i}.db"));
+        let db_arg = fresh.to_str().unwrap();
+        let env = [("RAYON_NUM_THREADS", threads)];
+        let load = ws.run_env(
+            &["--db", db_arg, "load", "--input", input.to_str().unwrap()],
+            &env,
+        );
+        load.ok();
+        assert!(
+            load.stdout.starts_with("loaded export #1 "),
+            "{variant}: {}",
+            load.stdout
+        );
+        let transform = ws.run_env(&["--db", db_arg, "transform"], &env);
+        transform.ok();
+        assert!(
+            transform
+                .stdout
+                .starts_with("computed 9000 company and 100 user payloads"),
+            "{variant}: {}",
+            transform.stdout
+        );
+        let plan = ws.run(&["--db", db_arg, "plan", "--json", "--all"]);
+        plan.ok();
+        results.push((variant, db::hashes(&fresh), plan.stdout));
+    }
+    let (_, first_hashes, first_plan) = &results[0];
     assert_eq!(first_hashes.len(), 9100);
     assert_eq!(first_plan.lines().count(), 9100);
     assert!(first_hashes.values().all(|h| h.len() == 32));
     let distinct: std::collections::HashSet<&String> = first_hashes.values().collect();
     assert_eq!(distinct.len(), 9100, "different payloads, different hashes");
-    for (threads, hashes, plan) in &seen[1..] {
+    for (variant, hashes, plan) in &results[1..] {
+        let differing: Vec<&String> = first_hashes
+            .iter()
+            .filter(|(key, hash)| hashes.get(*key) != Some(hash))
+            .map(|(key, _)| key)
+            .collect();
         assert!(
-            hashes == first_hashes,
-            "hashes differ with RAYON_NUM_THREADS={threads}"
+            differing.is_empty() && hashes.len() == first_hashes.len(),
+            "{variant}: {} of {} hashes differ from 1 thread's (first: {:?})",
+            differing.len(),
+            first_hashes.len(),
+            differing.first()
         );
-        assert!(
-            plan == first_plan,
-            "plan differs with RAYON_NUM_THREADS={threads}"
-        );
+        assert!(plan == first_plan, "{variant}: the plan differs");
     }
-    // A reload of the same export changes nothing either.
-    ws.load().ok();
-    ws.transform(&[]).ok();
-    assert!(&ws.hashes() == first_hashes);
 }
 
 #[test]
 fn hash_changes_when_the_mapping_changes() {
-    let ws = export(&[
+    let files = [
         (
             "accounts.csv",
-            &lines(&["externalId,mrr,plan", "a,5,Gold", "b,,Free"]),
+            lines(&["externalId,mrr,plan", "a,5,Gold", "b,,Free"]),
         ),
-        ("users.csv", &lines(&["externalId", "u1"])),
-    ]);
+        ("users.csv", lines(&["externalId", "u1"])),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    // Transforms with `args` and returns the hashes; the payloads must really be computed
+    // (an unchanged export and settings would be skipped as "up to date").
+    let computed = |ws: &Workspace, args: &[&str]| {
+        let run = ws.transform(args);
+        run.ok();
+        assert!(
+            run.stdout.starts_with("computed "),
+            "{args:?} must compute: {}",
+            run.stdout
+        );
+        ws.hashes()
+    };
+    let ws = export(&files);
     ws.load().ok();
-    ws.transform(&[]).ok();
-    let base = ws.hashes();
-    ws.transform(&[]).ok();
-    assert_eq!(ws.hashes(), base, "same settings, same hashes");
+    let base = computed(&ws, &[]);
+    let again = export(&files);
+    again.load().ok();
+    assert_eq!(
+        computed(&again, &[]),
+        base,
+        "same export and settings in a new database, same hashes"
+    );
 
     for args in [
         &["--prefix", "Acme"][..],
@@ -1242,8 +1341,7 @@ fn hash_changes_when_the_mapping_changes() {
         &["--exclude", "plan"],
         &["--exclude", "nothing-like-this"],
     ] {
-        ws.transform(args).ok();
-        let changed = ws.hashes();
+        let changed = computed(&ws, args);
         assert_eq!(changed.len(), base.len());
         for (key, hash) in &base {
             // Every hash covers the mapping version, even where the payload bytes are the
@@ -1252,8 +1350,7 @@ fn hash_changes_when_the_mapping_changes() {
         }
     }
     // Back to the defaults: back to the same hashes.
-    ws.transform(&[]).ok();
-    assert_eq!(ws.hashes(), base);
+    assert_eq!(computed(&ws, &[]), base);
 }
 
 // ── config file ──────────────────────────────────────────────────────────────────────────
@@ -1367,31 +1464,15 @@ fn plan_lists_only_what_differs_from_the_last_push() {
     ws.load().ok();
     ws.transform(&[]).ok();
     // Pretend Intercom accepted a's and u1's current payloads, and an older one of b.
-    let conn = rusqlite::Connection::open(ws.db()).unwrap();
-    conn.execute_batch("UPDATE records SET pushed_hash = hash WHERE record_key IN ('a', 'e:u1');")
-        .unwrap();
-    drop(conn);
+    db::record_current_payloads_pushed(&ws.db(), &["a", "e:u1"]);
     // b was accepted with monthly_spend 1 and only the label attributes: its pushed copy is
     // the encoded payload of that, made by the tool from an export that says so (both
     // databases name those attributes with the same keys: they are interned first).
     let older = export(&[("accounts.csv", &lines(&["externalId,mrr", "b,1"]))]);
     older.load().ok();
     older.transform(&["--exclude", "mrr"]).ok();
-    let (hash, payload): (Vec<u8>, Vec<u8>) = older
-        .sql()
-        .query_row(
-            "SELECT hash, payload FROM records WHERE record_key = 'b'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    let conn = rusqlite::Connection::open(ws.db()).unwrap();
-    conn.execute(
-        "UPDATE records SET pushed_hash = ?1, pushed_payload = ?2 WHERE record_key = 'b'",
-        rusqlite::params![hash, payload],
-    )
-    .unwrap();
-    drop(conn);
+    let (hash, payload) = db::current_payload(&older.db(), "company", "b");
+    db::record_pushed(&ws.db(), "company", "b", &hash, &payload);
     let changed = ws.run(&["plan", "--json"]);
     changed.ok();
     let ids: Vec<String> = changed
@@ -1443,19 +1524,9 @@ fn stored_payloads_are_canonical_json() {
     ]);
     ws.load().ok();
     ws.transform(&[]).ok();
-    let payloads: Vec<String> = ws
-        .run(&["plan", "--json", "--all"])
-        .ok()
-        .ndjson()
-        .iter()
-        .map(|line| {
-            let mut line = line.clone();
-            line.as_object_mut().unwrap().remove("type");
-            line.to_string()
-        })
-        .collect();
+    let payloads = db::payloads(&ws.db());
     assert_eq!(payloads.len(), 4);
-    for payload in payloads {
+    for (_, _, payload, _) in payloads {
         // serde_json::Value keeps keys sorted: re-serializing canonical bytes is the identity.
         let value: Value = serde_json::from_str(&payload).unwrap();
         assert_eq!(value.to_string(), payload);

@@ -142,14 +142,18 @@ fn runs_keep_bounds_the_runs_history_to_the_most_recent_runs() {
     for _ in 0..4 {
         run(&["--runs-keep", "2"]);
     }
-    assert_eq!(common::run_ids(&db), vec![3, 4], "the two most recent runs");
+    assert_eq!(
+        common::db::run_ids(&db),
+        vec![3, 4],
+        "the two most recent runs"
+    );
 
     // From the config file, and the default (400) keeps them all.
     let config = tmp.path().join("intercom-push.toml");
     std::fs::write(&config, "runs_keep = 3\n").unwrap();
     run(&[]);
     run(&[]);
-    assert_eq!(common::run_ids(&db), vec![3, 4, 5, 6]);
+    assert_eq!(common::db::run_ids(&db), vec![3, 4, 5, 6]);
     run(&["--config", config.to_str().unwrap()]);
-    assert_eq!(common::run_ids(&db), vec![5, 6, 7]);
+    assert_eq!(common::db::run_ids(&db), vec![5, 6, 7]);
 }

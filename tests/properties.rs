@@ -25,9 +25,11 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-/// Loads `dir` into a fresh database in `db_dir`; when it loads, transforms it too. Returns
-/// whether the load succeeded. Any panic fails the property.
-fn load_and_transform(dir: &Path, db_dir: &Path) -> bool {
+/// Loads the export directory `dir`, whose only file is `name`, into a fresh database in
+/// `db_dir`; when it loads, transforms it too. Returns whether the load succeeded. Any panic
+/// fails the property, and so does an error that is not an input error naming `name`
+/// (`name:line: …`, or the file's path).
+fn load_and_transform(dir: &Path, name: &str, db_dir: &Path) -> bool {
     let db = db_dir.join("state.db");
     let mut store = Store::open(&db).unwrap();
     match extract::load(dir, &Default::default(), &mut store) {
@@ -35,12 +37,15 @@ fn load_and_transform(dir: &Path, db_dir: &Path) -> bool {
             let _ = transform::transform(&mut store, &MappingSettings::default());
             true
         }
-        Err(e) => {
-            // An input error names a file of the export.
-            let message = e.to_string();
-            assert!(!message.is_empty());
+        Err(extract::ExtractError::Input { location, message }) => {
+            let file = location.split(':').next().unwrap_or_default();
+            assert!(
+                file == name || file == dir.join(name).display().to_string(),
+                "the error does not name {name}: {location}: {message}"
+            );
             false
         }
+        Err(other) => panic!("not an input error: {other}"),
     }
 }
 
@@ -50,7 +55,7 @@ fn load_one(name: &str, bytes: &[u8]) -> bool {
     let export = tmp.path().join("export");
     std::fs::create_dir(&export).unwrap();
     std::fs::write(export.join(name), bytes).unwrap();
-    load_and_transform(&export, tmp.path())
+    load_and_transform(&export, name, tmp.path())
 }
 
 /// Bytes biased towards the syntax of `alphabet` (so that many inputs get past the first
@@ -370,27 +375,6 @@ fn table() -> impl Strategy<Value = (usize, Vec<Vec<usize>>)> {
     })
 }
 
-/// (kind, record_key, payload JSON, hex hash) of every payload, in key order.
-fn payloads_of(db: &Path) -> Vec<(String, String, String, String)> {
-    let store = Store::open(db).unwrap();
-    let mut out = Vec::new();
-    store
-        .payload_rows(
-            true,
-            |row| -> Result<(), intercom_push::store::StoreError> {
-                out.push((
-                    row.kind,
-                    row.record_key,
-                    row.payload,
-                    transform::hash::hex(&row.hash),
-                ));
-                Ok(())
-            },
-        )
-        .unwrap();
-    out
-}
-
 /// Loads + transforms `files` in a fresh directory; returns the payloads.
 fn payloads_for(files: &[(&str, String)]) -> Vec<(String, String, String, String)> {
     let tmp = scratch();
@@ -404,7 +388,7 @@ fn payloads_for(files: &[(&str, String)]) -> Vec<(String, String, String, String
     extract::load(&export, &Default::default(), &mut store).unwrap();
     transform::transform(&mut store, &MappingSettings::default()).unwrap();
     drop(store);
-    payloads_of(&db)
+    common::db::payloads(&db)
 }
 
 fn csv_cell(value: &str) -> String {

@@ -1,6 +1,7 @@
 //! The loader against the in-repo mock Intercom: the real binary, a real HTTP server on
 //! 127.0.0.1, and the mock's state compared with the payloads.
 
+mod common;
 mod mock_harness;
 
 use std::path::{Path, PathBuf};
@@ -147,8 +148,8 @@ fn faults_5xx_429_and_dropped_connections_end_with_the_payloads_in_intercom() {
     let mock = mock(MockConfig {
         p_5xx: 0.10,
         p_429: 0.05,
-        p_drop_before: 0.01,
-        p_drop_after: 0.01,
+        p_drop_before: 0.02,
+        p_drop_after: 0.02,
         seed: 7,
         window,
         ..MockConfig::default()
@@ -176,9 +177,32 @@ fn faults_5xx_429_and_dropped_connections_end_with_the_payloads_in_intercom() {
     let (code, report, stderr) = run_json(&db, &fixtures(), &mock, &[]);
     assert_eq!(code, 0, "{stderr}\n{report}");
     assert_eq!(count(&report, "companies", "updated"), ids.len() as u64);
-    assert!(
-        report["retries"].as_u64().unwrap() > 0,
-        "faults were injected, so some requests were retried: {report}"
+    // Every kind of fault really happened (the fault RNG is seeded: the same requests get
+    // the same faults on every run).
+    let stats = mock.stats();
+    eprintln!(
+        "faults: {} requests, injected 5xx {}, injected 429 {}, dropped before applying {}, \
+         dropped after applying {}; client retries {}",
+        stats.total_requests,
+        stats.injected_5xx,
+        stats.injected_429,
+        stats.dropped_before,
+        stats.dropped_after,
+        report["retries"]
+    );
+    for (kind, injected) in [
+        ("5xx", stats.injected_5xx),
+        ("429", stats.injected_429),
+        ("dropped connection before applying", stats.dropped_before),
+        ("dropped connection after applying", stats.dropped_after),
+    ] {
+        assert!(injected > 0, "no {kind} fault was injected: {stats:?}");
+    }
+    // The client met each of them (a refused or dropped attempt) and retried it once.
+    assert_eq!(
+        report["retries"].as_u64(),
+        Some(stats.injected_5xx + stats.injected_429 + stats.dropped_before + stats.dropped_after),
+        "one retry per injected fault: {report}"
     );
     assert_mock_holds_payloads(&db, &mock, ids.len());
 }
@@ -278,16 +302,6 @@ fn wide_export(dir: &Path, n: usize, version: u32) {
     std::fs::write(dir.join("accounts.csv"), csv).unwrap();
 }
 
-fn committed_pushes(db: &Path) -> u64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(
-        "SELECT COUNT(*) FROM records WHERE kind = 'company' AND pushed_hash = hash",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .unwrap() as u64
-}
-
 #[test]
 fn a_push_killed_at_any_moment_resumes_without_losing_and_duplicates_at_most_the_in_flight_requests(
 ) {
@@ -343,7 +357,7 @@ fn a_push_killed_at_any_moment_resumes_without_losing_and_duplicates_at_most_the
         push.wait().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(100)); // let the mock finish what it received
         let written_before_kill = mock.stats().company_writes;
-        let committed = committed_pushes(&db);
+        let committed = common::db::companies_pushed(&db);
         println!("trial {trial}: killed after {kill_after_ms} ms with {committed} of {N} recorded, {written_before_kill} written");
         killed_mid_push += usize::from(committed > 0 && committed < N as u64);
         assert!(

@@ -60,9 +60,28 @@ fn a_renamed_element_is_cleared_then_listed_stale_then_archived() {
     );
 
     std::fs::write(input.join("elements.csv"), "id,name\ne1,Dashboards V2\n").unwrap();
-    // Before the push, the old values are still held: archiving must refuse.
-    let plan = intercom_push(&db, &["plan"]);
-    assert_eq!(plan.code, 0);
+    // Loaded and transformed but not pushed: Intercom still holds the old values, so
+    // archiving refuses.
+    let url = mock.base_url();
+    assert_eq!(
+        intercom_push(&db, &["load", "--input", input.to_str().unwrap()]).code,
+        0
+    );
+    assert_eq!(intercom_push(&db, &["transform"]).code, 0);
+    let early = intercom_push(
+        &db,
+        &["attributes", "--base-url", &url, "--archive-stale", "--yes"],
+    );
+    assert_eq!(early.code, 0, "{}", early.stderr);
+    assert!(
+        early.stdout.contains("3 records still hold a value"),
+        "{}",
+        early.stdout
+    );
+    assert_eq!(
+        mock_attribute(&mock, "Vitally Dashboards").unwrap()["archived"],
+        false
+    );
     let (code, _, stderr) = run_json(&db, &input, &mock, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(company_attrs(&mock)
@@ -78,7 +97,6 @@ fn a_renamed_element_is_cleared_then_listed_stale_then_archived() {
         origin_of(&list, "Vitally Dashboards V2").as_deref(),
         Some("current")
     );
-    let url = mock.base_url();
     let archive = intercom_push(
         &db,
         &["attributes", "--base-url", &url, "--archive-stale", "--yes"],
@@ -277,13 +295,15 @@ fn a_foreign_attribute_with_our_prefix_is_never_touched() {
 fn the_attribute_cap_refuses_before_any_write_and_names_what_to_archive() {
     let tmp = tempfile::tempdir().unwrap();
     let (db, input) = (tmp.path().join("s.db"), tmp.path().join("in"));
-    let mock = mock(MockConfig::default());
-    seed_small(&mock);
-    small_export(&input, "u1", "6");
-    assert_eq!(run_json(&db, &input, &mock, &[]).0, 0);
-    // Someone else fills the workspace up to 248 custom attributes.
-    let existing = mock.dump()["data_attributes"].as_array().unwrap().len();
-    let fillers = (0..248 - existing)
+    let mock = mock(MockConfig {
+        record_requests: true,
+        ..MockConfig::default()
+    });
+    // Someone else's 240 custom attributes (archived ones count too), then our first run
+    // creates 8 (Vitally Mrr, Health Score, Plan, Dashboards, Active Risk Indicators, Active
+    // Opportunity Indicators, Segments, Account Owner): 248 of 250.
+    let mut seed = small_seed();
+    seed.data_attributes = (0..240)
         .map(|i| SeedAttribute {
             name: format!("Other {i}"),
             model: "company".into(),
@@ -291,30 +311,48 @@ fn the_attribute_cap_refuses_before_any_write_and_names_what_to_archive() {
             archived: i % 2 == 0,
         })
         .collect();
-    mock.seed(Seed {
-        companies: vec![],
-        contacts: vec![],
-        data_attributes: fillers,
-    })
-    .unwrap();
+    mock.seed(seed).unwrap();
+    small_export(&input, "u1", "6");
+    let (code, report, stderr) = run_json(&db, &input, &mock, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(count(&report, "companies", "updated"), 3);
+    assert_eq!(count(&report, "users", "updated"), 3);
+    let before = mock.dump();
+    assert_eq!(before["data_attributes"].as_array().unwrap().len(), 248);
+
     // A renamed element plus three new fields need 4 new attributes: 252 > 250.
     std::fs::write(input.join("elements.csv"), "id,name\ne1,Dashboards V2\n").unwrap();
     std::fs::write(input.join("accounts.csv"), "externalId,accountOwnerId,mrr,healthScore,plan,x1,x2,x3\na,u1,100,5,pro,1,2,3\nb,u2,200.5,6,team,1,2,3\nc,,,7,free,1,2,3\n").unwrap();
-    let writes = mock.stats().company_writes + mock.stats().contact_writes;
+    let requests_before = mock.requests().len();
     let (code, _, stderr) = run_json(&db, &input, &mock, &[]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("cap of 250"), "{stderr}");
     assert!(
-        stderr.contains("Vitally Dashboards"),
+        stderr.contains("creating 4 attributes would take the workspace past Intercom's cap of 250 custom attributes (248 exist"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "you could archive (`intercom-push attributes --archive-stale`): Vitally Dashboards."
+        ),
         "names the stale attribute to archive: {stderr}"
     );
-    assert_eq!(
-        mock.stats().company_writes + mock.stats().contact_writes,
-        writes,
-        "nothing written"
-    );
+    // The refusal came after reading the workspace's attributes and before any write.
+    let requests: Vec<String> = mock.requests()[requests_before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
     assert!(
-        mock_attribute(&mock, "Vitally X 1").is_none(),
-        "nothing created"
+        requests.iter().any(|r| r == "GET /data_attributes"),
+        "{requests:?}"
     );
+    let reads = ["GET ", "POST /contacts/search", "POST /companies/list"];
+    let writes: Vec<&String> = requests
+        .iter()
+        .filter(|r| !reads.iter().any(|read| r.starts_with(read)))
+        .collect();
+    assert!(writes.is_empty(), "written before refusing: {writes:?}");
+    let after = mock.dump();
+    for data in ["companies", "contacts", "data_attributes"] {
+        assert!(after[data] == before[data], "{data} changed");
+    }
 }

@@ -117,13 +117,9 @@ fn a_schema_1_database_keeps_what_intercom_accepted_and_sends_only_what_changed(
     );
 
     // The record that left the export keeps its sync state (its id and what it holds).
-    let conn = ws.sql();
-    let (id, hex_hash): (String, String) = conn
-        .query_row(
-            "SELECT intercom_id, hex(pushed_hash) FROM records WHERE kind = 'company' AND record_key = 'gone-co'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((id.as_str(), hex_hash.as_str()), ("ic-gone", "00"));
+    let (id, hex_hash) = common::db::pushed_state(&ws.db(), "company", "gone-co");
+    assert_eq!(
+        (id.as_deref(), hex_hash.as_deref()),
+        (Some("ic-gone"), Some("00"))
+    );
 }

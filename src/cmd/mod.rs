@@ -139,6 +139,33 @@ pub fn print_warnings(warnings: &[String]) {
     }
 }
 
+/// Makes panics print the access token as `***`. A panic message is formatted by whatever code
+/// panicked, which need not know that it holds the token; this hook prints what the default one
+/// does (thread, location, message, and the backtrace when `RUST_BACKTRACE` asks for one) with
+/// every occurrence of `INTERCOM_ACCESS_TOKEN`'s value blanked out. Without a token it changes
+/// nothing.
+pub fn redact_token_in_panics() {
+    let Ok(token) = crate::intercom::AccessToken::from_env() else {
+        return;
+    };
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let location = info.location().map(ToString::to_string).unwrap_or_default();
+        let backtrace = std::backtrace::Backtrace::capture();
+        let trace = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => format!("stack backtrace:\n{backtrace}"),
+            _ => "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
+                .to_string(),
+        };
+        let text = format!(
+            "thread '{}' panicked at {location}:\n{}\n{trace}",
+            thread.name().unwrap_or("<unnamed>"),
+            info.payload_as_str().unwrap_or("Box<dyn Any>"),
+        );
+        eprint!("{}", token.redact(&text));
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

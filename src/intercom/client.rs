@@ -60,6 +60,7 @@ struct Counters {
     retries: AtomicU64,
     transport_errors: AtomicU64,
     governor_wait_us: AtomicU64,
+    retry_wait_us: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -459,6 +460,7 @@ impl Client {
             retries: get(&s.retries),
             transport_errors: get(&s.transport_errors),
             governor_wait: Duration::from_micros(get(&s.governor_wait_us)),
+            retry_wait: Duration::from_micros(get(&s.retry_wait_us)),
         }
     }
 
@@ -614,7 +616,7 @@ impl Client {
                 }
             };
             debug!(method = call.method_str(), path = %call.path, attempt, status, wait_ms = wait.as_millis() as u64, "retrying");
-            tokio::time::sleep(wait).await;
+            self.sleep_before_retry(wait).await;
         }
     }
 
@@ -655,8 +657,17 @@ impl Client {
         }
         let wait = inner.backoff.delay(attempt, &mut rand::rng());
         debug!(method = call.method_str(), path = %call.path, attempt, error = %message, wait_ms = wait.as_millis() as u64, "transport error; retrying");
-        tokio::time::sleep(wait).await;
+        self.sleep_before_retry(wait).await;
         Ok(())
+    }
+
+    /// Sleeps `wait` before a retry, adding it to the stats' `retry_wait`.
+    async fn sleep_before_retry(&self, wait: Duration) {
+        self.inner
+            .stats
+            .retry_wait_us
+            .fetch_add(wait.as_micros() as u64, Ordering::Relaxed);
+        tokio::time::sleep(wait).await;
     }
 
     /// Builds an ApiError from a non-2xx answer, reading Intercom's `error.list` if present.

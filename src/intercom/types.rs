@@ -199,6 +199,9 @@ pub struct ClientStats {
     pub transport_errors: u64,
     /// Total time requests spent waiting for the rate governor's pacing/holds.
     pub governor_wait: Duration,
+    /// Total time the client chose to sleep before retries (backoff, rate-limit reset,
+    /// `Retry-After`): what it asked for, not what the machine's scheduler made of it.
+    pub retry_wait: Duration,
 }
 
 // ---- wire helpers -------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 //! directory, write export files, read back the plan and the database.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod db;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -178,27 +180,9 @@ impl Workspace {
         }
     }
 
-    /// Opens the workspace database read-only.
-    pub fn sql(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(self.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap()
-    }
-
-    /// `kind/record_key → hex(hash)` of every payload.
+    /// `kind/record_key → hex(hash)` of every payload in the workspace database.
     pub fn hashes(&self) -> BTreeMap<String, String> {
-        let conn = self.sql();
-        let mut stmt = conn
-            .prepare("SELECT kind, record_key, hex(hash) FROM records WHERE hash IS NOT NULL ORDER BY kind, record_key")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    format!("{}/{}", r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .unwrap();
-        rows.map(Result::unwrap).collect()
+        db::hashes(&self.db())
     }
 }
 
@@ -282,17 +266,4 @@ pub fn lines(lines: &[&str]) -> String {
     let mut text = lines.join("\n");
     text.push('\n');
     text
-}
-
-/// The `run_id`s of the `runs` table of the database at `db`, oldest first. (Every SQL peek
-/// into the database by these tests is in this file.)
-pub fn run_ids(db: &Path) -> Vec<i64> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let mut stmt = conn
-        .prepare("SELECT run_id FROM runs ORDER BY run_id")
-        .unwrap();
-    let ids = stmt.query_map([], |r| r.get(0)).unwrap();
-    ids.map(Result::unwrap).collect()
 }

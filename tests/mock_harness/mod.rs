@@ -83,8 +83,15 @@ pub fn payloads(db: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Asserts that every company/contact the mock has holds exactly the payload's values.
+/// Asserts that nothing was created (the mock's violation log is empty) and that every
+/// company/contact the mock has holds exactly the payload's values.
 pub fn assert_mock_holds_payloads(db: &Path, mock: &MockServer, expect_companies: usize) {
+    let created: Vec<String> = mock
+        .violations()
+        .iter()
+        .map(|v| format!("{} {} {}", v.method, v.path, v.body))
+        .collect();
+    assert!(created.is_empty(), "create calls: {created:?}");
     let state = mock.dump();
     let mut matched = 0;
     for payload in payloads(db) {
@@ -128,11 +135,6 @@ pub fn assert_mock_holds_payloads(db: &Path, mock: &MockServer, expect_companies
         matched, expect_companies,
         "companies in the mock matching a payload"
     );
-    assert!(
-        mock.violations().is_empty(),
-        "create calls: {:?}",
-        mock.violations().len()
-    );
 }
 
 /// A small export: accounts a, b, c (owned by u1, u2, nobody), users u1..u3.
@@ -156,7 +158,8 @@ pub fn small_export(dir: &Path, owner_of_a: &str, health_of_b: &str) {
     .unwrap();
 }
 
-pub fn seed_small(mock: &MockServer) {
+/// The workspace of [`small_export`]: companies a, b, c and contacts u1..u3, no attributes.
+pub fn small_seed() -> Seed {
     let company = |id: &str| SeedCompany {
         company_id: id.into(),
         user_count: 1,
@@ -167,7 +170,7 @@ pub fn seed_small(mock: &MockServer) {
         email: Some(email.into()),
         ..SeedContact::default()
     };
-    mock.seed(Seed {
+    Seed {
         companies: vec![company("a"), company("b"), company("c")],
         contacts: vec![
             contact("u1", "one@x.example"),
@@ -175,8 +178,12 @@ pub fn seed_small(mock: &MockServer) {
             contact("u3", "three@x.example"),
         ],
         data_attributes: vec![],
-    })
-    .unwrap();
+    }
+}
+
+/// Replaces the mock's data with [`small_seed`].
+pub fn seed_small(mock: &MockServer) {
+    mock.seed(small_seed()).unwrap();
 }
 
 /// Changes records in the mock behind the tool's back, through its `POST /_mock/edit` control
