@@ -406,10 +406,11 @@ fn json_syntax_error_names_the_line() {
 
 #[test]
 fn json_that_is_not_an_array() {
+    // (A `.json` file that starts with `{` is NDJSON, as BigQuery writes it.)
     assert_rejected(
-        &[("accounts.json", b"{\"externalId\": \"acme\"}\n")],
+        &[("accounts.json", b"\"acme\"\n")],
         "accounts.json:1:",
-        &["expected a JSON array of objects", ".ndjson"],
+        &["expected a JSON array of objects", "one JSON object per line"],
     );
 }
 

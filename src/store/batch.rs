@@ -12,9 +12,11 @@ pub trait BindRow {
     fn bind(&self, stmt: &mut Statement<'_>, first: usize) -> rusqlite::Result<()>;
 }
 
-/// Buffers rows for `INSERT INTO <target> VALUES (…), (…), …`.
+/// Buffers rows for `INSERT OR FAIL INTO <target> VALUES (…), (…), …`. (`OR FAIL`: a
+/// violated constraint stops the statement without undoing its earlier rows, so SQLite keeps
+/// no statement journal; the caller's transaction is rolled back on any error anyway.)
 pub struct BatchInsert<T: BindRow> {
-    /// `INSERT INTO table (columns)`.
+    /// `table (columns)`.
     target: &'static str,
     /// The statement for a full batch.
     full: String,
@@ -60,7 +62,7 @@ impl<T: BindRow> BatchInsert<T> {
 
 fn sql(target: &str, columns: usize, rows: usize) -> String {
     let one = format!("({})", vec!["?"; columns].join(", "));
-    format!("{target} VALUES {}", vec![one; rows].join(", "))
+    format!("INSERT OR FAIL INTO {target} VALUES {}", vec![one; rows].join(", "))
 }
 
 /// Binds `values` to consecutive parameters from `first`.

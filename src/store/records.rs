@@ -463,6 +463,7 @@ impl Store {
 
     /// Begins replacing the payloads and the attribute catalog (one transaction).
     pub fn payload_writer(&mut self) -> Result<PayloadWriter<'_>, StoreError> {
+        self.bulk_cache()?;
         let path = self.path.clone();
         let tx = self.tx()?;
         tx.execute_batch("DELETE FROM attributes;")
@@ -470,7 +471,7 @@ impl Store {
         Ok(PayloadWriter {
             tx,
             path,
-            new_records: BatchInsert::new("INSERT INTO records (kind, record_key, hash, payload)"),
+            new_records: BatchInsert::new("records (kind, record_key, hash, payload)"),
         })
     }
 }
