@@ -410,7 +410,10 @@ fn json_that_is_not_an_array() {
     assert_rejected(
         &[("accounts.json", b"\"acme\"\n")],
         "accounts.json:1:",
-        &["expected a JSON array of objects", "one JSON object per line"],
+        &[
+            "expected a JSON array of objects",
+            "one JSON object per line",
+        ],
     );
 }
 

@@ -315,3 +315,26 @@ fn a_duplicate_account_across_parts_names_both_places() {
         run.stderr
     );
 }
+
+#[test]
+fn an_element_count_given_in_the_account_and_in_element_counts_is_refused() {
+    // Each source alone is checked as it is read; the two meet only when the account's
+    // children are packed, which must not pick one of them silently.
+    let ws = Workspace::new();
+    ws.write(
+        "accounts.ndjson",
+        "{\"externalId\":\"a\",\"currentElementCounts\":{\"Seats\":3}}\n{\"externalId\":\"b\"}\n",
+    );
+    ws.write(
+        "element_counts.csv",
+        "account_id,element_id,count\nb,Seats,1\na,Seats,4\n",
+    );
+    let run = ws.load();
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("accounts.ndjson:1: this account gives element `Seats` both itself and in element_counts"),
+        "{}",
+        run.stderr
+    );
+}

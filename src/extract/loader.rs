@@ -171,14 +171,121 @@ impl Location<'_> {
 /// Label kinds as stored.
 const LABEL_KINDS: [&str; 3] = ["risk", "opportunity", "segment"];
 
-/// The consumer of every table but `users` (see [`UserLoader`]).
-pub struct Loader {
-    sink: Sink,
+/// Child rows and the catalogs they resolve through: owned by the accounts consumer (for
+/// the collections embedded in Vitally-shaped accounts), then split among the consumers of
+/// the child tables, which run at once, and joined again.
+#[derive(Default)]
+pub struct ChildState {
     elements: Catalog,
     metrics: Catalog,
     /// Per label kind (see [`LABEL_KINDS`]), name → label key.
     labels: [HashMap<String, u32>; 3],
     label_count: u32,
+    /// Each account's child rows (index key − 1), encoded [`ChildEntry`]s in arrival order.
+    buffers: Vec<Vec<u8>>,
+    unknown_refs: BTreeMap<String, u64>,
+}
+
+impl ChildState {
+    /// Counts a row skipped because what it refers to is unknown (one warning per kind).
+    fn skip(&mut self, at: Location<'_>, what: &str) {
+        *self
+            .unknown_refs
+            .entry(format!("{}: {what}", at.table_label()))
+            .or_default() += 1;
+    }
+
+    fn add_count(
+        &mut self,
+        at: Location<'_>,
+        account: u32,
+        element: &str,
+        count: Cell<'_>,
+    ) -> Result<(), ExtractError> {
+        let count = parse_count(count)
+            .map_err(|e| at.error(format!("element count for `{element}`: {e}")))?;
+        let Some(element_key) = self.elements.resolve(element).map_err(|e| at.error(e))? else {
+            self.skip(
+                at,
+                "element counts whose element is not in the elements file",
+            );
+            return Ok(());
+        };
+        let children = &mut self.buffers[account as usize - 1];
+        if has_entry(children, COUNT, element_key) {
+            return Err(at.error(format!("a second count for element `{element}` on the same account: give each (account, element) once")));
+        }
+        push_entry(children, &ChildEntry::Count(element_key, count));
+        Ok(())
+    }
+
+    fn add_metric_value(
+        &mut self,
+        at: Location<'_>,
+        account: u32,
+        metric: &str,
+        value: Cell<'_>,
+    ) -> Result<(), ExtractError> {
+        let (raw, kind) = match value {
+            Cell::Text("") => return Ok(()),
+            Cell::Text(text) => (Raw::Str(Cow::Borrowed(text)), sniff_text(text)),
+            Cell::Json(v) => match raw_of_json(v) {
+                Some(raw) => (raw, kind_of_json(v)),
+                None if v.is_null() => return Ok(()),
+                None => return Err(at.error(format!("the value of metric `{metric}` is {}: Intercom attributes hold a single number, string or boolean", rows::json_type(v)))),
+            },
+        };
+        let Some(metric_key) = self.metrics.resolve(metric).map_err(|e| at.error(e))? else {
+            self.skip(
+                at,
+                "metric values whose metric is not in the success_metrics file",
+            );
+            return Ok(());
+        };
+        let slot = &mut self.metrics.entries[metric_key as usize - 1].2;
+        *slot = slot.join(kind);
+        let children = &mut self.buffers[account as usize - 1];
+        if has_entry(children, METRIC, metric_key) {
+            return Err(at.error(format!("a second value for metric `{metric}` on the same account: give each (account, metric) once")));
+        }
+        push_entry(children, &ChildEntry::Metric(metric_key, raw));
+        Ok(())
+    }
+
+    fn add_label(
+        &mut self,
+        at: Location<'_>,
+        account: u32,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), ExtractError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(at.error(format!("a blank {kind} name")));
+        }
+        let kind_index = LABEL_KINDS.iter().position(|k| *k == kind).unwrap_or(2);
+        let names = &mut self.labels[kind_index];
+        let label = match names.get(name) {
+            Some(&label) => label,
+            None => {
+                self.label_count += 1;
+                names.insert(name.to_string(), self.label_count);
+                self.label_count
+            }
+        };
+        push_entry(
+            &mut self.buffers[account as usize - 1],
+            &ChildEntry::Label(label),
+        );
+        Ok(())
+    }
+}
+
+/// The consumer of every table but `users` (see [`UserLoader`]) and the child tables (see
+/// [`ChildLoader`]).
+pub struct Loader {
+    sink: Sink,
+    child: ChildState,
     /// Account reference (`id`, or `externalId` when accounts have no `id`) → account key.
     references: HashMap<Box<str>, u32>,
     /// externalId → account key, when references are `id`s.
@@ -186,15 +293,14 @@ pub struct Loader {
     accounts_use_id: Option<bool>,
     /// Where each account was read (index key − 1): (part index, line).
     account_lines: Vec<(u32, u64)>,
-    /// Each account's child rows (index key − 1), encoded [`ChildEntry`]s in arrival order.
-    children: Vec<Vec<u8>>,
+    /// The accounts table's part names (for messages about an account).
+    account_parts: Vec<String>,
     /// Field name → field key (first-seen order) and the kind over all values.
     field_keys: HashMap<String, u32>,
     fields: Vec<(String, Kind)>,
     /// Per field key, the last account that gave it (catches a field given twice).
     field_seen_in: Vec<u32>,
     skipped_array_fields: HashSet<String>,
-    unknown_refs: BTreeMap<String, u64>,
     pub warnings: Vec<String>,
 }
 
@@ -202,20 +308,20 @@ impl Loader {
     pub fn new(sink: Sink) -> Self {
         Loader {
             sink,
-            elements: Catalog::new("element"),
-            metrics: Catalog::new("success metric"),
-            labels: Default::default(),
-            label_count: 0,
+            child: ChildState {
+                elements: Catalog::new("element"),
+                metrics: Catalog::new("success metric"),
+                ..Default::default()
+            },
             references: HashMap::default(),
             external_ids: HashMap::default(),
             accounts_use_id: None,
             account_lines: Vec::new(),
-            children: Vec::new(),
+            account_parts: Vec::new(),
             field_keys: HashMap::default(),
             fields: Vec::new(),
             field_seen_in: Vec::new(),
             skipped_array_fields: HashSet::new(),
-            unknown_refs: BTreeMap::new(),
             warnings: Vec::new(),
         }
     }
@@ -235,11 +341,7 @@ impl Loader {
             "elements" => self.catalog_row(row, at, true),
             "success_metrics" => self.catalog_row(row, at, false),
             "accounts" => self.account_row(row, at),
-            "element_counts" => self.count_row(row, at),
-            "metric_values" => self.metric_row(row, at),
-            "indicators" => self.label_row(row, at, true),
-            "segments" => self.label_row(row, at, false),
-            other => unreachable!("table {other} is not in TABLES"),
+            other => unreachable!("table {other} is read by another consumer"),
         }
     }
 
@@ -274,9 +376,9 @@ impl Loader {
         is_elements: bool,
     ) -> Result<(), ExtractError> {
         let catalog = if is_elements {
-            &mut self.elements
+            &mut self.child.elements
         } else {
-            &mut self.metrics
+            &mut self.child.metrics
         };
         let id = Self::key_cell(row, 0, "id", at)?.map(Cow::into_owned);
         let name = super::clean_name(&Self::required_key(row, 1, "name", at)?);
@@ -370,112 +472,239 @@ impl Loader {
             fields: codec::encode(&fields),
         }))?;
         self.references.insert(reference.into(), key);
+        if self.account_parts.is_empty() {
+            self.account_parts = at.source.parts.iter().map(|p| p.name.clone()).collect();
+        }
         self.account_lines.push((at.part_index as u32, at.line));
-        self.children.push(Vec::new());
+        self.child.buffers.push(Vec::new());
         for (element, count) in parsed.element_counts {
-            self.add_count(at, key, element, Cell::Json(count))?;
+            self.child.add_count(at, key, element, Cell::Json(count))?;
         }
         for (metric, value) in parsed.metric_values {
-            self.add_metric_value(at, key, metric, Cell::Json(value))?;
+            self.child
+                .add_metric_value(at, key, metric, Cell::Json(value))?;
         }
         for (kind, name) in parsed.labels {
-            self.add_label(at, key, kind, name)?;
+            self.child.add_label(at, key, kind, name)?;
         }
         Ok(())
     }
 
-    /// Counts a row skipped because what it refers to is unknown (one warning per kind).
-    fn skip(&mut self, at: Location<'_>, what: &str) {
-        *self
-            .unknown_refs
-            .entry(format!("{}: {what}", at.table_label()))
-            .or_default() += 1;
+    /// The error for an account given an Element count or metric value twice.
+    fn given_twice(&self, account: u32, Twice(is_metric, key): Twice) -> ExtractError {
+        let (part, line) = self.account_lines[account as usize - 1];
+        let (catalog, table) = if is_metric {
+            (&self.child.metrics, "metric_values")
+        } else {
+            (&self.child.elements, "element_counts")
+        };
+        let name = catalog
+            .entries
+            .get(key as usize - 1)
+            .map_or("?", |e| e.1.as_str());
+        ExtractError::Input {
+            location: format!(
+                "{}:{line}",
+                self.account_parts
+                    .get(part as usize)
+                    .map_or("accounts", String::as_str)
+            ),
+            message: format!(
+                "this account gives {} `{name}` both itself and in {table}: give each once",
+                catalog.what
+            ),
+        }
+    }
+
+    /// Every account has been read: the child state for the consumers of the child tables,
+    /// each with the catalog it resolves through, and the accounts by reference.
+    pub fn split_for_children(&mut self) -> ([ChildState; 3], &HashMap<Box<str>, u32>) {
+        let accounts = self.child.buffers.len();
+        let part = |state: ChildState| ChildState {
+            buffers: vec![Vec::new(); accounts],
+            ..state
+        };
+        let child = &mut self.child;
+        let parts = [
+            part(ChildState {
+                elements: std::mem::take(&mut child.elements),
+                ..Default::default()
+            }),
+            part(ChildState {
+                metrics: std::mem::take(&mut child.metrics),
+                ..Default::default()
+            }),
+            part(ChildState {
+                labels: std::mem::take(&mut child.labels),
+                label_count: child.label_count,
+                ..Default::default()
+            }),
+        ];
+        (parts, &self.references)
+    }
+
+    /// Takes back the child state of [`Self::split_for_children`].
+    pub fn join_children(&mut self, [mut counts, mut metrics, mut labels]: [ChildState; 3]) {
+        let child = &mut self.child;
+        child.elements = std::mem::take(&mut counts.elements);
+        child.metrics = std::mem::take(&mut metrics.metrics);
+        child.labels = std::mem::take(&mut labels.labels);
+        child.label_count = labels.label_count;
+        for part in [counts, metrics, labels] {
+            for (mine, theirs) in child.buffers.iter_mut().zip(part.buffers) {
+                mine.extend_from_slice(&theirs);
+            }
+            for (what, n) in part.unknown_refs {
+                *child.unknown_refs.entry(what).or_default() += n;
+            }
+        }
+    }
+
+    /// Writes each account's packed children and the catalogs with their inferred kinds.
+    pub fn finish(mut self) -> Result<Vec<String>, ExtractError> {
+        use rayon::prelude::*;
+        let mut warnings = std::mem::take(&mut self.warnings);
+        let buffers = std::mem::take(&mut self.child.buffers);
+        for (chunk_index, chunk) in buffers.chunks(8192).enumerate() {
+            // Encoded in parallel, written in key order.
+            let encoded: Vec<Result<Option<Vec<u8>>, Twice>> = chunk
+                .par_iter()
+                .map(|buffer| {
+                    if buffer.is_empty() {
+                        return Ok(None);
+                    }
+                    children_of(buffer).map(|c| Some(codec::encode(&c)))
+                })
+                .collect();
+            for (i, blob) in encoded.into_iter().enumerate() {
+                let key = (chunk_index * 8192 + i) as u32 + 1;
+                match blob {
+                    Ok(Some(blob)) => self.sink.push(ExtractRow::Children(key, blob))?,
+                    Ok(None) => {}
+                    Err(twice) => return Err(self.given_twice(key, twice)),
+                }
+            }
+        }
+        for (key, (name, kind)) in std::mem::take(&mut self.fields).into_iter().enumerate() {
+            self.sink
+                .push(ExtractRow::Field(key as u32, name, kind.as_str()))?;
+        }
+        for (i, (id, name, _)) in std::mem::take(&mut self.child.elements.entries)
+            .into_iter()
+            .enumerate()
+        {
+            self.sink
+                .push(ExtractRow::Element(i as u32 + 1, id, name))?;
+        }
+        for (i, (id, name, kind)) in std::mem::take(&mut self.child.metrics.entries)
+            .into_iter()
+            .enumerate()
+        {
+            self.sink
+                .push(ExtractRow::Metric(i as u32 + 1, id, name, kind.as_str()))?;
+        }
+        for (kind, names) in LABEL_KINDS
+            .iter()
+            .zip(std::mem::take(&mut self.child.labels))
+        {
+            for (name, key) in names {
+                self.sink.push(ExtractRow::Label(key, kind, name))?;
+            }
+        }
+        self.sink.flush()?;
+        for (what, count) in &self.child.unknown_refs {
+            warnings.push(format!("{what}: {count} skipped"));
+        }
+        Ok(warnings)
+    }
+}
+
+/// An Element (`false`) or Success Metric (`true`) key an account is given twice.
+struct Twice(bool, u32);
+
+/// An account's child rows from its buffer, each list sorted and labels deduplicated. An
+/// Element count or metric value given twice — once in the account's embedded
+/// `currentElementCounts`/`currentSuccessMetricValues` and once in the child table (each
+/// source alone is checked as it is read) — is an error, never a silent choice.
+fn children_of(buffer: &[u8]) -> Result<Children<'_>, Twice> {
+    let mut children = Children::default();
+    for entry in entries(buffer) {
+        match entry {
+            ChildEntry::Count(k, n) => children.counts.push((k, n)),
+            ChildEntry::Metric(k, v) => children.metrics.push((k, v)),
+            ChildEntry::Label(k) => children.labels.push(k),
+        }
+    }
+    children.counts.sort_unstable_by_key(|c| c.0);
+    children.metrics.sort_by_key(|m| m.0);
+    if let Some(w) = children.counts.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Twice(false, w[0].0));
+    }
+    if let Some(w) = children.metrics.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Twice(true, w[0].0));
+    }
+    children.labels.sort_unstable();
+    children.labels.dedup();
+    Ok(children)
+}
+
+/// The consumer of one group of child tables (`element_counts`; `metric_values`;
+/// `indicators` and `segments`) once every account is known: it resolves each row against
+/// the accounts (read only) and its own catalog, beside the other groups.
+pub struct ChildLoader<'a> {
+    accounts: &'a HashMap<Box<str>, u32>,
+    pub state: ChildState,
+}
+
+impl<'a> ChildLoader<'a> {
+    pub fn new(accounts: &'a HashMap<Box<str>, u32>, state: ChildState) -> Self {
+        ChildLoader { accounts, state }
+    }
+
+    /// Consumes one row of `table`.
+    pub fn row(
+        &mut self,
+        table: &str,
+        row: &Row<'_>,
+        at: Location<'_>,
+    ) -> Result<(), ExtractError> {
+        match table {
+            "element_counts" => self.count_row(row, at),
+            "metric_values" => self.metric_row(row, at),
+            "indicators" => self.label_row(row, at, true),
+            "segments" => self.label_row(row, at, false),
+            other => unreachable!("table {other} is not a child table"),
+        }
     }
 
     /// The account key for a child row's `account_id`; `None` (counted) when unknown.
     fn account_of(&mut self, at: Location<'_>, reference: &str) -> Option<u32> {
-        let found = self.references.get(reference).copied();
+        let found = self.accounts.get(reference).copied();
         if found.is_none() {
-            self.skip(at, "rows whose account is not in the accounts file");
+            self.state
+                .skip(at, "rows whose account is not in the accounts file");
         }
         found
     }
 
     fn count_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
-        let account = Self::required_key(row, 0, "account_id", at)?;
-        let element = Self::required_key(row, 1, "element_id", at)?;
+        let account = Loader::required_key(row, 0, "account_id", at)?;
+        let element = Loader::required_key(row, 1, "element_id", at)?;
         let Some(key) = self.account_of(at, &account) else {
             return Ok(());
         };
         let count = row.get(2).unwrap_or(Cell::Text(""));
-        self.add_count(at, key, &element, count)
-    }
-
-    fn add_count(
-        &mut self,
-        at: Location<'_>,
-        account: u32,
-        element: &str,
-        count: Cell<'_>,
-    ) -> Result<(), ExtractError> {
-        let count = parse_count(count)
-            .map_err(|e| at.error(format!("element count for `{element}`: {e}")))?;
-        let Some(element_key) = self.elements.resolve(element).map_err(|e| at.error(e))? else {
-            self.skip(
-                at,
-                "element counts whose element is not in the elements file",
-            );
-            return Ok(());
-        };
-        let children = &mut self.children[account as usize - 1];
-        if has_entry(children, COUNT, element_key) {
-            return Err(at.error(format!("a second count for element `{element}` on the same account: give each (account, element) once")));
-        }
-        push_entry(children, &ChildEntry::Count(element_key, count));
-        Ok(())
+        self.state.add_count(at, key, &element, count)
     }
 
     fn metric_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
-        let account = Self::required_key(row, 0, "account_id", at)?;
-        let metric = Self::required_key(row, 1, "metric_id", at)?;
+        let account = Loader::required_key(row, 0, "account_id", at)?;
+        let metric = Loader::required_key(row, 1, "metric_id", at)?;
         let Some(key) = self.account_of(at, &account) else {
             return Ok(());
         };
         let value = row.get(2).unwrap_or(Cell::Text(""));
-        self.add_metric_value(at, key, &metric, value)
-    }
-
-    fn add_metric_value(
-        &mut self,
-        at: Location<'_>,
-        account: u32,
-        metric: &str,
-        value: Cell<'_>,
-    ) -> Result<(), ExtractError> {
-        let (raw, kind) = match value {
-            Cell::Text("") => return Ok(()),
-            Cell::Text(text) => (Raw::Str(Cow::Borrowed(text)), sniff_text(text)),
-            Cell::Json(v) => match raw_of_json(v) {
-                Some(raw) => (raw, kind_of_json(v)),
-                None if v.is_null() => return Ok(()),
-                None => return Err(at.error(format!("the value of metric `{metric}` is {}: Intercom attributes hold a single number, string or boolean", rows::json_type(v)))),
-            },
-        };
-        let Some(metric_key) = self.metrics.resolve(metric).map_err(|e| at.error(e))? else {
-            self.skip(
-                at,
-                "metric values whose metric is not in the success_metrics file",
-            );
-            return Ok(());
-        };
-        let slot = &mut self.metrics.entries[metric_key as usize - 1].2;
-        *slot = slot.join(kind);
-        let children = &mut self.children[account as usize - 1];
-        if has_entry(children, METRIC, metric_key) {
-            return Err(at.error(format!("a second value for metric `{metric}` on the same account: give each (account, metric) once")));
-        }
-        push_entry(children, &ChildEntry::Metric(metric_key, raw));
-        Ok(())
+        self.state.add_metric_value(at, key, &metric, value)
     }
 
     fn label_row(
@@ -484,12 +713,12 @@ impl Loader {
         at: Location<'_>,
         is_indicator: bool,
     ) -> Result<(), ExtractError> {
-        let account = Self::required_key(row, 0, "account_id", at)?;
+        let account = Loader::required_key(row, 0, "account_id", at)?;
         let (kind, name_slot) = if is_indicator {
-            let kind = Self::required_key(row, 1, "kind", at)?;
-            let kind = match kind.trim().to_ascii_lowercase().as_str() {
-                "risk" => "risk",
-                "opportunity" => "opportunity",
+            let kind = Loader::required_key(row, 1, "kind", at)?;
+            let kind = match kind.trim() {
+                k if k.eq_ignore_ascii_case("risk") => "risk",
+                k if k.eq_ignore_ascii_case("opportunity") => "opportunity",
                 _ => {
                     return Err(at.error(format!(
                         "unknown indicator kind `{kind}`: use `risk` or `opportunity`"
@@ -500,93 +729,11 @@ impl Loader {
         } else {
             ("segment", 1)
         };
-        let name = Self::required_key(row, name_slot, "name", at)?;
+        let name = Loader::required_key(row, name_slot, "name", at)?;
         let Some(key) = self.account_of(at, &account) else {
             return Ok(());
         };
-        self.add_label(at, key, kind, &name)
-    }
-
-    fn add_label(
-        &mut self,
-        at: Location<'_>,
-        account: u32,
-        kind: &str,
-        name: &str,
-    ) -> Result<(), ExtractError> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(at.error(format!("a blank {kind} name")));
-        }
-        let kind_index = LABEL_KINDS.iter().position(|k| *k == kind).unwrap_or(2);
-        let names = &mut self.labels[kind_index];
-        let label = match names.get(name) {
-            Some(&label) => label,
-            None => {
-                self.label_count += 1;
-                names.insert(name.to_string(), self.label_count);
-                self.label_count
-            }
-        };
-        push_entry(
-            &mut self.children[account as usize - 1],
-            &ChildEntry::Label(label),
-        );
-        Ok(())
-    }
-
-    /// Writes each account's packed children and the catalogs with their inferred kinds.
-    pub fn finish(mut self) -> Result<Vec<String>, ExtractError> {
-        let mut warnings = std::mem::take(&mut self.warnings);
-        for (key, buffer) in self.children.iter().enumerate() {
-            if buffer.is_empty() {
-                continue;
-            }
-            let mut children = Children::default();
-            for entry in entries(buffer) {
-                match entry {
-                    ChildEntry::Count(k, n) => children.counts.push((k, n)),
-                    ChildEntry::Metric(k, v) => children.metrics.push((k, v)),
-                    ChildEntry::Label(k) => children.labels.push(k),
-                }
-            }
-            children.counts.sort_unstable_by_key(|c| c.0);
-            children.metrics.sort_by_key(|m| m.0);
-            children.labels.sort_unstable();
-            children.labels.dedup();
-            self.sink.push(ExtractRow::Children(
-                key as u32 + 1,
-                codec::encode(&children),
-            ))?;
-        }
-        for (key, (name, kind)) in std::mem::take(&mut self.fields).into_iter().enumerate() {
-            self.sink
-                .push(ExtractRow::Field(key as u32, name, kind.as_str()))?;
-        }
-        for (i, (id, name, _)) in std::mem::take(&mut self.elements.entries)
-            .into_iter()
-            .enumerate()
-        {
-            self.sink
-                .push(ExtractRow::Element(i as u32 + 1, id, name))?;
-        }
-        for (i, (id, name, kind)) in std::mem::take(&mut self.metrics.entries)
-            .into_iter()
-            .enumerate()
-        {
-            self.sink
-                .push(ExtractRow::Metric(i as u32 + 1, id, name, kind.as_str()))?;
-        }
-        for (kind, names) in LABEL_KINDS.iter().zip(std::mem::take(&mut self.labels)) {
-            for (name, key) in names {
-                self.sink.push(ExtractRow::Label(key, kind, name))?;
-            }
-        }
-        self.sink.flush()?;
-        for (what, count) in &self.unknown_refs {
-            warnings.push(format!("{what}: {count} skipped"));
-        }
-        Ok(warnings)
+        self.state.add_label(at, key, kind, &name)
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::mpsc::Receiver;
 use crate::progress::Progress;
 use crate::store::{Store, StoreError};
 pub use loader::MAX_FIELDS;
-use loader::{Loader, Location, Sink, UserLoader, WriterMessage};
+use loader::{ChildLoader, ChildState, Loader, Location, Sink, UserLoader, WriterMessage};
 use options::TableOptions;
 use read::{Rows, TableSpec};
 use rows::Row;
@@ -126,7 +126,10 @@ pub fn load(
             let main = (|| -> Consumed {
                 let mut loader = Loader::new(Sink::new(tx.clone()));
                 let mut report = Report::default();
-                for table in others {
+                let (parents, children): (Vec<_>, Vec<_>) = others.into_iter().partition(|t| {
+                    ["elements", "success_metrics", "accounts"].contains(&t.source.table)
+                });
+                for table in parents {
                     let name = table.source.table;
                     consume(table, &mut report, |row, at| loader.row(name, row, at))?;
                     if name == "accounts" && loader.accounts() == 0 {
@@ -135,6 +138,62 @@ pub fn load(
                             return Err((name, ExtractError::at(first, 1, "no accounts in the file: refusing to load an empty export (was the warehouse query empty?)")));
                         }
                     }
+                }
+                // Every account is known: the child tables resolve against them at once, in
+                // three groups (each with the catalog it resolves through).
+                let (states, accounts) = loader.split_for_children();
+                let mut groups: [Vec<read::TableRows<'_>>; 3] = Default::default();
+                for table in children {
+                    let group = match table.source.table {
+                        "element_counts" => 0,
+                        "metric_values" => 1,
+                        _ => 2,
+                    };
+                    groups[group].push(table);
+                }
+                let consumed: Vec<Result<(ChildState, Report), (&'static str, ExtractError)>> =
+                    std::thread::scope(|scope| {
+                        let running: Vec<_> = states
+                            .into_iter()
+                            .zip(groups)
+                            .map(|(state, tables)| {
+                                scope.spawn(move || {
+                                    let mut child = ChildLoader::new(accounts, state);
+                                    let mut report = Report::default();
+                                    for table in tables {
+                                        let name = table.source.table;
+                                        consume(table, &mut report, |row, at| {
+                                            child.row(name, row, at)
+                                        })?;
+                                    }
+                                    Ok((child.state, report))
+                                })
+                            })
+                            .collect();
+                        running
+                            .into_iter()
+                            .map(|t| {
+                                t.join()
+                                    .unwrap_or_else(|_| Err(("", worker_died("a load consumer"))))
+                            })
+                            .collect()
+                    });
+                let mut states = Vec::new();
+                let mut failed: Option<(&'static str, ExtractError)> = None;
+                for result in consumed {
+                    match result {
+                        Ok((state, more)) => {
+                            states.push(state);
+                            report.merge(more);
+                        }
+                        Err(error) => failed = Some(earliest(failed, error)),
+                    }
+                }
+                if let Some(error) = failed {
+                    return Err(error);
+                }
+                if let Ok(states) = <[ChildState; 3]>::try_from(states) {
+                    loader.join_children(states);
                 }
                 report
                     .warnings
@@ -177,21 +236,38 @@ struct Report {
 /// A consumer's report, or the table it failed on with the error.
 type Consumed = Result<Report, (&'static str, ExtractError)>;
 
-/// The error of the earliest table (in load order), else both consumers' reports combined.
-fn first_error(a: Consumed, b: Consumed) -> Result<Report, ExtractError> {
+impl Report {
+    fn merge(&mut self, other: Report) {
+        self.rows.extend(other.rows);
+        self.warnings.extend(other.warnings);
+    }
+}
+
+/// Of two failures, the one of the earlier table in load order.
+fn earliest(
+    a: Option<(&'static str, ExtractError)>,
+    b: (&'static str, ExtractError),
+) -> (&'static str, ExtractError) {
     let order = |table: &str| {
         source::TABLES
             .iter()
             .position(|t| *t == table)
             .unwrap_or(usize::MAX)
     };
+    match a {
+        Some(a) if order(a.0) <= order(b.0) => a,
+        _ => b,
+    }
+}
+
+/// The error of the earliest table (in load order), else both consumers' reports combined.
+fn first_error(a: Consumed, b: Consumed) -> Result<Report, ExtractError> {
     match (a, b) {
         (Ok(mut a), Ok(b)) => {
-            a.rows.extend(b.rows);
-            a.warnings.extend(b.warnings);
+            a.merge(b);
             Ok(a)
         }
-        (Err((t1, e1)), Err((t2, e2))) => Err(if order(t2) < order(t1) { e2 } else { e1 }),
+        (Err(a), Err(b)) => Err(earliest(Some(a), b).1),
         (Err((_, e)), _) | (_, Err((_, e))) => Err(e),
     }
 }

@@ -62,7 +62,10 @@ impl<T: BindRow> BatchInsert<T> {
 
 fn sql(target: &str, columns: usize, rows: usize) -> String {
     let one = format!("({})", vec!["?"; columns].join(", "));
-    format!("INSERT OR FAIL INTO {target} VALUES {}", vec![one; rows].join(", "))
+    format!(
+        "INSERT OR FAIL INTO {target} VALUES {}",
+        vec![one; rows].join(", ")
+    )
 }
 
 /// Binds `values` to consecutive parameters from `first`.

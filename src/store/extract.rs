@@ -112,7 +112,8 @@ impl<'c> ExtractWriter<'c> {
         Ok(ExtractWriter {
             tx,
             path,
-            accounts: BatchInsert::new("accounts (account_key, external_id, vitally_id, owner_ref, fields)",
+            accounts: BatchInsert::new(
+                "accounts (account_key, external_id, vitally_id, owner_ref, fields)",
             ),
             users: BatchInsert::new("users (user_key, vitally_id, external_id, email)"),
             children: BatchInsert::new("account_children (account_key, children)"),
