@@ -109,7 +109,10 @@ fn write_parquet(path: &Path, columns: &[&str]) {
 /// Makes the file a `generate` line describes in `dir`.
 fn generate(spec: &str, dir: &Path) {
     let parts: Vec<&str> = spec.split_whitespace().collect();
-    if let Some(parent) = parts.get(1).and_then(|file| dir.join(file).parent().map(Path::to_path_buf)) {
+    if let Some(parent) = parts
+        .get(1)
+        .and_then(|file| dir.join(file).parent().map(Path::to_path_buf))
+    {
         std::fs::create_dir_all(parent).unwrap();
     }
     match parts.as_slice() {
@@ -142,7 +145,11 @@ fn generate(spec: &str, dir: &Path) {
             let path = dir.join(file);
             let whole = std::fs::read(&path).unwrap();
             let bytes: usize = bytes.parse().unwrap();
-            assert!(bytes < whole.len(), "truncate {file}: it has {} bytes", whole.len());
+            assert!(
+                bytes < whole.len(),
+                "truncate {file}: it has {} bytes",
+                whole.len()
+            );
             std::fs::write(&path, &whole[..bytes]).unwrap();
         }
         _ => panic!("unknown generate spec {spec:?}"),
