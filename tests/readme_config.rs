@@ -255,9 +255,11 @@ fn gen(ws: &Workspace, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
-/// The part files of each table folder of a `gen --parts` export, in name order (without
-/// `_SUCCESS`).
-fn gen_parts(export: &Path) -> Vec<(String, Vec<PathBuf>)> {
+/// A table and its part files, in name order.
+type TableParts = (String, Vec<PathBuf>);
+
+/// The part files of each table folder of a `gen --parts` export (without `_SUCCESS`).
+fn gen_parts(export: &Path) -> Vec<TableParts> {
     let mut tables = Vec::new();
     for entry in std::fs::read_dir(export).unwrap() {
         let folder = entry.unwrap().path();
@@ -291,7 +293,7 @@ fn the_layouts_the_readme_says_need_no_config_load_without_one() {
     ));
     // Part `i` of `table` → its path in the export, as each warehouse names it.
     type Name = fn(&str, usize) -> String;
-    let parted: [(&str, &[(String, Vec<PathBuf>)], Name); 7] = [
+    let parted: [(&str, &[TableParts], Name); 7] = [
         ("BigQuery, Parquet", &parquet_parts, |t, i| {
             format!("{t}/{t}-{i:012}.parquet")
         }),
