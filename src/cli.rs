@@ -47,9 +47,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Load an export directory into the database, replacing the previous export atomically.
     ///
-    /// Each table is one file `<table>.<csv|json|ndjson|jsonl>[.gz]`: accounts (required),
-    /// users, elements, element_counts, success_metrics, metric_values, indicators, segments.
-    /// On any error nothing changes and the message says `file:line: what and how to fix it`.
+    /// Each table is a file or a folder of parts (see --input). On any error nothing changes
+    /// and the message says `file:line: what and how to fix it`, naming the part file.
     Load(LoadArgs),
     /// Compute every company's and user's Intercom payload and hash from the loaded export.
     Transform(MappingArgs),
@@ -98,6 +97,17 @@ pub enum Command {
     /// change a share of an existing one's accounts with `--mutate P`.
     Gen(GenArgs),
 }
+
+/// The export's layouts: the long help of `--input` for `load` and `run`.
+const INPUT_LAYOUTS: &str = "Export directory. Each table (accounts, required; users, elements, \
+element_counts, success_metrics, metric_values, indicators, segments) is a file \
+`<table>.<csv|json|ndjson|jsonl|parquet>` (CSV and JSON may be .gz or .zst), a folder `<table>/` of \
+part files read in name order (as BigQuery, Snowflake and Spark write them; _SUCCESS, _committed_*, \
+_started_*, *.crc, hidden and empty files are skipped), Redshift parts `<table>0000_part_00`…, or \
+the file, folder or glob that `[tables.<table>] path` names in the config. Headerless or \
+`|`-delimited CSV: `header`, `columns`, `delimiter`, `quote`, `escape`, `null` under \
+`[tables.<table>]`. The README's \"From your warehouse\" has the unload statement and the config \
+lines for BigQuery, Snowflake, Redshift, Databricks/Spark, Postgres and DuckDB.";
 
 /// Exit codes of `run` and `push`, shown by their `--help`.
 const EXIT_CODES: &str = "Exit codes: 0 every record succeeded (records Intercom doesn't have are \
@@ -193,8 +203,8 @@ pub struct PushArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Directory holding the export's files.
-    #[arg(long, short, value_name = "DIR")]
+    /// Export directory: a file or a folder of parts per table (more with --help).
+    #[arg(long, short, value_name = "DIR", long_help = INPUT_LAYOUTS)]
     pub input: Option<PathBuf>,
     #[command(flatten)]
     pub mapping: MappingArgs,
@@ -231,8 +241,8 @@ pub struct ReconcileArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Directory holding the export's files.
-    #[arg(long, short, value_name = "DIR")]
+    /// Export directory: a file or a folder of parts per table (more with --help).
+    #[arg(long, short, value_name = "DIR", long_help = INPUT_LAYOUTS)]
     pub input: Option<PathBuf>,
 }
 

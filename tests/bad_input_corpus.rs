@@ -3,10 +3,15 @@
 //! names `file:line:`). Optional files:
 //!
 //! - `expected_exit`: the exit code when not 2 (an unknown file is a warning: exit 0);
-//! - `generate`: a file too big to commit, made at test time — `big_cell FILE BYTES` (one
-//!   quoted cell of BYTES bytes with a newline every 1,024, then a ragged row) or
-//!   `wide FILE COLUMNS` (a header of that many columns and one row);
+//! - `config.toml`: the config file the commands get with `--config` (`[tables.<table>]`);
+//! - `generate`: files made at test time, one per line, in order — `big_cell FILE BYTES` (one
+//!   quoted cell of BYTES bytes with a newline every 1,024, then a ragged row), `wide FILE
+//!   COLUMNS` (a header of that many columns and one row), `parquet FILE NAME:TYPE=V,V…`
+//!   (a Parquet file, snappy pages, TYPE `string` or `int64`) or `truncate FILE BYTES` (keep
+//!   the first BYTES bytes of a file made above);
 //! - `stage`: `transform` when the load succeeds and the error comes from `transform`.
+//!
+//! `input/` may hold folders (a table as a folder of part files).
 //!
 //! For every case: a database holding a good export (`fixtures/export`, transformed, with
 //! some sync state) is checksummed, the bad step runs, and it must exit as expected, print the
@@ -51,19 +56,65 @@ fn digest(snap: &[(String, Option<Vec<u8>>)]) -> String {
         .join("; ")
 }
 
+/// Copies the folder `from` (and its folders) to `to`.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     if let Ok(entries) = std::fs::read_dir(from) {
         for entry in entries {
             let entry = entry.unwrap();
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            let target = to.join(entry.file_name());
+            if entry.path().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
         }
     }
+}
+
+/// Writes a Parquet file (snappy pages) of the columns `NAME:TYPE=V,V…`.
+fn write_parquet(path: &Path, columns: &[&str]) {
+    use std::sync::Arc;
+    let arrays = columns.iter().map(|column| {
+        let (name, values) = column
+            .split_once('=')
+            .unwrap_or_else(|| panic!("parquet column {column:?}: NAME:TYPE=V,V…"));
+        let values: Vec<&str> = values.split(',').collect();
+        let array: arrow_array::ArrayRef = match name.split_once(':') {
+            Some((_, "string")) => Arc::new(arrow_array::StringArray::from(values)),
+            Some((_, "int64")) => Arc::new(arrow_array::Int64Array::from(
+                values
+                    .iter()
+                    .map(|v| v.parse::<i64>().unwrap())
+                    .collect::<Vec<_>>(),
+            )),
+            _ => panic!("parquet column {column:?}: TYPE is string or int64"),
+        };
+        (name.split(':').next().unwrap(), array)
+    });
+    let batch = arrow_array::RecordBatch::try_from_iter(arrays).unwrap();
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(path).unwrap(),
+        batch.schema(),
+        Some(properties),
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
 }
 
 /// Makes the file a `generate` line describes in `dir`.
 fn generate(spec: &str, dir: &Path) {
     let parts: Vec<&str> = spec.split_whitespace().collect();
+    if let Some(parent) = parts
+        .get(1)
+        .and_then(|file| dir.join(file).parent().map(Path::to_path_buf))
+    {
+        std::fs::create_dir_all(parent).unwrap();
+    }
     match parts.as_slice() {
         ["big_cell", file, bytes] => {
             let bytes: usize = bytes.parse().unwrap();
@@ -88,6 +139,18 @@ fn generate(spec: &str, dir: &Path) {
             }
             text.push('\n');
             std::fs::write(dir.join(file), text).unwrap();
+        }
+        ["parquet", file, columns @ ..] => write_parquet(&dir.join(file), columns),
+        ["truncate", file, bytes] => {
+            let path = dir.join(file);
+            let whole = std::fs::read(&path).unwrap();
+            let bytes: usize = bytes.parse().unwrap();
+            assert!(
+                bytes < whole.len(),
+                "truncate {file}: it has {} bytes",
+                whole.len()
+            );
+            std::fs::write(&path, &whole[..bytes]).unwrap();
         }
         _ => panic!("unknown generate spec {spec:?}"),
     }
@@ -179,20 +242,33 @@ fn every_corpus_case_fails_cleanly_and_leaves_the_database_as_it_was() {
         let scratch = ws.path().join(&name);
         let input = scratch.join("input");
         copy_dir(&case.join("input"), &input);
-        if let Some(spec) = read_opt(&case.join("generate")) {
-            generate(&spec, &input);
+        if let Some(specs) = read_opt(&case.join("generate")) {
+            for spec in specs.lines().filter(|l| !l.trim().is_empty()) {
+                generate(spec, &input);
+            }
         }
         let input_arg = input.to_str().unwrap().to_string();
         let db = scratch.join("state.db");
         std::fs::copy(&template, &db).unwrap();
         let db_arg = db.to_str().unwrap().to_string();
-        let load = ["--db", &db_arg, "load", "--input", &input_arg];
+        let config = case.join("config.toml");
+        let config_arg = config.to_str().unwrap();
+        // `--db DB [--config config.toml] args…`
+        let command = |db: &str, args: &[&str]| -> Run {
+            let mut all = vec!["--db", db];
+            if config.exists() {
+                all.extend(["--config", config_arg]);
+            }
+            all.extend_from_slice(args);
+            ws.run(&all)
+        };
+        let load = ["load", "--input", &input_arg];
 
         let mut problems = Vec::new();
         let run = match stage.as_str() {
             "load" => {
                 let before = snapshot(&db);
-                let run = ws.run(&load);
+                let run = command(&db_arg, &load);
                 problems.extend(check_run(&run, code, &expected));
                 if code != 0 && snapshot(&db) != before {
                     problems.push(format!(
@@ -204,12 +280,12 @@ fn every_corpus_case_fails_cleanly_and_leaves_the_database_as_it_was() {
                 run
             }
             "transform" => {
-                let loaded = ws.run(&load);
+                let loaded = command(&db_arg, &load);
                 if loaded.code != 0 {
                     problems.push(format!("load failed: {}", loaded.stderr));
                 }
                 let before = snapshot(&db);
-                let run = ws.run(&["--db", &db_arg, "transform"]);
+                let run = command(&db_arg, &["transform"]);
                 problems.extend(check_run(&run, 2, &expected));
                 if snapshot(&db) != before {
                     problems.push("a failed transform changed the database".into());
@@ -228,13 +304,7 @@ fn every_corpus_case_fails_cleanly_and_leaves_the_database_as_it_was() {
             // Against a path with no database: the same error, and no file left behind.
             if stage == "load" {
                 let fresh = scratch.join("fresh.db");
-                let again = ws.run(&[
-                    "--db",
-                    fresh.to_str().unwrap(),
-                    "load",
-                    "--input",
-                    &input_arg,
-                ]);
+                let again = command(fresh.to_str().unwrap(), &load);
                 problems.extend(check_run(&again, code, &expected));
                 for suffix in ["", "-wal", "-shm", "-journal"] {
                     if with_suffix(&fresh, suffix).exists() {

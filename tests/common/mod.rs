@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod db;
+pub mod layouts;
 
 use std::collections::BTreeMap;
 use std::io::Write;
