@@ -250,6 +250,13 @@ pub struct MappingArgs {
     /// (`element:NAME`) or a Success Metric (`metric:NAME`). Repeatable.
     #[arg(long, value_name = "SOURCE")]
     pub exclude: Vec<String>,
+    /// How a field or Success Metric whose every value is an ISO 8601 date (`2027-03-01`) or
+    /// date-time (`2027-03-01T10:00:00Z`, with an offset, or none = UTC) is sent: `string`, as
+    /// written; `timestamp`, as unix seconds in a `date` attribute named `<attribute> - date`
+    /// (filterable by date in Intercom). A value before 1970 or not a valid date keeps the
+    /// column a string, with a warning naming it. [default: string]
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub dates: Option<crate::transform::mapping::Dates>,
 }
 
 #[derive(Debug, Args)]
