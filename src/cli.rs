@@ -250,11 +250,14 @@ pub struct MappingArgs {
     /// (`element:NAME`) or a Success Metric (`metric:NAME`). Repeatable.
     #[arg(long, value_name = "SOURCE")]
     pub exclude: Vec<String>,
-    /// How a field or Success Metric whose every value is an ISO 8601 date (`2027-03-01`) or
-    /// date-time (`2027-03-01T10:00:00Z`, with an offset, or none = UTC) is sent: `string`, as
-    /// written; `timestamp`, as unix seconds in a `date` attribute named `<attribute> - date`
-    /// (filterable by date in Intercom). A value before 1970 or not a valid date keeps the
-    /// column a string, with a warning naming it. [default: string]
+    /// How to send a field or Success Metric whose every value is a date: `string` (as
+    /// written) or `timestamp` (unix seconds, in a `date` attribute `<attribute> - date`).
+    /// [default: string]
+    ///
+    /// A date is ISO 8601: `2027-03-01`, or a date-time `2027-03-01T10:00:00Z` (or a space for
+    /// the `T`, an offset `+02:00`, or no zone = UTC). With `timestamp` Intercom can filter on it
+    /// ("renewal in less than 30 days"); a column holding a value before 1970 or one that is not
+    /// a valid date stays a string, with a warning naming that value and its file:line.
     #[arg(long, value_enum, value_name = "HOW")]
     pub dates: Option<crate::transform::mapping::Dates>,
 }

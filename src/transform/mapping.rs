@@ -30,10 +30,10 @@ pub struct MappingSettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Dates {
-    /// As the text of the export, in a `string` attribute.
+    /// As written, in a `string` attribute (`Vitally Next Renewal Date`).
     #[default]
     String,
-    /// As unix seconds in a `date` attribute named `<attribute> - date`.
+    /// As unix seconds, in a `date` attribute (`Vitally Next Renewal Date - date`).
     Timestamp,
 }
 
