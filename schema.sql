@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS account_children (
 CREATE TABLE IF NOT EXISTS account_fields (
     field_key INTEGER PRIMARY KEY,
     name      TEXT NOT NULL UNIQUE,
-    kind      TEXT NOT NULL CHECK (kind IN ('empty', 'integer', 'float', 'boolean', 'string'))
+    kind      TEXT NOT NULL CHECK (kind IN ('empty', 'integer', 'float', 'boolean', 'date', 'string'))
 );
 
 CREATE TABLE IF NOT EXISTS users (

@@ -260,6 +260,16 @@ pub struct MappingArgs {
     /// (`element:NAME`) or a Success Metric (`metric:NAME`). Repeatable.
     #[arg(long, value_name = "SOURCE")]
     pub exclude: Vec<String>,
+    /// How to send a field or Success Metric whose every value is a date: `string` (as
+    /// written) or `timestamp` (unix seconds, in a `date` attribute `<attribute> - date`).
+    /// [default: string]
+    ///
+    /// A date is ISO 8601: `2027-03-01`, or a date-time `2027-03-01T10:00:00Z` (or a space for
+    /// the `T`, an offset `+02:00`, or no zone = UTC). With `timestamp` Intercom can filter on it
+    /// ("renewal in less than 30 days"); a column holding a value before 1970 or one that is not
+    /// a valid date stays a string, with a warning naming that value and its file:line.
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub dates: Option<crate::transform::mapping::Dates>,
 }
 
 #[derive(Debug, Args)]

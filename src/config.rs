@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::cli::{GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RegionArg};
 use crate::extract::options::{TableConfig, TableOptions};
 use crate::intercom::{AccessToken, ClientConfig, Region};
-use crate::transform::mapping::MappingSettings;
+use crate::transform::mapping::{Dates, MappingSettings};
 
 pub const DEFAULT_DB: &str = "intercom-push.db";
 pub const DEFAULT_CONFIG: &str = "intercom-push.toml";
@@ -32,6 +32,7 @@ pub struct FileConfig {
     pub monthly_spend: Option<bool>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    pub dates: Option<Dates>,
     pub region: Option<RegionArg>,
     pub base_url: Option<String>,
     pub intercom_version: Option<String>,
@@ -135,6 +136,7 @@ impl Settings {
                     .unwrap_or(defaults.prefix),
                 monthly_spend: !mapping_args.no_monthly_spend && file.monthly_spend.unwrap_or(true),
                 excludes,
+                dates: mapping_args.dates.or(file.dates).unwrap_or_default(),
             },
             intercom: IntercomSettings {
                 base_url: intercom
@@ -258,5 +260,11 @@ mod tests {
         assert_eq!(cfg.monthly_spend, Some(false));
         assert_eq!(cfg.exclude, vec!["plan".to_string()]);
         assert_eq!(parse_file("timeout = 2.5\n").unwrap().timeout, Some(2.5));
+        assert_eq!(
+            parse_file("dates = \"timestamp\"\n").unwrap().dates,
+            Some(Dates::Timestamp)
+        );
+        let err = parse_file("dates = \"unix\"\n").unwrap_err();
+        assert!(err.contains("timestamp") && err.contains("string"), "{err}");
     }
 }

@@ -11,7 +11,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use super::accounts::{self, raw_json_text, raw_of_json};
 use super::rows::{self, Cell, Row};
 use super::source::{Part, TableSource};
-use super::typing::{json_number_shape, kind_of_json, sniff_text, Kind, NumberShape};
+use super::typing::{json_number_shape, kind_of_json, sniff_text, DateEvidence, Kind, NumberShape};
 use super::ExtractError;
 use crate::store::codec::{self, Children, Raw};
 use crate::store::{AccountInsert, ExtractRow, StoreError, UserInsert};
@@ -159,6 +159,11 @@ impl Location<'_> {
         ExtractError::at(self.part(), self.line, message)
     }
 
+    /// `file:line`, as errors name it.
+    fn place(&self) -> String {
+        format!("{}:{}", self.part().name, self.line)
+    }
+
     /// The table as named in warnings: its file, or its parts' folder.
     fn table_label(&self) -> String {
         match self.source.parts.as_slice() {
@@ -178,6 +183,8 @@ const LABEL_KINDS: [&str; 3] = ["risk", "opportunity", "segment"];
 pub struct ChildState {
     elements: Catalog,
     metrics: Catalog,
+    /// Per metric key − 1: why a metric holding dates is not a date.
+    metric_dates: Vec<DateEvidence>,
     /// Per label kind (see [`LABEL_KINDS`]), name → label key.
     labels: [HashMap<String, u32>; 3],
     label_count: u32,
@@ -244,6 +251,16 @@ impl ChildState {
         };
         let slot = &mut self.metrics.entries[metric_key as usize - 1].2;
         *slot = slot.join(kind);
+        if self.metric_dates.len() < metric_key as usize {
+            self.metric_dates
+                .resize(metric_key as usize, DateEvidence::default());
+        }
+        observe_date(
+            &mut self.metric_dates[metric_key as usize - 1],
+            kind,
+            &raw,
+            at,
+        );
         let children = &mut self.buffers[account as usize - 1];
         if has_entry(children, METRIC, metric_key) {
             return Err(at.error(format!("a second value for metric `{metric}` on the same account: give each (account, metric) once")));
@@ -300,6 +317,8 @@ pub struct Loader {
     fields: Vec<(String, Kind)>,
     /// Per field key, the last account that gave it (catches a field given twice).
     field_seen_in: Vec<u32>,
+    /// Per field key, and per metric key − 1: why a field holding dates is not a date.
+    field_dates: Vec<DateEvidence>,
     skipped_array_fields: HashSet<String>,
     pub warnings: Vec<String>,
 }
@@ -321,6 +340,7 @@ impl Loader {
             field_keys: HashMap::default(),
             fields: Vec::new(),
             field_seen_in: Vec::new(),
+            field_dates: Vec::new(),
             skipped_array_fields: HashSet::new(),
             warnings: Vec::new(),
         }
@@ -446,11 +466,13 @@ impl Loader {
                     self.field_keys.insert(name.to_string(), field);
                     self.fields.push((name.to_string(), Kind::Empty));
                     self.field_seen_in.push(0);
+                    self.field_dates.push(DateEvidence::default());
                     field
                 }
             };
             let slot = &mut self.fields[field as usize].1;
             *slot = slot.join(kind);
+            observe_date(&mut self.field_dates[field as usize], kind, &value, at);
             if std::mem::replace(&mut self.field_seen_in[field as usize], key) == key {
                 return Err(at.error(format!("the field `{name}` is given twice in this account (e.g. as `{name}` and `traits.{name}`): keep one")));
             }
@@ -532,6 +554,7 @@ impl Loader {
             }),
             part(ChildState {
                 metrics: std::mem::take(&mut child.metrics),
+                metric_dates: std::mem::take(&mut child.metric_dates),
                 ..Default::default()
             }),
             part(ChildState {
@@ -548,6 +571,7 @@ impl Loader {
         let child = &mut self.child;
         child.elements = std::mem::take(&mut counts.elements);
         child.metrics = std::mem::take(&mut metrics.metrics);
+        child.metric_dates = std::mem::take(&mut metrics.metric_dates);
         child.labels = std::mem::take(&mut labels.labels);
         child.label_count = labels.label_count;
         for part in [counts, metrics, labels] {
@@ -564,6 +588,9 @@ impl Loader {
     pub fn finish(mut self) -> Result<Vec<String>, ExtractError> {
         use rayon::prelude::*;
         let mut warnings = std::mem::take(&mut self.warnings);
+        let date_notes = self.date_notes();
+        self.sink
+            .push(ExtractRow::Meta(DATE_NOTES, date_notes.to_string()))?;
         let buffers = std::mem::take(&mut self.child.buffers);
         for (chunk_index, chunk) in buffers.chunks(8192).enumerate() {
             // Encoded in parallel, written in key order.
@@ -735,6 +762,50 @@ impl<'a> ChildLoader<'a> {
         };
         self.state.add_label(at, key, kind, &name)
     }
+}
+
+/// The meta key of [`Loader::date_notes`].
+pub const DATE_NOTES: &str = "date_notes";
+
+impl Loader {
+    /// Why each field or metric that holds dates is a string all the same, for the transform
+    /// to warn about when it sends dates as dates: `{"fields": {key: note}, "metrics": {key:
+    /// note}}` (see [`DateEvidence::note`]).
+    fn date_notes(&self) -> serde_json::Value {
+        let fields: serde_json::Map<String, serde_json::Value> = self
+            .fields
+            .iter()
+            .zip(&self.field_dates)
+            .enumerate()
+            .filter_map(|(key, ((_, kind), dates))| {
+                Some((key.to_string(), dates.note(*kind)?.into()))
+            })
+            .collect();
+        let metrics: serde_json::Map<String, serde_json::Value> = self
+            .child
+            .metrics
+            .entries
+            .iter()
+            .zip(&self.child.metric_dates)
+            .enumerate()
+            .filter_map(|(i, ((_, _, kind), dates))| {
+                Some(((i + 1).to_string(), dates.note(*kind)?.into()))
+            })
+            .collect();
+        serde_json::json!({"fields": fields, "metrics": metrics})
+    }
+}
+
+/// Feeds one value to a field's or metric's [`DateEvidence`].
+fn observe_date(evidence: &mut DateEvidence, kind: Kind, value: &Raw<'_>, at: Location<'_>) {
+    let text = match value {
+        Raw::Str(text) => Some(text.as_ref()),
+        _ => None,
+    };
+    evidence.observe(kind, text, || {
+        let written = text.map_or_else(|| raw_json_text(value), str::to_string);
+        (written, at.place())
+    });
 }
 
 /// The consumer of the `users` table: independent of the others, it runs beside them.

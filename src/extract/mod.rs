@@ -18,8 +18,8 @@ use std::sync::mpsc::Receiver;
 
 use crate::progress::Progress;
 use crate::store::{Store, StoreError};
-pub use loader::MAX_FIELDS;
 use loader::{ChildLoader, ChildState, Loader, Location, Sink, UserLoader, WriterMessage};
+pub use loader::{DATE_NOTES, MAX_FIELDS};
 use options::TableOptions;
 use read::{Rows, TableSpec};
 use rows::Row;

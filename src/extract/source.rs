@@ -550,6 +550,7 @@ pub fn digest(found: &Discovery) -> Result<String, ExtractError> {
         .collect::<Result<_, ExtractError>>()?;
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     hasher.update(concat!("intercom-push ", env!("CARGO_PKG_VERSION"), "\0").as_bytes());
+    hasher.update(super::typing::KINDS_VERSION.as_bytes());
     for table in found.in_load_order() {
         hasher.update(format!("{}\0{:?}\0", table.table, table.options).as_bytes());
     }

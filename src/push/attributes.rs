@@ -16,6 +16,7 @@ fn data_type(name: &str) -> DataType {
         "integer" => DataType::Integer,
         "float" => DataType::Float,
         "boolean" => DataType::Boolean,
+        "date" => DataType::Date,
         _ => DataType::String,
     }
 }

@@ -1,5 +1,8 @@
 //! Upgrading a database written by an older intercom-push, inside the opening transaction.
 //!
+//! Schema 2 before date kinds: `account_fields.kind` did not allow `'date'`; the table is
+//! rebuilt with the new CHECK, its rows kept (see [`allow_date_kind`]).
+//!
 //! Schema 1 → 2: what Intercom accepted (`sync_state`, JSON payloads) moves into `records`
 //! (encoded payloads) unchanged, hashes included, so nothing is sent again for it. The old
 //! extract and payload tables are dropped: the next `load` (every `run` starts with one) and
@@ -29,6 +32,39 @@ const DROPPED_IN_2: [&str; 9] = [
 
 /// Brings the schema up to date (before `schema.sql` runs).
 pub fn migrate(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
+    from_schema_1(tx, path)?;
+    allow_date_kind(tx, path)
+}
+
+/// `account_fields` as created before fields could be dates: rebuilt by `schema.sql` with the
+/// CHECK that allows `'date'`, its rows copied, so the loaded extract stays usable (a version
+/// of this tool that knows no dates reads a `date` kind as a string).
+fn allow_date_kind(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
+    let err = |e| sqlite_err(path, e);
+    let created: Option<String> = tx
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'account_fields'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(err)?;
+    if created.is_none_or(|sql| sql.contains("'date'")) {
+        return Ok(());
+    }
+    tx.execute_batch("ALTER TABLE account_fields RENAME TO account_fields_before_dates;")
+        .map_err(err)?;
+    tx.execute_batch(super::SCHEMA).map_err(err)?;
+    tx.execute_batch(
+        "INSERT INTO account_fields (field_key, name, kind)
+             SELECT field_key, name, kind FROM account_fields_before_dates;
+         DROP TABLE account_fields_before_dates;",
+    )
+    .map_err(err)
+}
+
+/// Schema 1 → 2 (see the module's documentation).
+fn from_schema_1(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
     let err = |e| sqlite_err(path, e);
     let has_sync_state: bool = tx
         .query_row(

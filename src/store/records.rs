@@ -481,6 +481,7 @@ fn static_data_type(text: &str) -> &'static str {
         "integer" => "integer",
         "float" => "float",
         "boolean" => "boolean",
+        "date" => "date",
         _ => "string",
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::start_case::start_case;
 use super::TransformError;
 use crate::extract::rows::normalize_column;
-use crate::extract::typing::Kind;
+use crate::extract::typing::{parse_date, DateText, Kind};
 use crate::store::codec::{Raw, Scalar};
 use crate::store::Attribute;
 
@@ -22,7 +22,25 @@ pub struct MappingSettings {
     pub monthly_spend: bool,
     /// Sources left out: `FIELD`, `field:FIELD`, `element:NAME` or `metric:NAME`.
     pub excludes: Vec<String>,
+    /// How fields whose values are all dates are sent.
+    pub dates: Dates,
 }
+
+/// How a field (or Success Metric) whose every value is an ISO 8601 date is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Dates {
+    /// As written, in a `string` attribute (`Vitally Next Renewal Date`).
+    #[default]
+    String,
+    /// As unix seconds, in a `date` attribute (`Vitally Next Renewal Date - date`).
+    Timestamp,
+}
+
+/// What a date attribute's name adds to the string attribute's name, so that the two never
+/// share a name: Intercom cannot change an attribute's type, and an archived attribute keeps
+/// its name. Intercom refuses parentheses in names, hence not `(date)`.
+pub const DATE_SUFFIX: &str = " - date";
 
 impl Default for MappingSettings {
     fn default() -> Self {
@@ -30,22 +48,29 @@ impl Default for MappingSettings {
             prefix: "Vitally".into(),
             monthly_spend: true,
             excludes: Vec::new(),
+            dates: Dates::String,
         }
     }
 }
 
 impl MappingSettings {
     /// A text that changes whenever the settings change what is sent; part of every hash.
+    /// With the default `dates = "string"` it is the text of the versions before dates were
+    /// typed, so no hash moves.
     pub fn version(&self) -> String {
         let mut excludes = self.excludes.clone();
         excludes.sort();
         excludes.dedup();
-        format!(
+        let mut version = format!(
             "mapping-v1\u{1f}prefix={}\u{1f}monthly_spend={}\u{1f}exclude={}",
             self.prefix,
             self.monthly_spend,
             excludes.join("\u{1e}")
-        )
+        );
+        if self.dates == Dates::Timestamp {
+            version.push_str("\u{1f}dates=timestamp");
+        }
+        version
     }
 }
 
@@ -217,17 +242,15 @@ impl Mapping {
             else {
                 continue;
             };
+            let (attribute, kind) = settings.dates.sent_as(attribute, *kind);
             claim(
                 &attribute,
                 "company",
-                *kind,
+                kind,
                 format!("field `{name}`"),
                 name.clone(),
             )?;
-            mapping.fields[*field_key as usize] = Some(FieldAttribute {
-                attribute,
-                kind: *kind,
-            });
+            mapping.fields[*field_key as usize] = Some(FieldAttribute { attribute, kind });
         }
         for (key, name) in elements {
             if excludes.elements.contains(name) {
@@ -256,14 +279,15 @@ impl Mapping {
             else {
                 continue;
             };
+            let (attribute, kind) = settings.dates.sent_as(attribute, *kind);
             claim(
                 &attribute,
                 "company",
-                *kind,
+                kind,
                 format!("metric `{name}`"),
                 format!("metric:{name}"),
             )?;
-            mapping.metrics.insert(*key, (attribute, *kind));
+            mapping.metrics.insert(*key, (attribute, kind));
         }
         for value in &settings.excludes {
             let e = Excludes::parse(std::slice::from_ref(value));
@@ -286,6 +310,54 @@ impl Mapping {
         mapping.attributes = attributes;
         mapping.warnings = warnings;
         Ok(mapping)
+    }
+}
+
+impl Dates {
+    /// The attribute name and kind a source of `kind` is sent as: a `Date` is a string under
+    /// its own name, or a date under that name + [`DATE_SUFFIX`].
+    fn sent_as(self, attribute: String, kind: Kind) -> (String, Kind) {
+        match (kind, self) {
+            (Kind::Date, Dates::String) => (attribute, Kind::String),
+            (Kind::Date, Dates::Timestamp) => (attribute + DATE_SUFFIX, Kind::Date),
+            (kind, _) => (attribute, kind),
+        }
+    }
+}
+
+impl Mapping {
+    /// With `dates = "timestamp"`, a warning for each field or metric sent that holds dates but
+    /// is a string all the same, from the load's notes (`{"fields": {key: note}, "metrics":
+    /// {key: note}}`, see `extract::loader::DATE_NOTES`).
+    pub fn date_warnings(
+        &self,
+        settings: &MappingSettings,
+        notes: &Value,
+        fields: &[(u32, String, Kind)],
+        metrics: &[(u32, String, Kind)],
+    ) -> Vec<String> {
+        if settings.dates != Dates::Timestamp {
+            return Vec::new();
+        }
+        let note = |group: &str, key: u32| notes[group][key.to_string()].as_str();
+        let warn = |source: String, attribute: &str, note: &str| {
+            format!("{source} holds dates but is sent as a string (`{attribute}`): {note}; correct or empty such values to send it as a date")
+        };
+        let mut warnings = Vec::new();
+        for (key, name, _) in fields {
+            let sent = self.fields.get(*key as usize).and_then(Option::as_ref);
+            if let (Some(sent), Some(note)) = (sent, note("fields", *key)) {
+                warnings.push(warn(format!("field `{name}`"), &sent.attribute, note));
+            }
+        }
+        for (key, name, _) in metrics {
+            if let (Some((attribute, _)), Some(note)) =
+                (self.metrics.get(key), note("metrics", *key))
+            {
+                warnings.push(warn(format!("metric `{name}`"), attribute, note));
+            }
+        }
+        warnings
     }
 }
 
@@ -343,6 +415,10 @@ pub fn convert<'a>(raw: &'a Raw<'a>, kind: Kind) -> Option<Scalar<'a>> {
         (Kind::Float, Raw::Float(f)) => float(*f),
         (Kind::Boolean, Raw::Str(s)) => Some(Scalar::Bool(s.eq_ignore_ascii_case("true"))),
         (Kind::Boolean, Raw::Bool(b)) => Some(Scalar::Bool(*b)),
+        (Kind::Date, Raw::Str(s)) => match parse_date(s) {
+            DateText::Date(seconds) => Some(Scalar::Int(seconds)),
+            _ => None,
+        },
         (Kind::String, Raw::Str(s)) => Some(Scalar::Str(Cow::Borrowed(s.as_ref()))),
         (Kind::String, Raw::Int(i)) => Some(Scalar::Str(Cow::Owned(i.to_string()))),
         (Kind::String, Raw::UInt(u)) => Some(Scalar::Str(Cow::Owned(u.to_string()))),

@@ -100,6 +100,10 @@ pub fn transform(
         .map(|m| (m.key, m.name, kind_of(&m.kind)))
         .collect();
     let mapping = Mapping::build(settings, &fields, &store.elements()?, &metrics)?;
+    let date_notes = store
+        .meta(crate::extract::DATE_NOTES)?
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
     let labels = store.labels()?;
     let owners: HashSet<String> = store.owner_refs()?.into_iter().collect();
     let users_by_id = store.meta("users_have_id")?.as_deref() == Some("1");
@@ -111,6 +115,9 @@ pub fn transform(
         ..Default::default()
     };
     summary.warnings.extend(mapping.warnings.iter().cloned());
+    summary
+        .warnings
+        .extend(mapping.date_warnings(settings, &date_notes, &fields, &metrics));
 
     let names: Vec<String> = mapping.attributes.iter().map(|a| a.name.clone()).collect();
     let attributes = mapping.attributes.clone();

@@ -127,3 +127,25 @@ pub fn pushed_state(db: &Path, kind: &str, record_key: &str) -> (Option<String>,
         )
         .unwrap()
 }
+
+/// Puts back `account_fields` as intercom-push created it before fields could be dates (its
+/// CHECK refuses `'date'`; what it would have stored as `string` stays), and a digest of the
+/// export from that older build.
+pub fn restore_account_fields_without_date_kind(db: &Path) {
+    Connection::open(db)
+        .unwrap()
+        .execute_batch(
+            "BEGIN;
+             ALTER TABLE account_fields RENAME TO account_fields_now;
+             CREATE TABLE account_fields (
+                 field_key INTEGER PRIMARY KEY,
+                 name      TEXT NOT NULL UNIQUE,
+                 kind      TEXT NOT NULL CHECK (kind IN ('empty', 'integer', 'float', 'boolean', 'string'))
+             );
+             INSERT INTO account_fields SELECT field_key, name, CASE kind WHEN 'date' THEN 'string' ELSE kind END FROM account_fields_now;
+             DROP TABLE account_fields_now;
+             UPDATE meta SET value = 'digest of an older build' WHERE key = 'extract_digest';
+             COMMIT;",
+        )
+        .unwrap();
+}
