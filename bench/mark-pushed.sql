@@ -1,8 +1,8 @@
 -- The state after a full push, without pushing: marks every record as accepted by Intercom
--- with its current payload, as `push` does after a 2xx (src/store/sync.rs, SyncWriter), so
--- bench/run.sh can measure at 1M accounts the database size after a full push, `run` with
--- nothing changed and the 1 %-changed night, where a real push against the mock would take
--- hours. Run with the sqlite3 CLI on a database that `transform` has just written:
+-- with its current payload, as `push` does after a 2xx (src/store/sync.rs), so bench/run.sh
+-- can measure at 1M accounts the database size after a full push, `run` with nothing
+-- changed and the 1 %-changed night, where a real push against the mock would take hours.
+-- Run with the sqlite3 CLI on a database that `transform` has just written:
 --
 --     sqlite3 -bail STATE.db < bench/mark-pushed.sql
 --
@@ -11,16 +11,12 @@
 
 BEGIN;
 
--- Intercom's ids are 24 hex digits; a contact's too.
-INSERT INTO sync_state (kind, record_key, intercom_id, pushed_hash, pushed_payload, pushed_at, status, last_error, failures)
-SELECT kind, record_key, printf('%024x', payload_id), hash, payload,
-       strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'updated', NULL, 0
-FROM payloads
-WHERE true -- (SQLite's upsert after a SELECT needs a WHERE)
-ON CONFLICT (kind, record_key) DO UPDATE SET
-    intercom_id = excluded.intercom_id, pushed_hash = excluded.pushed_hash,
-    pushed_payload = excluded.pushed_payload, pushed_at = excluded.pushed_at,
-    status = 'updated', last_error = NULL, failures = 0;
+-- Intercom's ids are 24 hex digits; a contact's too. The pushed payload is kept only while it
+-- differs from the current one (schema.sql, records): here it is the same, so NULL.
+UPDATE records
+SET intercom_id = printf('%024x', record_id), pushed_hash = hash, pushed_payload = NULL,
+    pushed_at = CAST(strftime('%s', 'now') AS INTEGER), status = 'updated', last_error = NULL, failures = 0
+WHERE hash IS NOT NULL;
 
 -- The data attributes a push creates (or finds) and remembers.
 INSERT OR IGNORE INTO known_attributes (model, name, data_type, first_seen)

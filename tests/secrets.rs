@@ -124,7 +124,8 @@ fn the_token_appears_in_no_output_and_no_file_whatever_the_command_and_log_level
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/export");
     let demo_db = dir.join("demo.db");
 
-    let levels: [(&[&str], &[(&str, &str)]); 4] = [
+    type Flags<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let levels: [Flags; 4] = [
         (&[], &[]),
         (&["-v"], &[]),
         (&["-vv"], &[]),

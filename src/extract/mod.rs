@@ -151,7 +151,7 @@ pub fn load(
                     };
                     groups[group].push(table);
                 }
-                let consumed: Vec<Result<(ChildState, Report), (&'static str, ExtractError)>> =
+                let consumed: Vec<Result<(ChildState, Report), Failure>> =
                     std::thread::scope(|scope| {
                         let running: Vec<_> = states
                             .into_iter()
@@ -179,7 +179,7 @@ pub fn load(
                             .collect()
                     });
                 let mut states = Vec::new();
-                let mut failed: Option<(&'static str, ExtractError)> = None;
+                let mut failed: Option<Failure> = None;
                 for result in consumed {
                     match result {
                         Ok((state, more)) => {
@@ -233,8 +233,11 @@ struct Report {
     warnings: Vec<String>,
 }
 
-/// A consumer's report, or the table it failed on with the error.
-type Consumed = Result<Report, (&'static str, ExtractError)>;
+/// The table a consumer failed on, with the error.
+type Failure = (&'static str, ExtractError);
+
+/// A consumer's report, or its failure.
+type Consumed = Result<Report, Failure>;
 
 impl Report {
     fn merge(&mut self, other: Report) {
@@ -244,10 +247,7 @@ impl Report {
 }
 
 /// Of two failures, the one of the earlier table in load order.
-fn earliest(
-    a: Option<(&'static str, ExtractError)>,
-    b: (&'static str, ExtractError),
-) -> (&'static str, ExtractError) {
+fn earliest(a: Option<Failure>, b: Failure) -> Failure {
     let order = |table: &str| {
         source::TABLES
             .iter()
@@ -295,8 +295,8 @@ fn consume<'s>(
     let warnings = &mut report.warnings;
     table
         .for_each(|part, rows| {
-            *count += rows.len() as u64;
-            progress.inc(rows.len() as u64);
+            *count += rows.row_count() as u64;
+            progress.inc(rows.row_count() as u64);
             let at = |line| Location {
                 source,
                 part_index: part,

@@ -43,10 +43,17 @@ pub enum PushError {
     /// Payloads are missing or stale (exit 2).
     #[error("{0}")]
     NotReady(String),
+    /// Boxed: an API error carries the request's details, and every result here holds one.
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(Box<ApiError>),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<ApiError> for PushError {
+    fn from(error: ApiError) -> Self {
+        PushError::Api(Box::new(error))
+    }
 }
 
 /// What to push.

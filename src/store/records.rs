@@ -142,6 +142,9 @@ pub(super) fn selection(kind_param: &str, full_resync: bool) -> String {
     }
 }
 
+/// A record needing attention: (kind, record_key, consecutive failures, last_error).
+pub type AttentionRecord = (String, String, i64, Option<String>);
+
 impl Store {
     /// Attribute names by name_key (index 0 is unused).
     pub fn attribute_names(&self) -> Result<Vec<String>, StoreError> {
@@ -408,13 +411,13 @@ impl Store {
     }
 
     /// Records whose last outcome is `status` (not_found, failed, ambiguous) with at least
-    /// `min_failures` consecutive failures: (kind, record_key, failures, last_error).
+    /// `min_failures` consecutive failures: their total, and the first `limit`.
     pub fn records_with_status(
         &self,
         status: &str,
         min_failures: i64,
         limit: usize,
-    ) -> Result<(u64, Vec<(String, String, i64, Option<String>)>), StoreError> {
+    ) -> Result<(u64, Vec<AttentionRecord>), StoreError> {
         let total: i64 = self
             .conn
             .query_row(

@@ -63,7 +63,8 @@ pub enum Rows {
 }
 
 impl Rows {
-    pub fn len(&self) -> usize {
+    /// The number of rows (a warning is none).
+    pub fn row_count(&self) -> usize {
         match self {
             Rows::Csv { records, .. } => records.len(),
             Rows::Json(rows) => rows.len(),
