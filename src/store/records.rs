@@ -146,6 +146,27 @@ pub(super) fn selection(kind_param: &str, full_resync: bool) -> String {
 pub type AttentionRecord = (String, String, i64, Option<String>);
 
 impl Store {
+    /// Every stored record of `kind`, sorted by key hash (read before a transform's writes:
+    /// the transform compares its payloads with these).
+    pub fn stored_hashes(&self, kind: &str) -> Result<Vec<StoredHash>, StoreError> {
+        let mut out = self.rows_with(
+            "SELECT record_id, record_key, hash FROM records WHERE kind = ?1",
+            [kind],
+            |r| {
+                // Borrowed, not copied: millions of rows.
+                let key = r.get_ref(1)?.as_str()?;
+                let hash = r.get_ref(2)?.as_blob_or_null()?;
+                Ok(StoredHash {
+                    key_hash: key_hash(key),
+                    record_id: r.get(0)?,
+                    hash: hash.and_then(|h| h.try_into().ok()),
+                })
+            },
+        )?;
+        out.sort_unstable_by_key(|s| s.key_hash);
+        Ok(out)
+    }
+
     /// Attribute names by name_key (index 0 is unused).
     pub fn attribute_names(&self) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(i64, String)> = self.rows(
@@ -544,30 +565,6 @@ impl PayloadWriter<'_> {
                 .map_err(|e| self.err(e))?;
             out.insert(name.to_string(), key);
         }
-        Ok(out)
-    }
-
-    /// Every stored record of `kind`, sorted by key hash.
-    pub fn stored_hashes(&self, kind: &str) -> Result<Vec<StoredHash>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare("SELECT record_id, record_key, hash FROM records WHERE kind = ?1")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([kind], |r| {
-                let key: String = r.get(1)?;
-                let hash: Option<Vec<u8>> = r.get(2)?;
-                Ok(StoredHash {
-                    key_hash: key_hash(&key),
-                    record_id: r.get(0)?,
-                    hash: hash.and_then(|h| h.try_into().ok()),
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = rows
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
-        out.sort_unstable_by_key(|s| s.key_hash);
         Ok(out)
     }
 

@@ -109,7 +109,9 @@ pub fn transform(
     let users_by_id = store.meta("users_have_id")?.as_deref() == Some("1");
     let (max_account, max_user) = store.max_keys()?;
     let reader = store.reopen()?;
-
+    // Read on its own connection beside the writer and the company payloads; the writer
+    // changes no user record before the users' turn.
+    let users_reader = store.reopen()?;
     let mut summary = TransformSummary {
         attributes: mapping.attributes.len(),
         ..Default::default()
@@ -128,6 +130,7 @@ pub fn transform(
         // compute here overlaps the inserts there.
         let writer =
             scope.spawn(move || write_payloads(store, &attributes, &names, reply_tx, request_rx));
+        let stored_users = scope.spawn(move || users_reader.stored_hashes("user"));
         let computed = (|| -> Result<(), TransformError> {
             let Ok(Reply::Names(name_keys)) = reply_rx.recv() else {
                 return Err(writer_stopped());
@@ -141,16 +144,9 @@ pub fn transform(
             }
             let names = JsonNames::new(&name_table);
             let send = |request| request_tx.send(request).map_err(|_| writer_stopped());
-            let stored = |kind| -> Result<Comparison, TransformError> {
-                send(Request::Stored(kind))?;
-                match reply_rx.recv() {
-                    Ok(Reply::Stored(stored)) => Ok(Comparison::new(kind, stored)),
-                    _ => Err(writer_stopped()),
-                }
-            };
 
             // Companies.
-            let mut companies = stored("company")?;
+            let mut companies = Comparison::new("company", reader.stored_hashes("company")?);
             let mut clamped = 0u64;
             let progress = Progress::new("computing company payloads", "accounts");
             let reader = chunked(
@@ -202,7 +198,10 @@ pub fn transform(
                     user.external_id.clone()
                 }
             };
-            let mut users = stored("user")?;
+            let stored_users = stored_users
+                .join()
+                .unwrap_or(Err(StoreError::Worker("the stored hash reader panicked")))?;
+            let mut users = Comparison::new("user", stored_users);
             let mut matched_owners: HashSet<String> = HashSet::new();
             let progress = Progress::new("computing user payloads", "users");
             chunked(
@@ -267,8 +266,6 @@ pub fn transform(
 
 /// What the compute side asks of the writer thread.
 enum Request {
-    /// The stored hashes of a kind (answered with [`Reply::Stored`]).
-    Stored(&'static str),
     Write(Vec<PayloadWrite>),
     /// Set these meta values and commit.
     Commit(Vec<(&'static str, String)>),
@@ -277,7 +274,6 @@ enum Request {
 enum Reply {
     /// The name_key of every attribute name of the mapping.
     Names(std::collections::HashMap<String, u32>),
-    Stored(Vec<StoredHash>),
 }
 
 /// A change to the payloads.
@@ -320,14 +316,6 @@ fn write_payloads(
     }
     for request in requests {
         match request {
-            Request::Stored(kind) => {
-                if replies
-                    .send(Reply::Stored(writer.stored_hashes(kind)?))
-                    .is_err()
-                {
-                    return Ok(());
-                }
-            }
             Request::Write(writes) => {
                 for write in writes {
                     match write {
