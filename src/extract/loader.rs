@@ -218,11 +218,31 @@ impl ChildState {
             );
             return Ok(());
         };
+        self.push_once(at, account, &ChildEntry::Count(element_key, count), element)
+    }
+
+    /// Adds one of an account's children. A second count for the same Element or value for
+    /// the same metric is an error; a label given twice is kept once (see [`children_of`]).
+    fn push_once(
+        &mut self,
+        at: Location<'_>,
+        account: u32,
+        entry: &ChildEntry<'_>,
+        name: &str,
+    ) -> Result<(), ExtractError> {
         let children = &mut self.buffers[account as usize - 1];
-        if has_entry(children, COUNT, element_key) {
-            return Err(at.error(format!("a second count for element `{element}` on the same account: give each (account, element) once")));
+        let (tag, key, what, catalog) = match entry {
+            ChildEntry::Count(key, _) => (COUNT, *key, "count", "element"),
+            ChildEntry::Metric(key, _) => (METRIC, *key, "value", "metric"),
+            ChildEntry::Label(_) => {
+                push_entry(children, entry);
+                return Ok(());
+            }
+        };
+        if has_entry(children, tag, key) {
+            return Err(at.error(format!("a second {what} for {catalog} `{name}` on the same account: give each (account, {catalog}) once")));
         }
-        push_entry(children, &ChildEntry::Count(element_key, count));
+        push_entry(children, entry);
         Ok(())
     }
 
@@ -261,12 +281,7 @@ impl ChildState {
             &raw,
             at,
         );
-        let children = &mut self.buffers[account as usize - 1];
-        if has_entry(children, METRIC, metric_key) {
-            return Err(at.error(format!("a second value for metric `{metric}` on the same account: give each (account, metric) once")));
-        }
-        push_entry(children, &ChildEntry::Metric(metric_key, raw));
-        Ok(())
+        self.push_once(at, account, &ChildEntry::Metric(metric_key, raw), metric)
     }
 
     fn add_label(
@@ -290,11 +305,7 @@ impl ChildState {
                 self.label_count
             }
         };
-        push_entry(
-            &mut self.buffers[account as usize - 1],
-            &ChildEntry::Label(label),
-        );
-        Ok(())
+        self.push_once(at, account, &ChildEntry::Label(label), name)
     }
 }
 

@@ -323,20 +323,14 @@ impl Store {
     pub fn last_reconcile_run(&self) -> Result<Option<RunRow>, StoreError> {
         self.conn
             .query_row(
-                "SELECT run_id, command, started_at, finished_at, exit_code, report FROM runs
-                 WHERE json_valid(report) AND json_type(report, '$.reconcile') = 'object'
-                 ORDER BY run_id DESC LIMIT 1",
+                &format!(
+                    "SELECT {} FROM runs
+                     WHERE json_valid(report) AND json_type(report, '$.reconcile') = 'object'
+                     ORDER BY run_id DESC LIMIT 1",
+                    RunRow::COLUMNS
+                ),
                 [],
-                |r| {
-                    Ok(RunRow {
-                        run_id: r.get(0)?,
-                        command: r.get(1)?,
-                        started_at: r.get(2)?,
-                        finished_at: r.get(3)?,
-                        exit_code: r.get(4)?,
-                        report: r.get(5)?,
-                    })
-                },
+                RunRow::from_row,
             )
             .optional()
             .map_err(|e| self.err(e))

@@ -99,6 +99,23 @@ pub struct RunRow {
     pub report: Option<String>,
 }
 
+impl RunRow {
+    /// The columns every query of runs selects, in [`RunRow::from_row`]'s order.
+    pub(super) const COLUMNS: &'static str =
+        "run_id, command, started_at, finished_at, exit_code, report";
+
+    pub(super) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+        Ok(RunRow {
+            run_id: r.get(0)?,
+            command: r.get(1)?,
+            started_at: r.get(2)?,
+            finished_at: r.get(3)?,
+            exit_code: r.get(4)?,
+            report: r.get(5)?,
+        })
+    }
+}
+
 /// A record's stored hash, as `transform` compares against it.
 #[derive(Clone, Copy, Debug)]
 pub struct StoredHash {
@@ -416,18 +433,12 @@ impl Store {
     /// The last `limit` runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
         self.rows_with(
-            "SELECT run_id, command, started_at, finished_at, exit_code, report FROM runs ORDER BY run_id DESC LIMIT ?1",
+            &format!(
+                "SELECT {} FROM runs ORDER BY run_id DESC LIMIT ?1",
+                RunRow::COLUMNS
+            ),
             [limit as i64],
-            |r| {
-                Ok(RunRow {
-                    run_id: r.get(0)?,
-                    command: r.get(1)?,
-                    started_at: r.get(2)?,
-                    finished_at: r.get(3)?,
-                    exit_code: r.get(4)?,
-                    report: r.get(5)?,
-                })
-            },
+            RunRow::from_row,
         )
     }
 

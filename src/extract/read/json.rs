@@ -20,7 +20,14 @@ struct Batcher<'e> {
     emit: &'e mut dyn FnMut(Rows) -> bool,
 }
 
-impl Batcher<'_> {
+impl<'e> Batcher<'e> {
+    fn new(emit: &'e mut dyn FnMut(Rows) -> bool) -> Self {
+        Batcher {
+            batch: Vec::with_capacity(BATCH_ROWS),
+            emit,
+        }
+    }
+
     fn push(&mut self, row: Map<String, Value>, line: u64) -> bool {
         self.batch.push((row, line));
         self.batch.len() < BATCH_ROWS || self.flush()
@@ -52,10 +59,7 @@ impl Reader for NdjsonReader {
         _spec: TableSpec,
         emit: &mut dyn FnMut(Rows) -> bool,
     ) -> Result<(), ExtractError> {
-        let mut out = Batcher {
-            batch: Vec::with_capacity(BATCH_ROWS),
-            emit,
-        };
+        let mut out = Batcher::new(emit);
         read_ndjson(part, open(part)?, &mut out)?;
         out.flush();
         Ok(())
@@ -70,10 +74,7 @@ impl Reader for JsonArrayReader {
         _spec: TableSpec,
         emit: &mut dyn FnMut(Rows) -> bool,
     ) -> Result<(), ExtractError> {
-        let mut out = Batcher {
-            batch: Vec::with_capacity(BATCH_ROWS),
-            emit,
-        };
+        let mut out = Batcher::new(emit);
         let mut reader = open(part)?;
         let empty = reader
             .fill_buf()
