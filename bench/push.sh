@@ -26,15 +26,8 @@ log() { printf '[push-bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 mkdir -p "$WORK" "$(dirname "$OUT")"
 [[ -x $BIN ]] || (cd "$ROOT" && cargo build --release --quiet)
 
-MOCK_PID=
-stop_mock() {
-    if [[ -n $MOCK_PID ]]; then
-        kill "$MOCK_PID" 2>/dev/null || true
-        wait "$MOCK_PID" 2>/dev/null || true # its status is the signal's: not an error here
-    fi
-    MOCK_PID=
-}
-trap stop_mock EXIT
+# shellcheck source=bench/mock-lifecycle.sh
+source "$ROOT/bench/mock-lifecycle.sh"
 
 # start_mock SEED_FILE: a fresh mock with Intercom's limit and latency.
 start_mock() {

@@ -226,15 +226,8 @@ bench_accounts_csv() {
     fresh_db "$db"
 }
 
-MOCK_PID=
-stop_mock() {
-    if [[ -n $MOCK_PID ]]; then
-        kill "$MOCK_PID" 2>/dev/null || true
-        wait "$MOCK_PID" 2>/dev/null || true # its status is the signal's: not an error here
-    fi
-    MOCK_PID=
-}
-trap stop_mock EXIT
+# shellcheck source=bench/mock-lifecycle.sh
+source "$ROOT/bench/mock-lifecycle.sh"
 
 # An empty mock Intercom on 127.0.0.1 for `run` with nothing changed: any API call would show
 # in its request counter.

@@ -32,6 +32,26 @@ fn mock_attribute(mock: &MockServer, name: &str) -> Option<Value> {
         .cloned()
 }
 
+/// `attributes --archive-stale` while 3 records still hold `Vitally Dashboards`: it says so
+/// and leaves the attribute unarchived.
+fn archiving_waits_for_the_three_records_of_dashboards(db: &std::path::Path, mock: &MockServer) {
+    let url = mock.base_url();
+    let early = intercom_push(
+        db,
+        &["attributes", "--base-url", &url, "--archive-stale", "--yes"],
+    );
+    assert_eq!(early.code, 0, "{}", early.stderr);
+    assert!(
+        early.stdout.contains("3 records still hold a value"),
+        "{}",
+        early.stdout
+    );
+    assert_eq!(
+        mock_attribute(mock, "Vitally Dashboards").unwrap()["archived"],
+        false
+    );
+}
+
 fn company_attrs(mock: &MockServer) -> Vec<serde_json::Map<String, Value>> {
     mock.dump()["companies"]
         .as_array()
@@ -68,20 +88,7 @@ fn a_renamed_element_is_cleared_then_listed_stale_then_archived() {
         0
     );
     assert_eq!(intercom_push(&db, &["transform"]).code, 0);
-    let early = intercom_push(
-        &db,
-        &["attributes", "--base-url", &url, "--archive-stale", "--yes"],
-    );
-    assert_eq!(early.code, 0, "{}", early.stderr);
-    assert!(
-        early.stdout.contains("3 records still hold a value"),
-        "{}",
-        early.stdout
-    );
-    assert_eq!(
-        mock_attribute(&mock, "Vitally Dashboards").unwrap()["archived"],
-        false
-    );
+    archiving_waits_for_the_three_records_of_dashboards(&db, &mock);
     let (code, _, stderr) = run_json(&db, &input, &mock, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(company_attrs(&mock)
@@ -141,21 +148,7 @@ fn archive_waits_until_every_record_was_cleared() {
         "plan shows the clear: {}",
         plan.stdout
     );
-    let url = mock.base_url();
-    let early = intercom_push(
-        &db,
-        &["attributes", "--base-url", &url, "--archive-stale", "--yes"],
-    );
-    assert_eq!(early.code, 0, "{}", early.stderr);
-    assert!(
-        early.stdout.contains("3 records still hold a value"),
-        "{}",
-        early.stdout
-    );
-    assert_eq!(
-        mock_attribute(&mock, "Vitally Dashboards").unwrap()["archived"],
-        false
-    );
+    archiving_waits_for_the_three_records_of_dashboards(&db, &mock);
 }
 
 #[test]

@@ -124,15 +124,15 @@ pub fn transform(
     let names: Vec<String> = mapping.attributes.iter().map(|a| a.name.clone()).collect();
     let attributes = mapping.attributes.clone();
     let (request_tx, request_rx) = mpsc::sync_channel::<Request>(4);
-    let (reply_tx, reply_rx) = mpsc::sync_channel::<Reply>(1);
+    let (names_tx, names_rx) = mpsc::sync_channel::<NameKeys>(1);
     std::thread::scope(|scope| {
-        // The writer thread holds the transaction; it answers requests in order, so the
-        // compute here overlaps the inserts there.
+        // The writer thread holds the transaction and carries out the write requests in
+        // order, so the compute here overlaps the inserts there.
         let writer =
-            scope.spawn(move || write_payloads(store, &attributes, &names, reply_tx, request_rx));
+            scope.spawn(move || write_payloads(store, &attributes, &names, names_tx, request_rx));
         let stored_users = scope.spawn(move || users_reader.stored_hashes("user"));
         let computed = (|| -> Result<(), TransformError> {
-            let Ok(Reply::Names(name_keys)) = reply_rx.recv() else {
+            let Ok(name_keys) = names_rx.recv() else {
                 return Err(writer_stopped());
             };
             let layout = Layout::new(&mapping, &name_keys, &labels);
@@ -271,10 +271,8 @@ enum Request {
     Commit(Vec<(&'static str, String)>),
 }
 
-enum Reply {
-    /// The name_key of every attribute name of the mapping.
-    Names(std::collections::HashMap<String, u32>),
-}
+/// The writer's one answer: the name_key of every attribute name of the mapping.
+type NameKeys = std::collections::HashMap<String, u32>;
 
 /// A change to the payloads.
 enum PayloadWrite {
@@ -300,7 +298,7 @@ fn write_payloads(
     store: &mut Store,
     attributes: &[crate::store::Attribute],
     names: &[String],
-    replies: mpsc::SyncSender<Reply>,
+    name_keys: mpsc::SyncSender<NameKeys>,
     requests: mpsc::Receiver<Request>,
 ) -> Result<(), StoreError> {
     let mut writer = store.payload_writer()?;
@@ -308,10 +306,7 @@ fn write_payloads(
         writer.insert_attribute(attribute)?;
     }
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    if replies
-        .send(Reply::Names(writer.intern_names(&names)?))
-        .is_err()
-    {
+    if name_keys.send(writer.intern_names(&names)?).is_err() {
         return Ok(());
     }
     for request in requests {
