@@ -148,6 +148,9 @@ pub struct Location<'p> {
     pub source: &'p TableSource,
     pub part_index: usize,
     pub line: u64,
+    /// Rows the table will hold, about (see [`super::estimated_rows`]): consumers size their
+    /// maps with it once instead of growing them.
+    pub expected_rows: usize,
 }
 
 impl Location<'_> {
@@ -426,10 +429,10 @@ impl Loader {
             .clone()
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| at.error("`externalId` is missing or empty: it is the Intercom company_id, every account needs one"))?;
-        let use_id = *self.accounts_use_id.get_or_insert(
+        let use_id = *self.accounts_use_id.get_or_insert_with(|| {
             parsed.vitally_id.is_some()
-                || row.as_json().is_none() && row.cells().any(|(n, _)| rows::column_is(n, "id")),
-        );
+                || row.as_json().is_none() && row.cells().any(|(n, _)| rows::column_is(n, "id"))
+        });
         if !use_id && parsed.vitally_id.is_some() {
             return Err(at.error("this account has an `id` but the first one has none: other tables refer to accounts by `id` only when every account has one — give every account its `id`, or leave `id` out everywhere"));
         }
@@ -441,6 +444,11 @@ impl Loader {
             external_id.clone()
         };
         let key = self.account_lines.len() as u32 + 1;
+        if key == 1 {
+            self.references.reserve(at.expected_rows);
+            self.account_lines.reserve(at.expected_rows);
+            self.child.buffers.reserve(at.expected_rows);
+        }
         let first = self
             .references
             .get(reference.as_str())
@@ -495,6 +503,9 @@ impl Loader {
             }
         }
         if use_id {
+            if key == 1 {
+                self.external_ids.reserve(at.expected_rows);
+            }
             self.external_ids.insert(external_id.as_str().into(), key);
         }
         self.sink.push(ExtractRow::Account(AccountInsert {
@@ -842,6 +853,11 @@ impl UserLoader {
         let vitally_id = Loader::key_cell(row, 0, "id", at)?;
         let external_id = Loader::key_cell(row, 1, "externalId", at)?;
         let email = Loader::key_cell(row, 2, "email", at)?;
+        if self.users == 0 {
+            // One key per user, two when users have an id.
+            let per_user = 1 + usize::from(vitally_id.is_some());
+            self.user_keys.reserve(at.expected_rows * per_user);
+        }
         self.users_have_id |= vitally_id.is_some();
         if external_id.is_none() && email.is_none() {
             return Err(at.error("this user has neither `externalId` nor `email`: Intercom contacts are found by one of them"));

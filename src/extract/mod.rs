@@ -293,14 +293,17 @@ fn consume<'s>(
     );
     let count = report.rows.entry(source.table).or_default();
     let warnings = &mut report.warnings;
+    let mut expected_rows = None;
     table
         .for_each(|part, rows| {
             *count += rows.row_count() as u64;
             progress.inc(rows.row_count() as u64);
+            let expected_rows = *expected_rows.get_or_insert_with(|| estimated_rows(source, &rows));
             let at = |line| Location {
                 source,
                 part_index: part,
                 line,
+                expected_rows,
             };
             match &rows {
                 Rows::Csv { columns, records } => {
@@ -331,6 +334,21 @@ fn consume<'s>(
             Ok(())
         })
         .map_err(|e| (source.table, e))
+}
+
+/// About how many rows a table holds: its size in bytes over the bytes per row of its first
+/// CSV batch (0 when that cannot be told: JSON, or an empty batch). Compressed parts give too
+/// low a figure, which only costs the maps some growing.
+fn estimated_rows(source: &TableSource, first: &Rows) -> usize {
+    /// Bounds a guess from a first batch of unusually short rows.
+    const AT_MOST: usize = 1 << 26;
+    match first {
+        Rows::Csv { records, .. } if !records.is_empty() => {
+            let bytes_per_row = (records.file_bytes() / records.len()).max(1);
+            (source.bytes() as usize / bytes_per_row).min(AT_MOST)
+        }
+        _ => 0,
+    }
 }
 
 fn worker_died(what: &'static str) -> ExtractError {

@@ -15,11 +15,15 @@ pub fn normalize_column(name: &str) -> String {
 }
 
 /// Whether `name` normalizes (see [`normalize_column`]) to `normalized`, without allocating.
+/// (Asked for every cell of every account: bytes, stopping at the first that differs.)
 pub fn column_is(name: &str, normalized: &str) -> bool {
-    name.chars()
-        .filter(|c| *c != '_')
-        .map(|c| c.to_ascii_lowercase())
-        .eq(normalized.chars())
+    let mut wanted = normalized.bytes();
+    for byte in name.bytes().filter(|b| *b != b'_') {
+        if wanted.next() != Some(byte.to_ascii_lowercase()) {
+            return false;
+        }
+    }
+    wanted.next().is_none()
 }
 
 /// One cell of a row: CSV text, or a JSON value.
@@ -103,6 +107,12 @@ impl CsvRecords {
 
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// About the bytes the records took in their file: their fields and one delimiter each
+    /// (quotes not counted).
+    pub fn file_bytes(&self) -> usize {
+        self.text.len() + self.ends.len()
     }
 
     /// The fields and line of every record.
@@ -221,5 +231,31 @@ fn null_to_empty<'a>(columns: &CsvColumns, text: &'a str) -> &'a str {
     match &columns.null {
         Some(null) if text == null => "",
         _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_is_ignores_case_and_underscores_on_both_paths() {
+        for (name, normalized, expected) in [
+            ("externalId", "externalid", true),
+            ("EXTERNAL_ID", "externalid", true),
+            ("external_id", "externalid", true),
+            ("_id", "id", true),
+            ("ids", "id", false),
+            ("external_ids", "externalid", false),
+            ("extérnalId", "externalid", false),
+            ("iD", "id", true),
+        ] {
+            assert_eq!(
+                column_is(name, normalized),
+                expected,
+                "{name} vs {normalized}"
+            );
+            assert_eq!(normalize_column(name) == normalized, expected, "{name}");
+        }
     }
 }
