@@ -111,10 +111,11 @@ CREATE TABLE IF NOT EXISTS records (
     kind           TEXT NOT NULL CHECK (kind IN ('company', 'user')),
     record_key     TEXT NOT NULL,
     hash           BLOB,
-    intercom_id    TEXT,                  -- Intercom's id, once resolved
+    intercom_id    BLOB,                  -- Intercom's id, once resolved: 12 bytes when it is 24 hex
+                                          -- digits (as Intercom's ids are), else the text as given
     pushed_hash    BLOB,
     pushed_at      INTEGER,               -- unix seconds of the last accepted write
-    status         TEXT,                  -- last outcome: updated, not_found, ambiguous, failed
+    status         INTEGER,               -- last outcome: 1 updated, 2 not_found, 3 ambiguous, 4 failed
     last_error     TEXT,
     failures       INTEGER NOT NULL DEFAULT 0,   -- consecutive failed attempts
     payload        BLOB,                  -- encoded, last: scans of the columns above skip it
@@ -129,7 +130,7 @@ CREATE INDEX IF NOT EXISTS records_changed ON records (kind, record_id)
 
 -- Records needing attention (status lists them).
 CREATE INDEX IF NOT EXISTS records_attention ON records (status, kind, record_key)
-    WHERE status IN ('not_found', 'ambiguous', 'failed');
+    WHERE status IN (2, 3, 4);
 
 -- Every data attribute this tool ever created or sent (with the model), so `attributes` can
 -- tell ours (current or stale) from foreign ones that merely share the prefix.

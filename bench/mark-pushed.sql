@@ -11,11 +11,13 @@
 
 BEGIN;
 
--- Intercom's ids are 24 hex digits; a contact's too. The pushed payload is kept only while it
--- differs from the current one (schema.sql, records): here it is the same, so NULL.
+-- Intercom's ids are 24 hex digits, which intercom-push stores as the 12 bytes they spell
+-- (schema.sql, records.intercom_id): here 12 distinct bytes per record (the record_id's
+-- digits; the sqlite3 CLI before 3.41 has no unhex()). Status 1 is `updated`. The pushed
+-- payload is kept only while it differs from the current one: here it is the same, so NULL.
 UPDATE records
-SET intercom_id = printf('%024x', record_id), pushed_hash = hash, pushed_payload = NULL,
-    pushed_at = CAST(strftime('%s', 'now') AS INTEGER), status = 'updated', last_error = NULL, failures = 0
+SET intercom_id = CAST(printf('%012d', record_id) AS BLOB), pushed_hash = hash, pushed_payload = NULL,
+    pushed_at = CAST(strftime('%s', 'now') AS INTEGER), status = 1, last_error = NULL, failures = 0
 WHERE hash IS NOT NULL;
 
 -- The data attributes a push creates (or finds) and remembers.

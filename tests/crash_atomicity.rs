@@ -1,7 +1,9 @@
 //! `kill -9` during `load` and `transform`: afterwards the database holds exactly the old
-//! extract or exactly the new one (never a mix), the payloads are all old or all new, and
-//! the next `transform` / `plan` work. Kill moments are seeded, spread over the measured
-//! duration of an uninterrupted run, and the test checks that kills did land mid-operation.
+//! extract or exactly the new one (never a mix); the payloads are all old, all new, or —
+//! `transform` commits in steps of 25,000 records — marked unfinished, which `plan` and
+//! `push` refuse and the next `transform` completes. Kill moments are seeded, spread over the
+//! measured duration of an uninterrupted run, and the test checks that kills did land
+//! mid-operation.
 
 mod common;
 
@@ -143,7 +145,7 @@ fn path_str(p: &Path) -> &str {
 }
 
 #[test]
-fn kill_9_during_load_and_transform_leaves_old_or_new_never_a_mix() {
+fn kill_9_during_load_and_transform_never_leaves_a_mix_that_plan_or_push_would_use() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let export_a = tmp.path().join("a");
@@ -218,6 +220,7 @@ fn kill_9_during_load_and_transform_leaves_old_or_new_never_a_mix() {
     assert!(payloads_v.0 >= ACCOUNTS as u64);
     let mut current = 'O';
     let mut mid_transform = 0;
+    let mut unfinished = 0;
     let mut outcomes = Vec::new();
     for (i, at) in moments(2, transform_time).into_iter().enumerate() {
         let (next, args): (char, &[&str]) = if current == 'O' {
@@ -232,10 +235,32 @@ fn kill_9_during_load_and_transform_leaves_old_or_new_never_a_mix() {
         } else if state == payloads_o {
             'O'
         } else {
-            panic!(
-                "trial {i} (kill at {at:?}): the payloads are neither all old nor all new ({} rows)",
-                state.0
+            // Killed between two steps: plan and push must refuse what is half written, and
+            // the next transform must finish it.
+            assert!(killed, "trial {i}: a transform that finished left a mix");
+            // (push stops before any request: nothing listens on the discard port.)
+            let push = ["push", "--base-url", "http://127.0.0.1:9"];
+            for refused in [&["plan", "--limit", "1"][..], &push[..]] {
+                let out = command(&db, refused)
+                    .env("INTERCOM_ACCESS_TOKEN", "not-a-real-token")
+                    .output()
+                    .unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(
+                    out.status.code(),
+                    Some(2),
+                    "trial {i}: {refused:?} after a transform killed between steps: {stderr}"
+                );
+                assert!(stderr.contains("did not finish"), "trial {i}: {stderr}");
+            }
+            unfinished += 1;
+            run_ok(&db, args);
+            let finished = payload_state(&db);
+            assert!(
+                finished == if next == 'V' { payloads_v } else { payloads_o },
+                "trial {i} (kill at {at:?}): the transform after the kill did not finish the payloads"
             );
+            next
         };
         if killed {
             mid_transform += 1;
@@ -253,7 +278,13 @@ fn kill_9_during_load_and_transform_leaves_old_or_new_never_a_mix() {
         current = now;
         run_ok(&db, &["plan", "--limit", "1"]);
     }
-    eprintln!("transform (uninterrupted {transform_time:?}): {outcomes:?}");
+    eprintln!(
+        "transform (uninterrupted {transform_time:?}, {unfinished} killed between steps): {outcomes:?}"
+    );
+    assert!(
+        unfinished >= 1,
+        "no kill landed between two steps of the transform: {outcomes:?}"
+    );
     assert!(
         mid_transform >= 2,
         "only {mid_transform} kills landed before the transform finished: {outcomes:?}"

@@ -123,3 +123,83 @@ fn a_schema_1_database_keeps_what_intercom_accepted_and_sends_only_what_changed(
         (Some("ic-gone"), Some("00"))
     );
 }
+
+/// A schema-2 database (outcomes as words, Intercom's ids as text) keeps every id and
+/// outcome through the upgrade to schema 3, which stores them as codes and 12 bytes.
+#[test]
+fn a_schema_2_database_keeps_its_intercom_ids_and_outcomes_in_their_compact_form() {
+    let ws = Workspace::new();
+    let input = manifest_dir().join("fixtures/export");
+    ws.run(&["load", "--input", input.to_str().unwrap()]).ok();
+    ws.transform(&[]).ok();
+    // Back to what schema 2 wrote: its index of records needing attention, words, text ids.
+    let hex_id = "5f4d3c2b1a09f8e7d6c5b4a3";
+    rusqlite::Connection::open(ws.db())
+        .unwrap()
+        .execute_batch(&format!(
+            "DROP INDEX records_attention;
+             CREATE INDEX records_attention ON records (status, kind, record_key)
+                 WHERE status IN ('not_found', 'ambiguous', 'failed');
+             UPDATE records SET intercom_id = '{hex_id}', pushed_hash = hash, status = 'updated'
+                 WHERE kind = 'company' AND record_key = 'acme';
+             UPDATE records SET intercom_id = 'Not-24-Hex', status = 'failed', failures = 3,
+                 last_error = 'HTTP 500' WHERE kind = 'company' AND record_key = 'aperture';
+             UPDATE records SET status = 'not_found' WHERE kind = 'company' AND record_key = 'cyberdyne';
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+        ))
+        .unwrap();
+
+    let status = ws.run(&["status", "--json"]).ok().stdout.clone();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status["failing_repeatedly"]["first"][0]["record"], "aperture",
+        "{status}"
+    );
+    assert_eq!(
+        status["failing_repeatedly"]["first"][0]["last_error"],
+        "HTTP 500"
+    );
+    assert_eq!(
+        status["not_found"]["first"][0]["record"], "cyberdyne",
+        "{status}"
+    );
+    assert_eq!(status["not_found"]["total"], 1);
+
+    let conn = rusqlite::Connection::open(ws.db()).unwrap();
+    let stored = |key: &str| -> (String, Option<i64>, Option<i64>) {
+        conn.query_row(
+            "SELECT typeof(intercom_id), length(intercom_id), status FROM records
+             WHERE kind = 'company' AND record_key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(stored("acme"), ("blob".into(), Some(12), Some(1)));
+    assert_eq!(stored("aperture"), ("text".into(), Some(10), Some(4)));
+    assert_eq!(stored("cyberdyne"), ("null".into(), None, Some(2)));
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "3");
+    // Read back as the text Intercom gave.
+    assert_eq!(
+        common::db::pushed_state(&ws.db(), "company", "acme")
+            .0
+            .as_deref(),
+        Some(hex_id)
+    );
+    assert_eq!(
+        common::db::pushed_state(&ws.db(), "company", "aperture")
+            .0
+            .as_deref(),
+        Some("Not-24-Hex")
+    );
+    // acme's payload is what Intercom accepted: not pending.
+    let plan = ws.run(&["plan", "--json"]).ok().ndjson();
+    assert!(plan.iter().all(|p| p["company_id"] != "acme"), "{plan:?}");
+}

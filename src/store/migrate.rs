@@ -3,6 +3,9 @@
 //! Schema 2 before date kinds: `account_fields.kind` did not allow `'date'`; the table is
 //! rebuilt with the new CHECK, its rows kept (see [`allow_date_kind`]).
 //!
+//! Schema 2 → 3: `records.status` becomes a small integer and Intercom's ids (24 hex digits)
+//! 12 bytes, in place (see [`compact_sync_columns`]).
+//!
 //! Schema 1 → 2: what Intercom accepted (`sync_state`, JSON payloads) moves into `records`
 //! (encoded payloads) unchanged, hashes included, so nothing is sent again for it. The old
 //! extract and payload tables are dropped: the next `load` (every `run` starts with one) and
@@ -15,6 +18,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::Value;
 
 use super::codec::{self, Payload, Scalar};
+use super::records::{status_code, stored_intercom_id};
 use super::{sqlite_err, StoreError};
 
 /// Tables of schema 1 that schema 2 no longer has or reshaped.
@@ -33,7 +37,40 @@ const DROPPED_IN_2: [&str; 9] = [
 /// Brings the schema up to date (before `schema.sql` runs).
 pub fn migrate(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
     from_schema_1(tx, path)?;
+    compact_sync_columns(tx, path)?;
     allow_date_kind(tx, path)
+}
+
+/// Schema 2 → 3, told by the index of records needing attention, which schema 2 keyed on
+/// status words: the words become their codes, 24-hex-digit ids their 12 bytes, and
+/// `schema.sql` creates the index again on the codes.
+fn compact_sync_columns(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
+    let err = |e| sqlite_err(path, e);
+    let index: Option<String> = tx
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'records_attention'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(err)?;
+    if !index.is_some_and(|sql| sql.contains("'not_found'")) {
+        return Ok(());
+    }
+    let mut codes = String::from("CASE status");
+    for word in ["updated", "not_found", "ambiguous", "failed"] {
+        codes += &format!(
+            " WHEN '{word}' THEN {}",
+            status_code(word).unwrap_or_default()
+        );
+    }
+    tx.execute_batch(&format!(
+        "DROP INDEX records_attention;
+         UPDATE records SET status = {codes} END WHERE typeof(status) = 'text';
+         UPDATE records SET intercom_id = {} WHERE typeof(intercom_id) = 'text';",
+        stored_intercom_id("intercom_id")
+    ))
+    .map_err(err)
 }
 
 /// `account_fields` as created before fields could be dates: rebuilt by `schema.sql` with the
@@ -114,9 +151,12 @@ fn from_schema_1(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
             .map(|json| encode_json_payload(tx, path, &row.kind, &row.record_key, json, &mut names))
             .transpose()?;
         tx.execute(
-            "INSERT INTO records (kind, record_key, intercom_id, pushed_hash, pushed_payload, pushed_at, status, last_error, failures)
-             VALUES (?1, ?2, ?3, ?4, ?5, unixepoch(?6), ?7, ?8, ?9)",
-            params![row.kind, row.record_key, row.intercom_id, row.pushed_hash, encoded, row.pushed_at, row.status, row.last_error, row.failures],
+            &format!(
+                "INSERT INTO records (kind, record_key, intercom_id, pushed_hash, pushed_payload, pushed_at, status, last_error, failures)
+                 VALUES (?1, ?2, {}, ?4, ?5, unixepoch(?6), ?7, ?8, ?9)",
+                stored_intercom_id("?3")
+            ),
+            params![row.kind, row.record_key, row.intercom_id, row.pushed_hash, encoded, row.pushed_at, row.status.as_deref().and_then(status_code), row.last_error, row.failures],
         )
         .map_err(err)?;
     }

@@ -1,6 +1,7 @@
 //! The only module that speaks SQL. Owns the SQLite database described in `schema.sql`.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -28,9 +29,10 @@ pub use records::{
 };
 
 const SCHEMA: &str = include_str!("../../schema.sql");
+/// 3: `records.status` a small integer, Intercom's ids 12 bytes (was 2: both text).
 /// 2: packed extract rows and one `records` table with encoded payloads (was 1: a row per
 /// child row, `payloads` + `sync_state` with JSON payloads).
-pub const SCHEMA_VERSION: &str = "2";
+pub const SCHEMA_VERSION: &str = "3";
 
 /// Page cache of the connection that writes a load or a transform (KiB); others use 64 MiB.
 const BULK_CACHE_KIB: u32 = 160 * 1024;
@@ -178,6 +180,28 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Checkpoints the WAL on its own connection and thread every quarter second until
+    /// dropped, for a writer that commits in steps (PASSIVE: it never waits for the writer,
+    /// and copies only committed frames no reader still needs).
+    pub fn checkpointer(&self) -> Result<Checkpointer, StoreError> {
+        let conn = Connection::open(&self.path).map_err(|e| self.err(e))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("checkpointer".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::debug!("background checkpoint: {e}");
+                    }
+                }
+            })
+            .map_err(|_| StoreError::Worker("the checkpointer thread could not start"))?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
     /// A second connection to the same database, for a reader thread.
     pub fn reopen(&self) -> Result<Store, StoreError> {
         Store::open(&self.path)
@@ -186,6 +210,23 @@ impl Store {
     fn tx(&mut self) -> Result<Transaction<'_>, StoreError> {
         let path = self.path.clone();
         self.conn.transaction().map_err(|e| sqlite_err(&path, e))
+    }
+}
+
+/// See [`Store::checkpointer`]; stops (and waits for its last checkpoint) when dropped.
+pub struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use rusqlite::{params, OptionalExtension};
 
 use super::codec::{self, Payload};
-use super::records::{selection, KeyIndex, HAS_PUSHED, PUSHED_PAYLOAD};
+use super::records::{
+    selection, stored_intercom_id, KeyIndex, HAS_PUSHED, INTERCOM_ID, PUSHED_PAYLOAD,
+};
 use super::{sqlite_err, PendingRecord, RunRow, Store, StoreError};
 
 /// Reconciles whose drift rows are kept (older ones are deleted when a reconcile starts).
@@ -149,9 +151,11 @@ impl Store {
     ) -> Result<Vec<RecordRow>, StoreError> {
         let names = self.json_names()?;
         let rows: Vec<(i64, String, Option<String>, Vec<u8>)> = self.rows_with(
-            "SELECT record_id, record_key, intercom_id, payload FROM records
-             WHERE record_id > ?2 AND kind = ?1 AND payload IS NOT NULL
-             ORDER BY record_id LIMIT ?3",
+            &format!(
+                "SELECT r.record_id, r.record_key, {INTERCOM_ID}, r.payload FROM records r
+                 WHERE r.record_id > ?2 AND r.kind = ?1 AND r.payload IS NOT NULL
+                 ORDER BY r.record_id LIMIT ?3"
+            ),
             params![kind, after, limit as i64],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
@@ -185,9 +189,12 @@ impl Store {
         )
         .to_string();
         let changed: Vec<(i64, String)> = self.rows_with(
-            "SELECT r.record_id, f.value ->> 1 FROM json_each(?1) f
-             CROSS JOIN records r ON r.record_id = f.value ->> 0
-             WHERE r.intercom_id IS NOT f.value ->> 1",
+            &format!(
+                "SELECT r.record_id, f.value ->> 1 FROM json_each(?1) f
+                 CROSS JOIN records r ON r.record_id = f.value ->> 0
+                 WHERE r.intercom_id IS NOT {}",
+                stored_intercom_id("(f.value ->> 1)")
+            ),
             params![found_json],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -202,7 +209,10 @@ impl Store {
             .map_err(|e| sqlite_err(&path, e))?;
         {
             let mut update = tx
-                .prepare_cached("UPDATE records SET intercom_id = ?2 WHERE record_id = ?1")
+                .prepare_cached(&format!(
+                    "UPDATE records SET intercom_id = {} WHERE record_id = ?1",
+                    stored_intercom_id("?2")
+                ))
                 .map_err(|e| sqlite_err(&path, e))?;
             for (record_id, intercom_id) in &changed {
                 update

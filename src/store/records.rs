@@ -145,6 +145,30 @@ const KEEP_PUSHED: &str = "CASE WHEN :new_hash IS pushed_hash THEN NULL
 pub(super) const PUSHED_PAYLOAD: &str =
     "COALESCE(r.pushed_payload, CASE WHEN r.pushed_hash IS NOT NULL AND r.pushed_hash IS r.hash THEN r.payload END)";
 
+/// `records.status` of an outcome (schema.sql): a small integer, not the word.
+pub(super) fn status_code(status: &str) -> Option<i64> {
+    match status {
+        "updated" => Some(1),
+        "not_found" => Some(2),
+        "ambiguous" => Some(3),
+        "failed" => Some(4),
+        _ => None,
+    }
+}
+
+/// A record's (`r`) Intercom id as text: ids stored as 12 bytes are read back as the 24 hex
+/// digits they were.
+pub(super) const INTERCOM_ID: &str =
+    "CASE typeof(r.intercom_id) WHEN 'blob' THEN lower(hex(r.intercom_id)) ELSE r.intercom_id END";
+
+/// How Intercom's id `value` (an SQL expression) is stored: 24 lowercase hex digits, the form
+/// of Intercom's ids, as the 12 bytes they spell; anything else as given.
+pub(super) fn stored_intercom_id(value: &str) -> String {
+    format!(
+        "CASE WHEN length({value}) = 24 AND {value} NOT GLOB '*[^0-9a-f]*' THEN unhex({value}) ELSE {value} END"
+    )
+}
+
 /// Records (`r`) that Intercom accepted a payload of (one that reconcile marked to be sent
 /// again keeps its copy without its hash).
 pub(super) const HAS_PUSHED: &str = "(r.pushed_hash IS NOT NULL OR r.pushed_payload IS NOT NULL)";
@@ -232,7 +256,7 @@ impl Store {
         let names = self.json_names()?;
         for kind in ["company", "user"] {
             let sql = format!(
-                "SELECT r.record_key, r.payload, r.hash, r.pushed_hash, {PUSHED_PAYLOAD}, r.intercom_id
+                "SELECT r.record_key, r.payload, r.hash, r.pushed_hash, {PUSHED_PAYLOAD}, {INTERCOM_ID}
                  FROM records r WHERE {} ORDER BY r.record_key",
                 selection("?1", all)
             );
@@ -352,7 +376,7 @@ impl Store {
         );
         let rows: Vec<Row> = self.rows_with(
             &format!(
-                "SELECT r.record_id, r.record_key, r.payload, r.hash, r.intercom_id, {PUSHED_PAYLOAD} {from_where}"
+                "SELECT r.record_id, r.record_key, r.payload, r.hash, {INTERCOM_ID}, {PUSHED_PAYLOAD} {from_where}"
             ),
             params,
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
@@ -454,13 +478,13 @@ impl Store {
             .conn
             .query_row(
                 "SELECT COUNT(*) FROM records WHERE status = ?1 AND failures >= ?2",
-                params![status, min_failures],
+                params![status_code(status), min_failures],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;
         let rows = self.rows_with(
             "SELECT kind, record_key, failures, last_error FROM records WHERE status = ?1 AND failures >= ?2 ORDER BY kind, record_key LIMIT ?3",
-            params![status, min_failures, limit as i64],
+            params![status_code(status), min_failures, limit as i64],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         Ok((total as u64, rows))
@@ -500,13 +524,23 @@ impl Store {
     pub fn payload_writer(&mut self) -> Result<PayloadWriter<'_>, StoreError> {
         self.bulk_cache()?;
         let path = self.path.clone();
-        let tx = self.tx()?;
-        tx.execute_batch("DELETE FROM attributes;")
+        // Committed in steps, the WAL is copied into the database by a checkpointer thread
+        // (see [`Store::checkpointer`]) while the payloads are computed: not by this thread
+        // at each commit, nor all at once at the end.
+        self.conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(|e| sqlite_err(&path, e))?;
+        let tx = self.tx()?;
+        // Until the last step sets it again, the payloads are not those of any one extract.
+        tx.execute_batch(
+            "DELETE FROM attributes; DELETE FROM meta WHERE key = 'payload_extract_version';",
+        )
+        .map_err(|e| sqlite_err(&path, e))?;
         Ok(PayloadWriter {
             tx,
             path,
             new_records: BatchInsert::new("records (kind, record_key, hash, payload)"),
+            since_commit: 0,
         })
     }
 }
@@ -527,7 +561,12 @@ pub struct PayloadWriter<'c> {
     tx: Transaction<'c>,
     path: PathBuf,
     new_records: BatchInsert<NewRecord>,
+    /// Records written since the last step's commit.
+    since_commit: usize,
 }
+
+/// Records per step of a payload transaction (see [`PayloadWriter::step`]).
+const RECORDS_PER_STEP: usize = 25_000;
 
 /// A record `transform` sees for the first time.
 struct NewRecord {
@@ -579,6 +618,22 @@ impl PayloadWriter<'_> {
         Ok(out)
     }
 
+    /// Commits every [`RECORDS_PER_STEP`] records and goes on in a new transaction, so the
+    /// WAL can be checkpointed while the rest is written. Safe to see half done: the meta
+    /// saying which extract the payloads are of is written in the last step only, and until
+    /// then `transform` recomputes everything and `push` refuses.
+    fn step(&mut self) -> Result<(), StoreError> {
+        self.since_commit += 1;
+        if self.since_commit < RECORDS_PER_STEP {
+            return Ok(());
+        }
+        self.since_commit = 0;
+        self.new_records
+            .flush(&self.tx)
+            .and_then(|()| self.tx.execute_batch("COMMIT; BEGIN IMMEDIATE;"))
+            .map_err(|e| self.err(e))
+    }
+
     /// Writes a record's new payload: inserts the record, or replaces the payload of the
     /// stored one.
     pub fn write_payload(
@@ -589,6 +644,7 @@ impl PayloadWriter<'_> {
         hash: [u8; 16],
         payload: Vec<u8>,
     ) -> Result<(), StoreError> {
+        self.step()?;
         match stored {
             None => self
                 .new_records
@@ -613,7 +669,8 @@ impl PayloadWriter<'_> {
 
     /// A stored record that is no longer in the extract: its payload goes; the row stays
     /// when it holds sync state (Intercom's id, what it accepted, an outcome).
-    pub fn retire(&self, stored: &StoredHash) -> Result<(), StoreError> {
+    pub fn retire(&mut self, stored: &StoredHash) -> Result<(), StoreError> {
+        self.step()?;
         self.execute(
             "DELETE FROM records WHERE record_id = ?1 AND intercom_id IS NULL AND pushed_hash IS NULL AND status IS NULL",
             [stored.record_id],
@@ -645,6 +702,7 @@ impl PayloadWriter<'_> {
     pub fn commit(mut self) -> Result<(), StoreError> {
         self.new_records
             .flush(&self.tx)
+            .and_then(|()| self.tx.execute_batch("PRAGMA wal_autocheckpoint = 1000;"))
             .map_err(|e| sqlite_err(&self.path, e))?;
         self.tx.commit().map_err(|e| sqlite_err(&self.path, e))
     }
@@ -669,18 +727,21 @@ impl SyncWriter {
             let id = record.record_id;
             let result = match &record.outcome {
                 RecordOutcome::Updated { intercom_id, hash, stored } => tx.execute(
-                    "UPDATE records SET intercom_id = ?2, pushed_hash = ?3,
-                       pushed_payload = CASE WHEN hash IS ?3 THEN NULL ELSE ?4 END,
-                       pushed_at = unixepoch(), status = 'updated', last_error = NULL, failures = 0
-                     WHERE record_id = ?1",
-                    params![id, intercom_id, hash, stored],
+                    &format!(
+                        "UPDATE records SET intercom_id = {}, pushed_hash = ?3,
+                           pushed_payload = CASE WHEN hash IS ?3 THEN NULL ELSE ?4 END,
+                           pushed_at = unixepoch(), status = ?5, last_error = NULL, failures = 0
+                         WHERE record_id = ?1",
+                        stored_intercom_id("?2")
+                    ),
+                    params![id, intercom_id, hash, stored, status_code("updated")],
                 ),
                 RecordOutcome::NotFound => tx.execute(
-                    "UPDATE records SET intercom_id = NULL, status = 'not_found', last_error = NULL WHERE record_id = ?1",
-                    params![id],
+                    "UPDATE records SET intercom_id = NULL, status = ?2, last_error = NULL WHERE record_id = ?1",
+                    params![id, status_code("not_found")],
                 ),
                 RecordOutcome::Ambiguous(reason) | RecordOutcome::Failed(reason) => {
-                    let status = if matches!(record.outcome, RecordOutcome::Ambiguous(_)) { "ambiguous" } else { "failed" };
+                    let status = status_code(if matches!(record.outcome, RecordOutcome::Ambiguous(_)) { "ambiguous" } else { "failed" });
                     tx.execute(
                         "UPDATE records SET status = ?2, last_error = ?3, failures = failures + 1 WHERE record_id = ?1",
                         params![id, status, reason],

@@ -108,6 +108,7 @@ pub fn transform(
     let owners: HashSet<String> = store.owner_refs()?.into_iter().collect();
     let users_by_id = store.meta("users_have_id")?.as_deref() == Some("1");
     let (max_account, max_user) = store.max_keys()?;
+    let checkpointer = store.checkpointer()?;
     let reader = store.reopen()?;
     // Read on its own connection beside the writer and the company payloads; the writer
     // changes no user record before the users' turn.
@@ -261,6 +262,7 @@ pub fn transform(
         written?;
         computed
     })?;
+    drop(checkpointer);
     Ok(summary)
 }
 
@@ -497,7 +499,7 @@ pub fn check_fresh(store: &Store) -> Result<(), String> {
     }
     if extract != store.meta("payload_extract_version").ok().flatten() {
         return Err(
-            "the payloads are older than the last load: run `intercom-push transform` first".into(),
+            "the payloads are older than the last load (or their last transform did not finish): run `intercom-push transform` first".into(),
         );
     }
     Ok(())

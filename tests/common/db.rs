@@ -121,7 +121,9 @@ pub fn run_ids(db: &Path) -> Vec<i64> {
 pub fn pushed_state(db: &Path, kind: &str, record_key: &str) -> (Option<String>, Option<String>) {
     read_only(db)
         .query_row(
-            "SELECT intercom_id, hex(pushed_hash) FROM records WHERE kind = ?1 AND record_key = ?2",
+            "SELECT CASE typeof(intercom_id) WHEN 'blob' THEN lower(hex(intercom_id)) ELSE intercom_id END,
+                    hex(pushed_hash)
+             FROM records WHERE kind = ?1 AND record_key = ?2",
             [kind, record_key],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
