@@ -46,14 +46,7 @@ pub fn migrate(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
 /// `schema.sql` creates the index again on the codes.
 fn compact_sync_columns(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
     let err = |e| sqlite_err(path, e);
-    let index: Option<String> = tx
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'records_attention'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(err)?;
+    let index = created_as(tx, "index", "records_attention").map_err(err)?;
     if !index.is_some_and(|sql| sql.contains("'not_found'")) {
         return Ok(());
     }
@@ -73,19 +66,22 @@ fn compact_sync_columns(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreEr
     .map_err(err)
 }
 
+/// The statement that created the `kind` (table, index) `name`, if it exists.
+fn created_as(tx: &Transaction<'_>, kind: &str, name: &str) -> rusqlite::Result<Option<String>> {
+    tx.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = ?1 AND name = ?2",
+        [kind, name],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 /// `account_fields` as created before fields could be dates: rebuilt by `schema.sql` with the
 /// CHECK that allows `'date'`, its rows copied, so the loaded extract stays usable (a version
 /// of this tool that knows no dates reads a `date` kind as a string).
 fn allow_date_kind(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
     let err = |e| sqlite_err(path, e);
-    let created: Option<String> = tx
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'account_fields'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(err)?;
+    let created = created_as(tx, "table", "account_fields").map_err(err)?;
     if created.is_none_or(|sql| sql.contains("'date'")) {
         return Ok(());
     }
