@@ -723,29 +723,27 @@ impl SyncWriter {
             .conn
             .transaction()
             .map_err(|e| sqlite_err(&path, e))?;
+        // Built once per batch; each statement is prepared once per connection.
+        let updated = format!(
+            "UPDATE records SET intercom_id = {}, pushed_hash = ?3,
+               pushed_payload = CASE WHEN hash IS ?3 THEN NULL ELSE ?4 END,
+               pushed_at = unixepoch(), status = ?5, last_error = NULL, failures = 0
+             WHERE record_id = ?1",
+            stored_intercom_id("?2")
+        );
         for record in batch {
             let id = record.record_id;
             let result = match &record.outcome {
-                RecordOutcome::Updated { intercom_id, hash, stored } => tx.execute(
-                    &format!(
-                        "UPDATE records SET intercom_id = {}, pushed_hash = ?3,
-                           pushed_payload = CASE WHEN hash IS ?3 THEN NULL ELSE ?4 END,
-                           pushed_at = unixepoch(), status = ?5, last_error = NULL, failures = 0
-                         WHERE record_id = ?1",
-                        stored_intercom_id("?2")
-                    ),
-                    params![id, intercom_id, hash, stored, status_code("updated")],
-                ),
-                RecordOutcome::NotFound => tx.execute(
-                    "UPDATE records SET intercom_id = NULL, status = ?2, last_error = NULL WHERE record_id = ?1",
-                    params![id, status_code("not_found")],
-                ),
+                RecordOutcome::Updated { intercom_id, hash, stored } => tx
+                    .prepare_cached(&updated)
+                    .and_then(|mut s| s.execute(params![id, intercom_id, hash, stored, status_code("updated")])),
+                RecordOutcome::NotFound => tx
+                    .prepare_cached("UPDATE records SET intercom_id = NULL, status = ?2, last_error = NULL WHERE record_id = ?1")
+                    .and_then(|mut s| s.execute(params![id, status_code("not_found")])),
                 RecordOutcome::Ambiguous(reason) | RecordOutcome::Failed(reason) => {
                     let status = status_code(if matches!(record.outcome, RecordOutcome::Ambiguous(_)) { "ambiguous" } else { "failed" });
-                    tx.execute(
-                        "UPDATE records SET status = ?2, last_error = ?3, failures = failures + 1 WHERE record_id = ?1",
-                        params![id, status, reason],
-                    )
+                    tx.prepare_cached("UPDATE records SET status = ?2, last_error = ?3, failures = failures + 1 WHERE record_id = ?1")
+                        .and_then(|mut s| s.execute(params![id, status, reason]))
                 }
             };
             result.map_err(|e| sqlite_err(&path, e))?;
