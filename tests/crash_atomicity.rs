@@ -3,7 +3,8 @@
 //! `transform` commits in steps of 25,000 records — marked unfinished, which `plan` and
 //! `push` refuse and the next `transform` completes. Kill moments are seeded, spread over the
 //! measured duration of an uninterrupted run, and the test checks that kills did land
-//! mid-operation.
+//! mid-operation. The first load into a new database (written under a rollback journal, not
+//! the WAL) is killed too: it leaves a database with no export, which the next load fills.
 
 mod common;
 
@@ -298,4 +299,52 @@ fn kill_9_during_load_and_transform_never_leaves_a_mix_that_plan_or_push_would_u
     let extract = extract_state(&db);
     assert!(extract == state_a || extract == state_b);
     eprintln!("total {:?}", started.elapsed());
+}
+
+#[test]
+fn kill_9_during_the_first_load_into_a_new_database_leaves_no_export_and_the_next_load_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let export = tmp.path().join("a");
+    write_export(&export, ACCOUNTS, "a");
+    let load = ["load", "--input", path_str(&export)];
+    // Reference: the same load into two new databases, uninterrupted (timed: the faster).
+    let reference = |name: &str| {
+        let db = tmp.path().join(name);
+        (run_ok(&db, &load), extract_state(&db))
+    };
+    let (first, state) = reference("reference-1.db");
+    let (second, again) = reference("reference-2.db");
+    assert_eq!(state, again);
+    assert_eq!(state.0, ACCOUNTS as i64);
+
+    let mut outcomes = Vec::new();
+    for (i, at) in moments(2, first.min(second)).into_iter().enumerate() {
+        let db = tmp.path().join(format!("new-{i}.db"));
+        let killed = kill_after(&db, &load, at);
+        if killed && db.exists() {
+            // Opening it rolls the killed load back: a database without an export.
+            let out = command(&db, &["plan"]).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "trial {i}: {stderr}");
+            assert!(
+                stderr.contains("no export loaded yet"),
+                "trial {i}: {stderr}"
+            );
+        }
+        run_ok(&db, &load);
+        assert_eq!(extract_state(&db), state, "trial {i} (kill at {at:?})");
+        let mut journal = db.clone().into_os_string();
+        journal.push("-journal");
+        assert!(
+            !Path::new(&journal).exists(),
+            "trial {i}: a -journal is left"
+        );
+        outcomes.push(format!("{at:?}:{}", if killed { "killed" } else { "done" }));
+    }
+    eprintln!("first load (uninterrupted {first:?}, {second:?}): {outcomes:?}");
+    let killed = outcomes.iter().filter(|o| o.ends_with("killed")).count();
+    assert!(
+        killed >= 2,
+        "only {killed} kills landed during the load: {outcomes:?}"
+    );
 }

@@ -76,8 +76,17 @@ pub struct DecodeError {
 
 /// Encodes a value into a blob.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    // Serializing into a growable Vec cannot fail for these types.
-    postcard::to_allocvec(value).unwrap_or_default()
+    thread_local! {
+        /// Each thread's scratch space: a blob is written there, then copied out in one
+        /// allocation of its exact size (not grown byte by byte from empty).
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 1 << 16]);
+    }
+    SCRATCH.with_borrow_mut(|scratch| match postcard::to_slice(value, scratch) {
+        Ok(used) => used.to_vec(),
+        // Larger than the scratch space (or a type postcard cannot write, which these are
+        // not): a growable Vec.
+        Err(_) => postcard::to_allocvec(value).unwrap_or_default(),
+    })
 }
 
 /// Decodes a blob written by [`encode`].

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use rusqlite::{params, Statement, Transaction};
+use rusqlite::{params, Connection, Statement, Transaction};
 
 use super::batch::{bind_all, BatchInsert, BindRow};
-use super::{sqlite_err, Store, StoreError};
+use super::{sqlite_err, Journal, Store, StoreError};
 
 const EXTRACT_TABLES: [&str; 7] = [
     "accounts",
@@ -22,7 +22,9 @@ const EXTRACT_TABLES: [&str; 7] = [
 /// leaves the database as it was. Keys are given by the caller (dense, from 1); uniqueness is
 /// the caller's to check.
 pub struct ExtractWriter<'c> {
+    conn: &'c Connection,
     tx: Transaction<'c>,
+    journal: Journal,
     path: PathBuf,
     accounts: BatchInsert<AccountInsert>,
     users: BatchInsert<UserInsert>,
@@ -104,13 +106,20 @@ impl BindRow for ChildrenInsert {
 }
 
 impl<'c> ExtractWriter<'c> {
-    pub(super) fn begin(tx: Transaction<'c>, path: PathBuf) -> Result<Self, StoreError> {
+    pub(super) fn begin(
+        conn: &'c Connection,
+        tx: Transaction<'c>,
+        path: PathBuf,
+        journal: Journal,
+    ) -> Result<Self, StoreError> {
         for table in EXTRACT_TABLES {
             tx.execute(&format!("DELETE FROM {table}"), [])
                 .map_err(|e| sqlite_err(&path, e))?;
         }
         Ok(ExtractWriter {
+            conn,
             tx,
+            journal,
             path,
             accounts: BatchInsert::new(
                 "accounts (account_key, external_id, vitally_id, owner_ref, fields)",
@@ -225,6 +234,11 @@ impl<'c> ExtractWriter<'c> {
             .map_err(|e| self.err(e))? as u64;
         self.set_meta("extract_version", &version.to_string())?;
         self.tx.commit().map_err(|e| sqlite_err(&self.path, e))?;
+        if self.journal == Journal::Rollback {
+            self.conn
+                .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+                .map_err(|e| sqlite_err(&self.path, e))?;
+        }
         Ok(version)
     }
 }
@@ -403,5 +417,71 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map(params, map).map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<T>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal_mode(conn: &rusqlite::Connection) -> String {
+        conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn load_one_account(store: &mut Store, during: impl FnOnce(&ExtractWriter<'_>)) {
+        let mut writer = store.extract_writer().unwrap();
+        during(&writer);
+        writer
+            .insert_account(AccountInsert {
+                key: 1,
+                external_id: "a1".into(),
+                vitally_id: None,
+                owner_ref: None,
+                fields: Vec::new(),
+            })
+            .unwrap();
+        writer.commit().unwrap();
+    }
+
+    #[test]
+    fn a_load_into_a_new_database_is_written_once_then_the_database_is_wal_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut store = Store::open(&db).unwrap();
+        load_one_account(&mut store, |writer| {
+            assert_eq!(
+                journal_mode(writer.conn),
+                "delete",
+                "no WAL for a new database"
+            );
+        });
+        assert_eq!(journal_mode(&store.conn), "wal");
+        assert_eq!(store.loaded_counts().unwrap().0, 1);
+        drop(store);
+
+        // The next load replaces rows: under the WAL, like every other write.
+        let mut store = Store::open(&db).unwrap();
+        load_one_account(&mut store, |writer| {
+            assert_eq!(journal_mode(writer.conn), "wal");
+        });
+        assert!(!dir.path().join("s.db-journal").exists());
+    }
+
+    #[test]
+    fn a_new_database_open_elsewhere_keeps_the_wal_for_its_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut store = Store::open(&db).unwrap();
+        let reader = Store::open(&db).unwrap();
+        reader.meta("extract_version").unwrap();
+        load_one_account(&mut store, |writer| {
+            assert_eq!(
+                journal_mode(writer.conn),
+                "wal",
+                "another connection is open"
+            );
+        });
+        assert_eq!(reader.loaded_counts().unwrap().0, 1);
     }
 }

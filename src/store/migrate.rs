@@ -6,6 +6,10 @@
 //! Schema 2 → 3: `records.status` becomes a small integer and Intercom's ids (24 hex digits)
 //! 12 bytes, in place (see [`compact_sync_columns`]).
 //!
+//! Schema 3 as first released kept the records needing attention in an index on
+//! `status IN (2, 3, 4)`, which no query used and every insert paid for: it is created again
+//! on `status >= 2` (see [`attention_by_range`]).
+//!
 //! Schema 1 → 2: what Intercom accepted (`sync_state`, JSON payloads) moves into `records`
 //! (encoded payloads) unchanged, hashes included, so nothing is sent again for it. The old
 //! extract and payload tables are dropped: the next `load` (every `run` starts with one) and
@@ -38,7 +42,20 @@ const DROPPED_IN_2: [&str; 9] = [
 pub fn migrate(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
     from_schema_1(tx, path)?;
     compact_sync_columns(tx, path)?;
+    attention_by_range(tx, path)?;
     allow_date_kind(tx, path)
+}
+
+/// Drops the index of records needing attention made on an IN list; `schema.sql` creates it
+/// again on a range (see the module's documentation).
+fn attention_by_range(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
+    let err = |e| sqlite_err(path, e);
+    let index = created_as(tx, "index", "records_attention").map_err(err)?;
+    if index.is_some_and(|sql| sql.contains("IN (2, 3, 4)")) {
+        tx.execute_batch("DROP INDEX records_attention;")
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Schema 2 → 3, told by the index of records needing attention, which schema 2 keyed on
@@ -241,4 +258,35 @@ fn encode_json_payload(
         }
     };
     Ok(codec::encode(&payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+
+    #[test]
+    fn the_attention_index_on_an_in_list_is_made_again_on_a_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let store = Store::open(&db).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "DROP INDEX records_attention;
+                 CREATE INDEX records_attention ON records (status, kind, record_key)
+                     WHERE status IN (2, 3, 4);",
+            )
+            .unwrap();
+        drop(store);
+        let store = Store::open(&db).unwrap();
+        let sql: String = store
+            .conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'records_attention'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.ends_with("WHERE status >= 2"), "{sql}");
+    }
 }

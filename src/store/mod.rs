@@ -64,6 +64,8 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// This open created the database file: a failed load removes it (see `cmd/load.rs`).
+    created: bool,
     /// record_key → record_id per kind, built on the first lookup by key (see
     /// `reconcile.rs`); the records of a kind do not change while one command runs.
     key_index:
@@ -74,7 +76,7 @@ impl Store {
     /// Opens (creating if needed, mode 0600) the database at `path` and applies `schema.sql`.
     /// A database that other users can write is refused.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        private::prepare_database_file(path)?;
+        let created = private::prepare_database_file(path)?;
         let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
             path: path.display().to_string(),
             source,
@@ -82,6 +84,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            created,
             key_index: Default::default(),
         };
         store.init()?;
@@ -165,11 +168,36 @@ impl Store {
 
     /// Begins replacing the extract: one transaction that empties the extract tables.
     /// Nothing is visible to others until [`ExtractWriter::commit`]; dropping the writer rolls back.
+    ///
+    /// Into a database this open created, the load is written once: under a rollback journal,
+    /// which holds only the few pages that existed (SQLite does not journal pages appended to
+    /// the file), instead of the WAL, whose every frame the checkpoint then copies into the
+    /// database a second time. The commit returns the database to WAL. A load into an older
+    /// database keeps the WAL: its new rows reuse the pages of the old extract.
     pub fn extract_writer(&mut self) -> Result<ExtractWriter<'_>, StoreError> {
         self.bulk_cache()?;
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| sqlite_err(&path, e))?;
-        ExtractWriter::begin(tx, path)
+        let journal = if self.created {
+            self.rollback_journal()
+        } else {
+            Journal::Wal
+        };
+        let tx = Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Deferred)
+            .map_err(|e| self.err(e))?;
+        ExtractWriter::begin(&self.conn, tx, self.path.clone(), journal)
+    }
+
+    /// Leaves WAL for a rollback journal when this is the only connection to the database
+    /// (SQLite refuses otherwise, and the WAL is kept).
+    fn rollback_journal(&self) -> Journal {
+        let mode = self
+            .conn
+            .query_row("PRAGMA journal_mode = DELETE", [], |r| {
+                r.get::<_, String>(0)
+            });
+        match mode {
+            Ok(mode) if mode.eq_ignore_ascii_case("delete") => Journal::Rollback,
+            _ => Journal::Wal,
+        }
     }
 
     /// A larger page cache for a connection that writes a whole export or every payload in one
@@ -211,6 +239,13 @@ impl Store {
         let path = self.path.clone();
         self.conn.transaction().map_err(|e| sqlite_err(&path, e))
     }
+}
+
+/// The journal a load writes under (see [`Store::extract_writer`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Journal {
+    Wal,
+    Rollback,
 }
 
 /// See [`Store::checkpointer`]; stops (and waits for its last checkpoint) when dropped.

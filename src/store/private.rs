@@ -1,7 +1,7 @@
 //! The state database holds customer emails and revenue: it is private to the user that runs
 //! the tool. A new database file is created 0600 whatever the umask (SQLite then creates its
-//! `-wal` and `-shm` files with the database file's mode), and a database that other users
-//! can write is refused with the `chmod` that fixes it.
+//! `-wal`, `-shm` and `-journal` files with the database file's mode), and a database that
+//! other users can write is refused with the `chmod` that fixes it.
 
 use std::fs::{OpenOptions, Permissions};
 use std::io::ErrorKind;
@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use super::StoreError;
 
-/// Mode of every file of the state (database, `-wal`, `-shm`, lock file).
+/// Mode of every file of the state (database, the files beside it, lock file).
 pub const PRIVATE_MODE: u32 = 0o600;
 
 /// The database file and the files SQLite keeps beside it.
-pub fn database_files(db: &Path) -> [PathBuf; 3] {
-    ["", "-wal", "-shm"].map(|suffix| {
+pub fn database_files(db: &Path) -> [PathBuf; 4] {
+    ["", "-wal", "-shm", "-journal"].map(|suffix| {
         let mut path = db.as_os_str().to_owned();
         path.push(suffix);
         PathBuf::from(path)
@@ -23,8 +23,9 @@ pub fn database_files(db: &Path) -> [PathBuf; 3] {
 }
 
 /// Creates `db` empty with mode 0600 unless it exists (an empty file is an empty SQLite
-/// database), then refuses it if group or others can write it or its `-wal`/`-shm` files.
-pub fn prepare_database_file(db: &Path) -> Result<(), StoreError> {
+/// database), then refuses it if group or others can write it or the files beside it.
+/// Returns whether it created the file.
+pub fn prepare_database_file(db: &Path) -> Result<bool, StoreError> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -35,10 +36,13 @@ pub fn prepare_database_file(db: &Path) -> Result<(), StoreError> {
         Ok(file) => file
             .set_permissions(Permissions::from_mode(PRIVATE_MODE))
             .map_err(|e| cannot_create(db, e))?,
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            refuse_writable_by_others(db)?;
+            return Ok(false);
+        }
         Err(e) => return Err(cannot_create(db, e)),
     }
-    refuse_writable_by_others(db)
+    refuse_writable_by_others(db).map(|()| true)
 }
 
 fn cannot_create(db: &Path, error: std::io::Error) -> StoreError {
@@ -55,7 +59,7 @@ fn cannot_create(db: &Path, error: std::io::Error) -> StoreError {
     ))
 }
 
-/// Fails when group or others may write the database or its `-wal`/`-shm` files (they could
+/// Fails when group or others may write the database or the files beside it (they could
 /// change what is pushed to Intercom), naming the `chmod` that fixes it.
 pub fn refuse_writable_by_others(db: &Path) -> Result<(), StoreError> {
     let exposed: Vec<PathBuf> = database_files(db)

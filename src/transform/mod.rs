@@ -109,9 +109,8 @@ pub fn transform(
     let users_by_id = store.meta("users_have_id")?.as_deref() == Some("1");
     let (max_account, max_user) = store.max_keys()?;
     let checkpointer = store.checkpointer()?;
+    // One reader connection per kind, beside the writer's.
     let reader = store.reopen()?;
-    // Read on its own connection beside the writer and the company payloads; the writer
-    // changes no user record before the users' turn.
     let users_reader = store.reopen()?;
     let mut summary = TransformSummary {
         attributes: mapping.attributes.len(),
@@ -131,7 +130,6 @@ pub fn transform(
         // order, so the compute here overlaps the inserts there.
         let writer =
             scope.spawn(move || write_payloads(store, &attributes, &names, names_tx, request_rx));
-        let stored_users = scope.spawn(move || users_reader.stored_hashes("user"));
         let computed = (|| -> Result<(), TransformError> {
             let Ok(name_keys) = names_rx.recv() else {
                 return Err(writer_stopped());
@@ -143,116 +141,60 @@ pub fn transform(
             for (name, key) in name_keys {
                 name_table[key as usize] = name;
             }
-            let names = JsonNames::new(&name_table);
-            let send = |request| request_tx.send(request).map_err(|_| writer_stopped());
-
-            // Companies.
-            let mut companies = Comparison::new("company", reader.stored_hashes("company")?);
-            let mut clamped = 0u64;
-            let progress = Progress::new("computing company payloads", "accounts");
-            let reader = chunked(
-                reader,
-                max_account,
-                |store, lo, hi| store.account_chunk(lo, hi),
-                |chunk| {
-                    let computed: Vec<(Computed, bool)> = chunk
-                        .par_iter()
-                        .map(|account| -> Result<(Computed, bool), DecodeError> {
-                            let (fields, children) = decode_account(account)?;
-                            let (payload, notes) = layout.company(account, &fields, &children);
-                            let computed = companies.compare(
-                                &account.external_id,
-                                &payload,
-                                &names,
-                                &mapping.version,
-                            );
-                            Ok((computed, notes.monthly_spend_clamped))
-                        })
-                        .collect::<Result<_, _>>()?;
-                    summary.companies += chunk.len() as u64;
-                    progress.inc(chunk.len() as u64);
-                    let mut writes = Vec::new();
-                    for (account, (computed, was_clamped)) in chunk.into_iter().zip(computed) {
-                        clamped += u64::from(was_clamped);
-                        writes.extend(companies.apply(account.external_id, computed));
-                    }
-                    summary.changed += writes.len() as u64;
-                    send(Request::Write(writes))
-                },
-            )?;
-            progress.finish();
-            send(Request::Write(companies.retirements()))?;
-            drop(companies);
-            if clamped > 0 {
+            let compute = Compute {
+                layout: &layout,
+                names: &JsonNames::new(&name_table),
+                mapping_version: &mapping.version,
+            };
+            // Companies and users at once: the company payloads keep the workers busy, the
+            // many small user records the writer, so each side's work hides the other's.
+            let (companies, users) = std::thread::scope(|both| {
+                let users = both.spawn(|| {
+                    compute.users(
+                        users_reader,
+                        max_user,
+                        &owners,
+                        users_by_id,
+                        request_tx.clone(),
+                    )
+                });
+                let companies = compute.companies(reader, max_account, request_tx.clone());
+                let users = users
+                    .join()
+                    .unwrap_or(Err(TransformError::Store(StoreError::Worker(
+                        "the user payload thread panicked",
+                    ))));
+                (companies, users)
+            });
+            let (companies, users) = (companies?, users?);
+            summary.companies = companies.records;
+            summary.users = users.records;
+            summary.changed = companies.changed + users.changed;
+            if companies.clamped > 0 {
                 summary.warnings.push(format!(
-                    "{clamped} accounts have an MRR outside Intercom's monthly_spend range [0, {}]; sent clamped",
+                    "{} accounts have an MRR outside Intercom's monthly_spend range [0, {}]; sent clamped",
+                    companies.clamped,
                     payload::MONTHLY_SPEND_MAX
                 ));
             }
-
-            // Users. An owner is named by the users' `id` when they have one, else by their
-            // externalId.
-            let reference_of = |user: &UserRecord| {
-                if users_by_id {
-                    user.vitally_id.clone()
-                } else {
-                    user.external_id.clone()
-                }
-            };
-            let stored_users = stored_users
-                .join()
-                .unwrap_or(Err(StoreError::Worker("the stored hash reader panicked")))?;
-            let mut users = Comparison::new("user", stored_users);
-            let mut matched_owners: HashSet<String> = HashSet::new();
-            let progress = Progress::new("computing user payloads", "users");
-            chunked(
-                reader,
-                max_user,
-                |store, lo, hi| store.user_chunk(lo, hi),
-                |chunk| {
-                    let computed: Vec<(String, Computed)> = chunk
-                        .par_iter()
-                        .map(|user| {
-                            let is_owner = reference_of(user).is_some_and(|r| owners.contains(&r));
-                            let record_key = user.record_key();
-                            let payload = layout.user(user, is_owner);
-                            let computed =
-                                users.compare(&record_key, &payload, &names, &mapping.version);
-                            (record_key, computed)
-                        })
-                        .collect();
-                    for user in &chunk {
-                        if let Some(r) = reference_of(user).filter(|r| owners.contains(r)) {
-                            matched_owners.insert(r);
-                        }
-                    }
-                    summary.users += chunk.len() as u64;
-                    progress.inc(chunk.len() as u64);
-                    let mut writes = Vec::new();
-                    for (record_key, computed) in computed {
-                        writes.extend(users.apply(record_key, computed));
-                    }
-                    summary.changed += writes.len() as u64;
-                    send(Request::Write(writes))
-                },
-            )?;
-            progress.finish();
-            send(Request::Write(users.retirements()))?;
-            let unmatched_owners = owners.len() - matched_owners.len();
-            if unmatched_owners > 0 {
+            if users.unmatched_owners > 0 {
                 summary.warnings.push(format!(
-                    "{unmatched_owners} accountOwnerId values match no user (by {}); those owners get no contact update",
+                    "{} accountOwnerId values match no user (by {}); those owners get no contact update",
+                    users.unmatched_owners,
                     if users_by_id { "id" } else { "externalId" }
                 ));
             }
-            send(Request::Commit(vec![
-                ("payload_extract_version", extract_version.to_string()),
-                ("mapping", mapping.version.clone()),
-                ("prefix", settings.prefix.clone()),
-                ("payload_tool", TOOL.to_string()),
-                ("payload_count_company", summary.companies.to_string()),
-                ("payload_count_user", summary.users.to_string()),
-            ]))
+            hand_over(
+                &request_tx,
+                Request::Commit(vec![
+                    ("payload_extract_version", extract_version.to_string()),
+                    ("mapping", mapping.version.clone()),
+                    ("prefix", settings.prefix.clone()),
+                    ("payload_tool", TOOL.to_string()),
+                    ("payload_count_company", summary.companies.to_string()),
+                    ("payload_count_user", summary.users.to_string()),
+                ]),
+            )
         })();
         drop(request_tx);
         let written = writer
@@ -264,6 +206,131 @@ pub fn transform(
     })?;
     drop(checkpointer);
     Ok(summary)
+}
+
+/// How accounts name their owner: by the users' `id` when they have one (`users_by_id`),
+/// else by their externalId.
+fn owner_reference(user: &UserRecord, users_by_id: bool) -> Option<&str> {
+    if users_by_id {
+        user.vitally_id.as_deref()
+    } else {
+        user.external_id.as_deref()
+    }
+}
+
+/// What one kind's compute did.
+#[derive(Default)]
+struct Totals {
+    records: u64,
+    /// Payloads sent to the writer (new or changed).
+    changed: u64,
+    /// Companies whose MRR was clamped into monthly_spend's range.
+    clamped: u64,
+    /// accountOwnerId values that match no user.
+    unmatched_owners: usize,
+}
+
+/// What computing a payload needs, shared by the company and the user side.
+struct Compute<'a> {
+    layout: &'a Layout,
+    names: &'a JsonNames,
+    mapping_version: &'a str,
+}
+
+impl Compute<'_> {
+    /// Computes every company's payload (chunks read on `reader`) and sends the changed ones
+    /// and the retirements to the writer.
+    fn companies(
+        &self,
+        reader: Store,
+        max_account: u32,
+        send: mpsc::SyncSender<Request>,
+    ) -> Result<Totals, TransformError> {
+        let mut companies = Comparison::new("company", reader.stored_hashes("company")?);
+        let mut totals = Totals::default();
+        let progress = Progress::new("computing company payloads", "accounts");
+        chunked(
+            reader,
+            max_account,
+            |store, lo, hi| store.account_chunk(lo, hi),
+            |chunk| {
+                let computed: Vec<(Computed, bool)> = chunk
+                    .par_iter()
+                    .map(|account| -> Result<(Computed, bool), DecodeError> {
+                        let (fields, children) = decode_account(account)?;
+                        let (payload, notes) = self.layout.company(account, &fields, &children);
+                        let computed = companies.compare(
+                            &account.external_id,
+                            &payload,
+                            self.names,
+                            self.mapping_version,
+                        );
+                        Ok((computed, notes.monthly_spend_clamped))
+                    })
+                    .collect::<Result<_, _>>()?;
+                totals.records += chunk.len() as u64;
+                progress.inc(chunk.len() as u64);
+                let mut writes = Vec::new();
+                for (account, (computed, was_clamped)) in chunk.into_iter().zip(computed) {
+                    totals.clamped += u64::from(was_clamped);
+                    writes.extend(companies.apply(account.external_id, computed));
+                }
+                totals.changed += writes.len() as u64;
+                hand_over(&send, Request::Write(writes))
+            },
+        )?;
+        progress.finish();
+        hand_over(&send, Request::Write(companies.retirements()))?;
+        Ok(totals)
+    }
+
+    /// Computes every user's payload (chunks read on `reader`, which first reads the stored
+    /// user hashes: no user record is written before that) and sends the changed ones and the
+    /// retirements to the writer.
+    fn users(
+        &self,
+        reader: Store,
+        max_user: u32,
+        owners: &HashSet<String>,
+        users_by_id: bool,
+        send: mpsc::SyncSender<Request>,
+    ) -> Result<Totals, TransformError> {
+        let mut users = Comparison::new("user", reader.stored_hashes("user")?);
+        let mut totals = Totals::default();
+        let mut matched_owners: HashSet<&str> = HashSet::new();
+        let progress = Progress::new("computing user payloads", "users");
+        chunked(
+            reader,
+            max_user,
+            |store, lo, hi| store.user_chunk(lo, hi),
+            |chunk| {
+                let computed: Vec<(String, Computed, Option<&str>)> = chunk
+                    .par_iter()
+                    .map(|user| {
+                        let owner = owner_reference(user, users_by_id).and_then(|r| owners.get(r));
+                        let record_key = user.record_key();
+                        let payload = self.layout.user(user, owner.is_some());
+                        let computed =
+                            users.compare(&record_key, &payload, self.names, self.mapping_version);
+                        (record_key, computed, owner.map(String::as_str))
+                    })
+                    .collect();
+                totals.records += chunk.len() as u64;
+                progress.inc(chunk.len() as u64);
+                let mut writes = Vec::new();
+                for (record_key, computed, owner) in computed {
+                    matched_owners.extend(owner);
+                    writes.extend(users.apply(record_key, computed));
+                }
+                totals.changed += writes.len() as u64;
+                hand_over(&send, Request::Write(writes))
+            },
+        )?;
+        progress.finish();
+        hand_over(&send, Request::Write(users.retirements()))?;
+        totals.unmatched_owners = owners.len() - matched_owners.len();
+        Ok(totals)
+    }
 }
 
 /// What the compute side asks of the writer thread.
@@ -288,6 +355,11 @@ enum PayloadWrite {
     },
     /// A stored record that is no longer in the extract.
     Retire(StoredHash),
+}
+
+/// Hands `request` to the writer thread.
+fn hand_over(writer: &mpsc::SyncSender<Request>, request: Request) -> Result<(), TransformError> {
+    writer.send(request).map_err(|_| writer_stopped())
 }
 
 fn writer_stopped() -> TransformError {
@@ -343,6 +415,11 @@ fn write_payloads(
     }
     // The compute side gave up: roll back.
     Ok(())
+}
+
+thread_local! {
+    /// Each worker's buffer for the canonical JSON it hashes.
+    static CANONICAL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One kind's computed payloads compared with the stored ones.
@@ -415,8 +492,12 @@ impl Comparison {
         names: &JsonNames,
         mapping_version: &str,
     ) -> Computed {
-        let json = payload.to_json(names);
-        let hash = hash::payload_hash(mapping_version, json.as_bytes());
+        // The canonical JSON into this worker's buffer: reused, never grown again, and
+        // hashed as the bytes they are (no String made of them).
+        let hash = CANONICAL.with_borrow_mut(|json| {
+            payload.write_json(names, json);
+            hash::payload_hash(mapping_version, json)
+        });
         // Key hashes are 128-bit: a match is this record (two keys colliding has a
         // probability of about 2⁻⁶⁸ even at a billion records).
         let index = self.find(key_hash(record_key));
