@@ -535,13 +535,13 @@ impl Comparison {
 }
 
 /// Reads rows `1..=max_key` in chunks on a reader thread (two chunks ahead at most) and calls
-/// `process` on each, in key order, on this thread. Returns the reader's store.
+/// `process` on each, in key order, on this thread.
 fn chunked<T: Send>(
     reader: Store,
     max_key: u32,
     read: impl Fn(&Store, u32, u32) -> Result<Vec<T>, StoreError> + Send,
     mut process: impl FnMut(Vec<T>) -> Result<(), TransformError>,
-) -> Result<Store, TransformError> {
+) -> Result<(), TransformError> {
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel::<Result<Vec<T>, StoreError>>(2);
         let reading = scope.spawn(move || {
@@ -555,7 +555,6 @@ fn chunked<T: Send>(
                 }
                 lo = hi;
             }
-            reader
         });
         let result = (|| {
             for chunk in &rx {
@@ -564,10 +563,10 @@ fn chunked<T: Send>(
             Ok(())
         })();
         drop(rx);
-        let reader = reading
+        reading
             .join()
             .map_err(|_| TransformError::Store(StoreError::Worker("the reader thread panicked")))?;
-        result.map(|()| reader)
+        result
     })
 }
 
