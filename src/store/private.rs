@@ -26,7 +26,7 @@ pub fn database_files(db: &Path) -> [PathBuf; 4] {
 /// database), then refuses it if group or others can write it or the files beside it.
 /// Returns whether it created the file.
 pub fn prepare_database_file(db: &Path) -> Result<bool, StoreError> {
-    match OpenOptions::new()
+    let created = match OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(PRIVATE_MODE)
@@ -35,14 +35,13 @@ pub fn prepare_database_file(db: &Path) -> Result<bool, StoreError> {
         // The umask may have removed bits from the mode: set it exactly.
         Ok(file) => file
             .set_permissions(Permissions::from_mode(PRIVATE_MODE))
+            .map(|()| true)
             .map_err(|e| cannot_create(db, e))?,
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            refuse_writable_by_others(db)?;
-            return Ok(false);
-        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
         Err(e) => return Err(cannot_create(db, e)),
-    }
-    refuse_writable_by_others(db).map(|()| true)
+    };
+    refuse_writable_by_others(db)?;
+    Ok(created)
 }
 
 fn cannot_create(db: &Path, error: std::io::Error) -> StoreError {
