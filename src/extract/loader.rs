@@ -702,12 +702,20 @@ fn children_of(buffer: &[u8]) -> Result<Children<'_>, Twice> {
 /// the accounts (read only) and its own catalog, beside the other groups.
 pub struct ChildLoader<'a> {
     accounts: &'a HashMap<Box<str>, u32>,
+    /// The last account found and its key: an account's child rows often come together,
+    /// and one comparison is cheaper than a lookup in a map of a million accounts. (Key 0,
+    /// which no account has, until one is found.)
+    last_account: (String, u32),
     pub state: ChildState,
 }
 
 impl<'a> ChildLoader<'a> {
     pub fn new(accounts: &'a HashMap<Box<str>, u32>, state: ChildState) -> Self {
-        ChildLoader { accounts, state }
+        ChildLoader {
+            accounts,
+            last_account: (String::new(), 0),
+            state,
+        }
     }
 
     /// Consumes one row of `table`.
@@ -728,12 +736,19 @@ impl<'a> ChildLoader<'a> {
 
     /// The account key for a child row's `account_id`; `None` (counted) when unknown.
     fn account_of(&mut self, at: Location<'_>, reference: &str) -> Option<u32> {
-        let found = self.accounts.get(reference).copied();
-        if found.is_none() {
+        let (last, last_key) = &mut self.last_account;
+        if *last_key != 0 && last == reference {
+            return Some(*last_key);
+        }
+        let Some(&key) = self.accounts.get(reference) else {
             self.state
                 .skip(at, "rows whose account is not in the accounts file");
-        }
-        found
+            return None;
+        };
+        last.clear();
+        last.push_str(reference);
+        *last_key = key;
+        Some(key)
     }
 
     fn count_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
@@ -884,10 +899,9 @@ impl UserLoader {
             )));
         }
         if let Some(id) = &vitally_id {
-            if !self
-                .user_keys
-                .insert(xxhash_rust::xxh3::xxh3_128(format!("i:{id}").as_bytes()))
-            {
+            if !self.user_keys.insert(xxhash_rust::xxh3::xxh3_128(
+                &[b"i:", id.as_bytes()].concat(),
+            )) {
                 return Err(at.error(format!("a second user with id `{id}`: ids must be unique")));
             }
         }

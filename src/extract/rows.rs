@@ -95,10 +95,11 @@ impl CsvRecords {
 
     pub fn push(&mut self, record: &csv::StringRecord, line: u64) {
         self.records.push((self.ends.len(), line));
-        for field in record {
-            self.text.push_str(field);
-            self.ends.push(self.text.len());
-        }
+        // The record's fields are one string already: copied at once, then delimited.
+        let start = self.text.len();
+        self.text.push_str(record.as_slice());
+        self.ends
+            .extend((0..record.len()).filter_map(|i| record.range(i).map(|r| start + r.end)));
     }
 
     pub fn len(&self) -> usize {

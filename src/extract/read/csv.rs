@@ -213,9 +213,11 @@ struct QuoteTracker<R> {
     counted: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum QuoteState {
+    /// Outside quotes, and the last byte ended a field (or there was none yet).
     FieldStart,
+    /// Inside an unquoted field.
     Unquoted,
     Quoted,
     /// A quote inside a quoted field: closes it, or starts a doubled-quote escape.
@@ -240,6 +242,11 @@ impl<R> QuoteTracker<R> {
         }
     }
 
+    /// Whether a field starts after byte `b`.
+    fn is_boundary(&self, b: u8) -> bool {
+        b == self.delimiter || b == b'\n' || b == b'\r'
+    }
+
     /// Follows the quoting through `bytes`, jumping with `memchr` from one byte that can
     /// change the state to the next.
     fn track(&mut self, bytes: &[u8]) {
@@ -251,26 +258,38 @@ impl<R> QuoteTracker<R> {
         let mut i = 0;
         while i < bytes.len() {
             match self.state {
-                FieldStart if bytes[i] == self.quote => {
-                    let at = self.offset + i as u64;
-                    // Newlines of this chunk before the quote (the deque is sorted).
-                    let before = self.newlines.partition_point(|n| *n < at) - first_newline;
-                    self.opened_at = self.line + before as u64;
-                    self.state = Quoted;
-                    i += 1;
-                }
                 FieldStart | Unquoted => {
-                    // To the next field boundary.
-                    match memchr::memchr3(self.delimiter, b'\n', b'\r', &bytes[i..]) {
-                        Some(j) => {
-                            self.state = FieldStart;
-                            i += j + 1;
+                    // Outside quotes only a quote at the start of a field changes the state:
+                    // jump from quote to quote, not from field to field.
+                    let Some(j) = memchr::memchr(self.quote, &bytes[i..]) else {
+                        // Where the next chunk starts: at a field start, or inside a field.
+                        if let Some(&last) = bytes[i..].last() {
+                            self.state = if self.is_boundary(last) {
+                                FieldStart
+                            } else {
+                                Unquoted
+                            };
                         }
-                        None => {
-                            self.state = Unquoted;
-                            i = bytes.len();
-                        }
+                        i = bytes.len();
+                        continue;
+                    };
+                    let quote = i + j;
+                    let opens = if j == 0 {
+                        self.state == FieldStart
+                    } else {
+                        self.is_boundary(bytes[quote - 1])
+                    };
+                    if opens {
+                        let at = self.offset + quote as u64;
+                        // Newlines of this chunk before the quote (the deque is sorted).
+                        let before = self.newlines.partition_point(|n| *n < at) - first_newline;
+                        self.opened_at = self.line + before as u64;
+                        self.state = Quoted;
+                    } else {
+                        // A quote inside an unquoted field is an ordinary byte.
+                        self.state = Unquoted;
                     }
+                    i = quote + 1;
                 }
                 Quoted => {
                     let found = match self.escape {
@@ -298,7 +317,7 @@ impl<R> QuoteTracker<R> {
                     let b = bytes[i];
                     self.state = if b == self.quote {
                         Quoted
-                    } else if b == self.delimiter || b == b'\n' || b == b'\r' {
+                    } else if self.is_boundary(b) {
                         FieldStart
                     } else {
                         Unquoted
@@ -373,5 +392,65 @@ fn csv_error<R>(part: &Part, error: ::csv::Error, tracker: &mut QuoteTracker<R>)
         ),
         ::csv::ErrorKind::Io(e) => ExtractError::read(part, line, e),
         other => ExtractError::at(part, line, format!("malformed CSV: {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The quoting of `bytes` followed one byte at a time: the state after the last byte,
+    /// and the line of the quote that opened the field still open.
+    fn byte_by_byte(bytes: &[u8], escape: Option<u8>) -> (QuoteState, u64) {
+        use QuoteState::*;
+        let boundary = |b: u8| b == b',' || b == b'\n' || b == b'\r';
+        let (mut state, mut line, mut opened_at) = (FieldStart, 1, 0);
+        for &b in bytes {
+            state = match state {
+                FieldStart if b == b'"' => {
+                    opened_at = line;
+                    Quoted
+                }
+                FieldStart | Unquoted if boundary(b) => FieldStart,
+                FieldStart | Unquoted => Unquoted,
+                Quoted if b == b'"' => QuoteInQuoted,
+                Quoted if Some(b) == escape => EscapeInQuoted,
+                Quoted => Quoted,
+                EscapeInQuoted => Quoted,
+                QuoteInQuoted if b == b'"' => Quoted,
+                QuoteInQuoted if boundary(b) => FieldStart,
+                QuoteInQuoted => Unquoted,
+            };
+            line += u64::from(b == b'\n');
+        }
+        (state, opened_at)
+    }
+
+    proptest! {
+        #[test]
+        fn the_tracker_follows_quotes_as_one_byte_at_a_time_in_any_chunking(
+            bytes in proptest::collection::vec(proptest::sample::select(b"a,\"\n\r\\".to_vec()), 0..120),
+            cuts in proptest::collection::vec(0usize..120, 0..6),
+            escaped in any::<bool>(),
+        ) {
+            let dialect = CsvDialect { escape: escaped.then_some(b'\\'), ..CsvDialect::default() };
+            let mut tracker = QuoteTracker::new(std::io::empty(), &dialect);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.push(bytes.len());
+            cuts.sort_unstable();
+            let mut from = 0;
+            for cut in cuts {
+                tracker.track(&bytes[from..cut]);
+                from = cut;
+            }
+            let (state, opened_at) = byte_by_byte(&bytes, dialect.escape);
+            prop_assert_eq!(tracker.state, state);
+            if matches!(state, QuoteState::Quoted | QuoteState::EscapeInQuoted) {
+                prop_assert_eq!(tracker.opened_at, opened_at);
+            }
+            let lines = 1 + bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            prop_assert_eq!(tracker.line, lines);
+        }
     }
 }
