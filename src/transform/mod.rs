@@ -105,7 +105,7 @@ pub fn transform(
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
     let labels = store.labels()?;
-    let owners: HashSet<String> = store.owner_refs()?.into_iter().collect();
+    let owners = store.owner_refs()?;
     let users_by_id = store.meta("users_have_id")?.as_deref() == Some("1");
     let (max_account, max_user) = store.max_keys()?;
     let checkpointer = store.checkpointer()?;
