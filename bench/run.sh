@@ -365,6 +365,32 @@ bench_pipeline() {
     rm -rf "$mutated"
 }
 
+# (h) the cost per account: load + transform on a fresh database at every size in turn, RUNS
+# rounds, so that a drift of the host's speed reaches every size alike ((b) measures the
+# sizes minutes apart, and a fast or slow spell there reads as a non-linear cost).
+bench_scaling() {
+    local -a sizes
+    read -ra sizes <<<"$SIZES"
+    ((${#sizes[@]} > 1)) || return 0
+    local n i w r c db=$WORK/scaling.db
+    for n in "${sizes[@]}"; do : >"$WORK/scaling-$n"; done
+    for ((i = 1; i <= RUNS; i++)); do
+        for n in "${sizes[@]}"; do
+            fresh_db "$db"
+            timed "$WORK/t" bash -c "$BIN --db $db load --input $WORK/export-$n && $BIN --db $db transform"
+            cat "$WORK/t" >>"$WORK/scaling-$n"
+        done
+    done
+    for n in "${sizes[@]}"; do
+        WALLS=() RSSES=() CPUS=()
+        while read -r w r c; do WALLS+=("$w") RSSES+=("$r") CPUS+=("$c"); done <"$WORK/scaling-$n"
+        record "(h) load + transform, $n accounts, sizes in turn" \
+            "$(show "$BIN --db $db load --input $WORK/export-$n && $BIN --db $db transform")"
+        rm -f "$WORK/scaling-$n"
+    done
+    fresh_db "$db"
+}
+
 # (g) the export layouts of issue 10 at N accounts: 8 gzip CSV parts per table, and Parquet,
 # beside the single-file load of (b). Skipped until `gen` offers them.
 bench_layouts() {
@@ -574,8 +600,8 @@ sqlite_best() {
 scaling_summary() {
     local n first="" w c text="" worst=0 sizes=0
     for n in $SIZES; do
-        w=$(figure "(b) load + transform, $n accounts" 4)
-        c=$(figure "(b) load + transform, $n accounts" 11)
+        w=$(figure "(h) load + transform, $n accounts, sizes in turn" 4)
+        c=$(figure "(h) load + transform, $n accounts, sizes in turn" 11)
         [[ -n $w ]] || continue
         local us
         us=$(calc "$w * 1000000 / $n")
@@ -588,7 +614,7 @@ scaling_summary() {
     done
     local ok
     if ((sizes < 2)); then ok="one size measured"; else ok=$(at_most "$worst" 20); fi
-    echo "${text%; } (wall per account, change against the smallest size) | within ±20 % | $(verdict "$ok")"
+    echo "${text%; } (wall per account, change against the smallest size; (h): the sizes measured in turn) | within ±20 % | $(verdict "$ok")"
 }
 
 # Peak RSS (median, MiB) of every command at every size.
@@ -776,6 +802,7 @@ main() {
     fi
     bench_accounts_csv "$CSV_ACCOUNTS"
     for n in $SIZES; do bench_pipeline "$n"; done
+    bench_scaling
     stop_mock
     [[ -d $WORK/export-$LAYOUT_ACCOUNTS ]] || generate "$LAYOUT_ACCOUNTS"
     bench_layouts "$LAYOUT_ACCOUNTS"
