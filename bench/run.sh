@@ -147,6 +147,16 @@ measure() {
     record "$label" "${SHOWN:-$(show "$*")}"
 }
 
+# record_file FILE LABEL COMMAND: records the runs FILE holds ("wall rss cpu" a line, as
+# `timed` leaves them), then removes FILE.
+record_file() {
+    local w r c
+    WALLS=() RSSES=() CPUS=()
+    while read -r w r c; do WALLS+=("$w") RSSES+=("$r") CPUS+=("$c"); done <"$1"
+    record "$2" "$3"
+    rm -f "$1"
+}
+
 # measure_sum LABEL SETUP SHOWN PART...: RUNS runs of the parts ("PART_LABEL=COMMAND LINE",
 # each run by `bash -c`) one after the other, each run after `eval SETUP`. Records every
 # part, then their sum as LABEL (wall and CPU added, peak RSS the largest) shown as SHOWN.
@@ -169,10 +179,7 @@ measure_sum() {
         sw+=("$tw") sr+=("$tr") sc+=("$tc")
     done
     for ((j = 0; j < ${#parts[@]}; j++)); do
-        WALLS=() RSSES=() CPUS=()
-        while read -r w r c; do WALLS+=("$w") RSSES+=("$r") CPUS+=("$c"); done <"$WORK/part-$j"
-        record "${parts[$j]%%=*}" "$(show "${parts[$j]#*=}")"
-        rm -f "$WORK/part-$j"
+        record_file "$WORK/part-$j" "${parts[$j]%%=*}" "$(show "${parts[$j]#*=}")"
     done
     WALLS=("${sw[@]}") RSSES=("${sr[@]}") CPUS=("${sc[@]}")
     record "$label" "$shown"
@@ -372,7 +379,7 @@ bench_scaling() {
     local -a sizes
     read -ra sizes <<<"$SIZES"
     ((${#sizes[@]} > 1)) || return 0
-    local n i w r c db=$WORK/scaling.db
+    local n i db=$WORK/scaling.db
     for n in "${sizes[@]}"; do : >"$WORK/scaling-$n"; done
     for ((i = 1; i <= RUNS; i++)); do
         for n in "${sizes[@]}"; do
@@ -382,11 +389,8 @@ bench_scaling() {
         done
     done
     for n in "${sizes[@]}"; do
-        WALLS=() RSSES=() CPUS=()
-        while read -r w r c; do WALLS+=("$w") RSSES+=("$r") CPUS+=("$c"); done <"$WORK/scaling-$n"
-        record "(h) load + transform, $n accounts, sizes in turn" \
+        record_file "$WORK/scaling-$n" "(h) load + transform, $n accounts, sizes in turn" \
             "$(show "$BIN --db $db load --input $WORK/export-$n && $BIN --db $db transform")"
-        rm -f "$WORK/scaling-$n"
     done
     fresh_db "$db"
 }
