@@ -186,6 +186,14 @@ measure_sum() {
 }
 
 fresh_db() { rm -f "$1" "$1-wal" "$1-shm"; }
+
+# timed_into FILE COMMAND...: `timed`, its line appended to FILE (read back by record_file).
+timed_into() {
+    local file=$1
+    shift
+    timed "$WORK/t" "$@"
+    cat "$WORK/t" >>"$file"
+}
 db_bytes() { cat "$1" "$1-wal" 2>/dev/null | wc -c; }
 
 # generate N: the export of N accounts (CSV) in $WORK/export-N, timed once.
@@ -200,36 +208,42 @@ generate() {
         "$(cat "$dir"/*.csv | wc -l)" >>"$NOTES"
 }
 
-# (a) load of the accounts CSV alone vs the sqlite3 CLI's .import of the same file.
+# (a) load of the accounts CSV alone vs the sqlite3 CLI's .import of the same file. The three
+# commands run in turn, RUNS rounds (as (h) does): a host whose speed drifts over minutes
+# moves all three alike instead of reading as a difference between them.
 bench_accounts_csv() {
     local n=$1 dir=$WORK/accounts-only-$1 db=$WORK/accounts-only.db
     [[ -d $WORK/export-$n ]] || generate "$n"
     rm -rf "$dir" && mkdir -p "$dir"
     cp "$WORK/export-$n/accounts.csv" "$dir/"
-    measure "(a) load accounts.csv, $n rows" "fresh_db $db" \
-        "$BIN" --db "$db" load --input "$dir"
-    if [[ -z $SQLITE3 ]]; then return; fi
-
-    # The same columns as the header, no types and no indexes: all .import can do.
-    local columns
-    columns=$(head -1 "$dir/accounts.csv" | tr -d '\r' | sed 's/[^,]*/"&"/g')
-    local create="CREATE TABLE accounts($columns);"
-    printf '%s\n' "$create" >"$WORK/create-accounts.sql"
-    local import="sqlite3 $(show "$db") -cmd '.mode csv' '.import --skip 1 $(show "$dir")/accounts.csv accounts'"
-    SHOWN="$import  # after (untimed) sqlite3 $(show "$db") < create-accounts.sql" \
-        measure "(a) sqlite3 .import accounts.csv, $n rows (defaults)" \
-        "fresh_db $db; sqlite3 $db <$WORK/create-accounts.sql" \
-        sqlite3 "$db" -cmd ".mode csv" ".import --skip 1 $dir/accounts.csv accounts"
-    local pragmas="-cmd 'PRAGMA journal_mode=WAL' -cmd 'PRAGMA synchronous=NORMAL'"
-    SHOWN="sqlite3 $(show "$db") $pragmas -cmd '.mode csv' '.import --skip 1 $(show "$dir")/accounts.csv accounts'  # idem" \
-        measure "(a) sqlite3 .import accounts.csv, $n rows (WAL, synchronous=NORMAL)" \
-        "fresh_db $db; sqlite3 $db <$WORK/create-accounts.sql" \
-        sqlite3 "$db" -cmd "PRAGMA journal_mode=WAL" -cmd "PRAGMA synchronous=NORMAL" \
-        -cmd ".mode csv" ".import --skip 1 $dir/accounts.csv accounts"
+    if [[ -n $SQLITE3 ]]; then
+        # The same columns as the header, no types and no indexes: all .import can do.
+        local columns
+        columns=$(head -1 "$dir/accounts.csv" | tr -d '\r' | sed 's/[^,]*/"&"/g')
+        printf 'CREATE TABLE accounts(%s);\n' "$columns" >"$WORK/create-accounts.sql"
+    fi
+    rm -f "$WORK/a-load" "$WORK/a-import" "$WORK/a-import-wal"
+    local i wal="-cmd 'PRAGMA journal_mode=WAL' -cmd 'PRAGMA synchronous=NORMAL'"
+    for ((i = 1; i <= RUNS; i++)); do
+        fresh_db "$db"
+        timed_into "$WORK/a-load" "$BIN" --db "$db" load --input "$dir"
+        [[ -n $SQLITE3 ]] || continue
+        fresh_db "$db" && sqlite3 "$db" <"$WORK/create-accounts.sql"
+        timed_into "$WORK/a-import" sqlite3 "$db" -cmd ".mode csv" ".import --skip 1 $dir/accounts.csv accounts"
+        fresh_db "$db" && sqlite3 "$db" <"$WORK/create-accounts.sql"
+        timed_into "$WORK/a-import-wal" sqlite3 "$db" -cmd "PRAGMA journal_mode=WAL" -cmd "PRAGMA synchronous=NORMAL" \
+            -cmd ".mode csv" ".import --skip 1 $dir/accounts.csv accounts"
+    done
+    record_file "$WORK/a-load" "(a) load accounts.csv, $n rows" "$(show "$BIN --db $db load --input $dir")"
+    [[ -n $SQLITE3 ]] || return 0
+    record_file "$WORK/a-import" "(a) sqlite3 .import accounts.csv, $n rows (defaults)" \
+        "sqlite3 $(show "$db") -cmd '.mode csv' '.import --skip 1 $(show "$dir")/accounts.csv accounts'  # after (untimed) sqlite3 $(show "$db") < create-accounts.sql"
+    record_file "$WORK/a-import-wal" "(a) sqlite3 .import accounts.csv, $n rows (WAL, synchronous=NORMAL)" \
+        "sqlite3 $(show "$db") $wal -cmd '.mode csv' '.import --skip 1 $(show "$dir")/accounts.csv accounts'  # idem"
     local imported
     imported=$(sqlite3 "$db" "SELECT count(*) FROM accounts")
     printf 'sqlite3 imported %s rows of accounts.csv (%s accounts); create statement: %s\n' \
-        "$imported" "$n" "$create" >>"$NOTES"
+        "$imported" "$n" "$(cat "$WORK/create-accounts.sql")" >>"$NOTES"
     fresh_db "$db"
 }
 
@@ -380,12 +394,11 @@ bench_scaling() {
     read -ra sizes <<<"$SIZES"
     ((${#sizes[@]} > 1)) || return 0
     local n i db=$WORK/scaling.db
-    for n in "${sizes[@]}"; do : >"$WORK/scaling-$n"; done
+    for n in "${sizes[@]}"; do rm -f "$WORK/scaling-$n"; done
     for ((i = 1; i <= RUNS; i++)); do
         for n in "${sizes[@]}"; do
             fresh_db "$db"
-            timed "$WORK/t" bash -c "$BIN --db $db load --input $WORK/export-$n && $BIN --db $db transform"
-            cat "$WORK/t" >>"$WORK/scaling-$n"
+            timed_into "$WORK/scaling-$n" bash -c "$BIN --db $db load --input $WORK/export-$n && $BIN --db $db transform"
         done
     done
     for n in "${sizes[@]}"; do

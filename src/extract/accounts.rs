@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::rows::{column_is, Cell, Row};
+use super::rows::{column_is, Cell, CsvColumns, CsvRecord, Row};
 use super::typing::{kind_of_json, sniff_text, Kind};
 use crate::store::codec::Raw;
 
@@ -22,10 +22,11 @@ pub const EMBEDDED_KEYS: [&str; 5] = [
 /// The identifiers and fields of one account row, borrowed from the row where possible.
 #[derive(Debug, Default)]
 pub struct AccountRow<'a> {
-    pub vitally_id: Option<String>,
-    pub external_id: Option<String>,
-    pub owner_ref: Option<String>,
-    /// Field name → raw value with the value's own kind.
+    pub vitally_id: Option<Cow<'a, str>>,
+    pub external_id: Option<Cow<'a, str>>,
+    pub owner_ref: Option<Cow<'a, str>>,
+    /// Field name → raw value with the value's own kind (JSON rows; a CSV row's fields are
+    /// read by column, see [`CsvAccountColumns::fields`]).
     pub fields: Vec<(Cow<'a, str>, Raw<'a>, Kind)>,
     /// Embedded collections (Vitally-shaped JSON only).
     pub element_counts: Vec<(&'a str, &'a Value)>,
@@ -95,17 +96,10 @@ pub fn split_row<'a>(row: &Row<'a>) -> Result<AccountRow<'a>, String> {
     for (name, cell) in row.cells() {
         if let Some(id) = identifier(name) {
             if let Some(first) = seen[id as usize].replace(name) {
-                return Err(format!("`{first}` and `{name}` are the same column (camelCase and snake_case spellings of one name): keep one"));
+                return Err(same_column(first, name));
             }
-            let value = cell
-                .as_key()
-                .map_err(|e| format!("`{name}`: {e}"))?
-                .map(Cow::into_owned);
-            match id {
-                Identifier::Id => out.vitally_id = value,
-                Identifier::External => out.external_id = value,
-                Identifier::Owner => out.owner_ref = value,
-            }
+            let value = cell.as_key().map_err(|e| format!("`{name}`: {e}"))?;
+            out.set_identifier(id, value);
             continue;
         }
         match cell {
@@ -127,6 +121,82 @@ pub fn split_row<'a>(row: &Row<'a>) -> Result<AccountRow<'a>, String> {
         }
     }
     Ok(out)
+}
+
+fn same_column(first: &str, second: &str) -> String {
+    format!("`{first}` and `{second}` are the same column (camelCase and snake_case spellings of one name): keep one")
+}
+
+impl<'a> AccountRow<'a> {
+    fn set_identifier(&mut self, id: Identifier, value: Option<Cow<'a, str>>) {
+        match id {
+            Identifier::Id => self.vitally_id = value,
+            Identifier::External => self.external_id = value,
+            Identifier::Owner => self.owner_ref = value,
+        }
+    }
+}
+
+/// The columns of one CSV part of the accounts table, told apart once from its header.
+pub struct CsvAccountColumns {
+    /// The column of each [`Identifier`], if the part has it.
+    identifiers: [Option<usize>; 3],
+    /// The other columns: fields.
+    fields: Vec<usize>,
+}
+
+impl CsvAccountColumns {
+    pub fn new(columns: &CsvColumns) -> Result<CsvAccountColumns, String> {
+        let mut identifiers: [Option<usize>; 3] = [None; 3];
+        let mut fields = Vec::with_capacity(columns.names.len());
+        for (column, name) in columns.names.iter().enumerate() {
+            let Some(id) = identifier(name) else {
+                fields.push(column);
+                continue;
+            };
+            if let Some(first) = identifiers[id as usize].replace(column) {
+                return Err(same_column(&columns.names[first], name));
+            }
+        }
+        Ok(CsvAccountColumns {
+            identifiers,
+            fields,
+        })
+    }
+
+    /// Whether the part has an `id` column.
+    pub fn has_id(&self) -> bool {
+        self.identifiers[Identifier::Id as usize].is_some()
+    }
+
+    /// The identifiers of one record (its fields are read with [`Self::fields`]).
+    pub fn identifiers<'a>(&self, columns: &CsvColumns, record: CsvRecord<'a>) -> AccountRow<'a> {
+        let mut out = AccountRow::default();
+        for id in [Identifier::Id, Identifier::External, Identifier::Owner] {
+            let text = self.identifiers[id as usize]
+                .and_then(|column| record.get(column))
+                .map(|text| columns.non_null(text))
+                .filter(|text| !text.is_empty());
+            out.set_identifier(id, text.map(Cow::Borrowed));
+        }
+        out
+    }
+
+    /// The fields of one record that hold a value: (column, text, kind).
+    pub fn fields<'s, 'a: 's>(
+        &'s self,
+        columns: &'s CsvColumns,
+        record: CsvRecord<'a>,
+    ) -> impl Iterator<Item = (usize, &'a str, Kind)> + 's {
+        self.fields.iter().filter_map(move |&column| {
+            let text = columns.non_null(record.get(column)?);
+            if text.is_empty() {
+                return None;
+            }
+            let kind = record.kind(column).unwrap_or_else(|| sniff_text(text));
+            Some((column, text, kind))
+        })
+    }
 }
 
 #[derive(Clone, Copy)]

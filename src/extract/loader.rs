@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, HashSet};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
-use super::accounts::{self, raw_json_text, raw_of_json};
-use super::rows::{self, Cell, Row};
+use super::accounts::{self, raw_json_text, raw_of_json, CsvAccountColumns};
+use super::rows::{self, Cell, CsvColumns, Row};
 use super::source::{Part, TableSource};
 use super::typing::{json_number_shape, kind_of_json, sniff_text, DateEvidence, Kind, NumberShape};
 use super::ExtractError;
-use crate::store::codec::{self, Children, Raw};
+use crate::store::codec::{self, push_varint, Children, FieldsEncoder, Raw};
 use crate::store::{AccountInsert, ExtractRow, StoreError, UserInsert};
 
 /// What the consumers of a load send the thread that holds its transaction.
@@ -135,6 +135,103 @@ impl Catalog {
     }
 }
 
+/// The account fields met so far, keyed in first-seen order.
+#[derive(Default)]
+struct Fields {
+    keys: HashMap<String, u32>,
+    /// Indexed by field key.
+    entries: Vec<FieldEntry>,
+    /// Encodes each account's fields (its buffer reused from one account to the next).
+    encoder: FieldsEncoder,
+}
+
+struct FieldEntry {
+    name: String,
+    /// Over every value so far.
+    kind: Kind,
+    /// Whether this is the MRR (it becomes monthly_spend, so it must be a number).
+    is_mrr: bool,
+    /// The last account that gave the field (catches a field given twice).
+    seen_in: u32,
+    /// Why the field, when it holds dates, is not a date.
+    dates: DateEvidence,
+}
+
+impl Fields {
+    /// The key of the field `name`, a new one when it is first seen.
+    fn key(&mut self, name: &str) -> Result<u32, String> {
+        if let Some(&key) = self.keys.get(name) {
+            return Ok(key);
+        }
+        let key = self.entries.len() as u32;
+        if key as usize == MAX_FIELDS {
+            return Err(format!("more than {MAX_FIELDS} distinct account fields (field number {} is `{name}`), but Intercom allows at most 250 custom attributes in a workspace: export only the fields you mean to send", MAX_FIELDS + 1));
+        }
+        self.keys.insert(name.to_string(), key);
+        self.entries.push(FieldEntry {
+            name: name.to_string(),
+            kind: Kind::Empty,
+            is_mrr: rows::column_is(name, MRR),
+            seen_in: 0,
+            dates: DateEvidence::default(),
+        });
+        Ok(key)
+    }
+
+    /// Adds the value of `field` to the fields of `account`, the one being read.
+    fn add(
+        &mut self,
+        account: u32,
+        field: u32,
+        value: &Raw<'_>,
+        kind: Kind,
+        at: Location<'_>,
+    ) -> Result<(), ExtractError> {
+        let entry = &mut self.entries[field as usize];
+        let name = &entry.name;
+        if entry.is_mrr && !matches!(kind, Kind::Integer | Kind::Float) {
+            return Err(at.error(format!("`{name}` must be a number (it becomes monthly_spend), found {}: fix the value, or leave the cell empty for no monthly_spend", raw_json_text(value))));
+        }
+        if std::mem::replace(&mut entry.seen_in, account) == account {
+            return Err(at.error(format!("the field `{name}` is given twice in this account (e.g. as `{name}` and `traits.{name}`): keep one")));
+        }
+        entry.kind = entry.kind.join(kind);
+        observe_date(&mut entry.dates, kind, value, at);
+        self.encoder.push(field, value);
+        Ok(())
+    }
+}
+
+/// The accounts CSV part being read: its index, its columns told apart, and each column's
+/// field key once the column has held a value.
+struct CsvPart {
+    index: usize,
+    columns: CsvAccountColumns,
+    keys: Vec<Option<u32>>,
+}
+
+/// The identity of an account reference in memory: 96 bits of its xxh3-128. A million
+/// accounts are kept without a string each, in 16 bytes a map entry; two of a million ids
+/// share one with a chance of about 1 in 10^17.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdHash([u32; 3]);
+
+fn key_hash(reference: &str) -> IdHash {
+    let hash = xxhash_rust::xxh3::xxh3_128(reference.as_bytes());
+    IdHash([hash as u32, (hash >> 32) as u32, (hash >> 64) as u32])
+}
+
+/// The key `map` holds for `hash`, or `None` after adding it with `key`.
+fn first_or_insert(map: &mut HashMap<IdHash, u32>, hash: IdHash, key: u32) -> Option<u32> {
+    match map.entry(hash) {
+        std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(key);
+            None
+        }
+    }
+}
+
 /// One child row of an account, as kept in memory until the end of the load.
 enum ChildEntry<'a> {
     Count(u32, u64),
@@ -205,6 +302,15 @@ impl ChildState {
             .or_default() += 1;
     }
 
+    /// The child buffer of `account` (grown to it: a table's children come in any order).
+    fn buffer(&mut self, account: u32) -> &mut Vec<u8> {
+        let index = account as usize - 1;
+        if self.buffers.len() <= index {
+            self.buffers.resize_with(index + 1, Vec::new);
+        }
+        &mut self.buffers[index]
+    }
+
     fn add_count(
         &mut self,
         at: Location<'_>,
@@ -233,7 +339,7 @@ impl ChildState {
         entry: &ChildEntry<'_>,
         name: &str,
     ) -> Result<(), ExtractError> {
-        let children = &mut self.buffers[account as usize - 1];
+        let children = self.buffer(account);
         let (tag, key, what, catalog) = match entry {
             ChildEntry::Count(key, _) => (COUNT, *key, "count", "element"),
             ChildEntry::Metric(key, _) => (METRIC, *key, "value", "metric"),
@@ -317,22 +423,19 @@ impl ChildState {
 pub struct Loader {
     sink: Sink,
     child: ChildState,
-    /// Account reference (`id`, or `externalId` when accounts have no `id`) → account key.
-    references: HashMap<Box<str>, u32>,
-    /// externalId → account key, when references are `id`s.
-    external_ids: HashMap<Box<str>, u32>,
+    /// Account reference (`id`, or `externalId` when accounts have no `id`) → account key,
+    /// by the reference's [`key_hash`].
+    references: HashMap<IdHash, u32>,
+    /// externalId → account key (by [`key_hash`]), when references are `id`s.
+    external_ids: HashMap<IdHash, u32>,
     accounts_use_id: Option<bool>,
     /// Where each account was read (index key − 1): (part index, line).
     account_lines: Vec<(u32, u64)>,
     /// The accounts table's part names (for messages about an account).
     account_parts: Vec<String>,
-    /// Field name → field key (first-seen order) and the kind over all values.
-    field_keys: HashMap<String, u32>,
-    fields: Vec<(String, Kind)>,
-    /// Per field key, the last account that gave it (catches a field given twice).
-    field_seen_in: Vec<u32>,
-    /// Per field key, and per metric key − 1: why a field holding dates is not a date.
-    field_dates: Vec<DateEvidence>,
+    fields: Fields,
+    /// The accounts CSV part being read, and its columns' field keys.
+    csv_part: Option<CsvPart>,
     skipped_array_fields: HashSet<String>,
     pub warnings: Vec<String>,
 }
@@ -351,10 +454,8 @@ impl Loader {
             accounts_use_id: None,
             account_lines: Vec::new(),
             account_parts: Vec::new(),
-            field_keys: HashMap::default(),
-            fields: Vec::new(),
-            field_seen_in: Vec::new(),
-            field_dates: Vec::new(),
+            fields: Fields::default(),
+            csv_part: None,
             skipped_array_fields: HashSet::new(),
             warnings: Vec::new(),
         }
@@ -423,41 +524,45 @@ impl Loader {
     }
 
     fn account_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
-        let parsed = accounts::split_row(row).map_err(|e| at.error(e))?;
+        let csv = row.as_csv();
+        let parsed = match csv {
+            Some((columns, record)) => self.csv_part(columns, at)?.identifiers(columns, record),
+            None => accounts::split_row(row).map_err(|e| at.error(e))?,
+        };
         let external_id = parsed
             .external_id
-            .clone()
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| at.error("`externalId` is missing or empty: it is the Intercom company_id, every account needs one"))?;
-        let use_id = *self.accounts_use_id.get_or_insert_with(|| {
-            parsed.vitally_id.is_some()
-                || row.as_json().is_none() && row.cells().any(|(n, _)| rows::column_is(n, "id"))
-        });
+        let csv_has_id =
+            csv.is_some() && self.csv_part.as_ref().is_some_and(|p| p.columns.has_id());
+        let use_id = *self
+            .accounts_use_id
+            .get_or_insert_with(|| parsed.vitally_id.is_some() || csv_has_id);
         if !use_id && parsed.vitally_id.is_some() {
             return Err(at.error("this account has an `id` but the first one has none: other tables refer to accounts by `id` only when every account has one — give every account its `id`, or leave `id` out everywhere"));
         }
         let reference = if use_id {
-            parsed.vitally_id.clone().ok_or_else(|| {
+            parsed.vitally_id.as_deref().ok_or_else(|| {
                 at.error("`id` is empty, but other accounts have one: child tables refer to accounts by `id`, so every account needs it (or drop the column to refer by externalId)")
             })?
         } else {
-            external_id.clone()
+            external_id.as_ref()
         };
+        let (reference_hash, external_hash) = (key_hash(reference), key_hash(&external_id));
         let key = self.account_lines.len() as u32 + 1;
         if key == 1 {
             self.references.reserve(at.expected_rows);
             self.account_lines.reserve(at.expected_rows);
-            self.child.buffers.reserve(at.expected_rows);
+            if use_id {
+                self.external_ids.reserve(at.expected_rows);
+            }
         }
-        let first = self
-            .references
-            .get(reference.as_str())
-            .copied()
-            .or_else(|| {
-                use_id
-                    .then(|| self.external_ids.get(external_id.as_str()).copied())
-                    .flatten()
-            });
+        // One probe per map (a million accounts' maps are far bigger than the CPU caches).
+        let first = first_or_insert(&mut self.references, reference_hash, key).or_else(|| {
+            use_id
+                .then(|| first_or_insert(&mut self.external_ids, external_hash, key))
+                .flatten()
+        });
         if let Some(first) = first {
             let (part, line) = self.account_lines[first as usize - 1];
             let place = if part as usize == at.part_index {
@@ -470,57 +575,41 @@ impl Loader {
             )));
         }
 
-        let mut fields: Vec<(u32, Raw<'_>)> = Vec::with_capacity(parsed.fields.len());
-        for (name, value, kind) in parsed.fields {
-            if rows::column_is(&name, MRR) && !matches!(kind, Kind::Integer | Kind::Float) {
-                return Err(at.error(format!("`{name}` must be a number (it becomes monthly_spend), found {}: fix the value, or leave the cell empty for no monthly_spend", raw_json_text(&value))));
-            }
-            let field = match self.field_keys.get(name.as_ref()) {
-                Some(&field) => field,
-                None => {
-                    let field = self.fields.len() as u32;
-                    if field as usize == MAX_FIELDS {
-                        return Err(at.error(format!("more than {MAX_FIELDS} distinct account fields (field number {} is `{name}`), but Intercom allows at most 250 custom attributes in a workspace: export only the fields you mean to send", MAX_FIELDS + 1)));
+        if let (Some((columns, record)), Some(part)) = (csv, &mut self.csv_part) {
+            for (column, text, kind) in part.columns.fields(columns, record) {
+                let field = match part.keys[column] {
+                    Some(field) => field,
+                    None => {
+                        let name = accounts::field_name(&columns.names[column]);
+                        let field = self.fields.key(name).map_err(|e| at.error(e))?;
+                        part.keys[column] = Some(field);
+                        field
                     }
-                    self.field_keys.insert(name.to_string(), field);
-                    self.fields.push((name.to_string(), Kind::Empty));
-                    self.field_seen_in.push(0);
-                    self.field_dates.push(DateEvidence::default());
-                    field
-                }
-            };
-            let slot = &mut self.fields[field as usize].1;
-            *slot = slot.join(kind);
-            observe_date(&mut self.field_dates[field as usize], kind, &value, at);
-            if std::mem::replace(&mut self.field_seen_in[field as usize], key) == key {
-                return Err(at.error(format!("the field `{name}` is given twice in this account (e.g. as `{name}` and `traits.{name}`): keep one")));
+                };
+                self.fields
+                    .add(key, field, &Raw::Str(Cow::Borrowed(text)), kind, at)?;
             }
-            fields.push((field, value));
+        }
+        for (name, value, kind) in parsed.fields {
+            let field = self.fields.key(&name).map_err(|e| at.error(e))?;
+            self.fields.add(key, field, &value, kind, at)?;
         }
         for name in parsed.skipped_fields {
             if self.skipped_array_fields.insert(name.clone()) {
                 self.warnings.push(format!("{}: field `{name}` holds an array of objects, which Intercom cannot store; skipped", at.table_label()));
             }
         }
-        if use_id {
-            if key == 1 {
-                self.external_ids.reserve(at.expected_rows);
-            }
-            self.external_ids.insert(external_id.as_str().into(), key);
-        }
         self.sink.push(ExtractRow::Account(AccountInsert {
             key,
-            external_id,
-            vitally_id: parsed.vitally_id,
-            owner_ref: parsed.owner_ref,
-            fields: codec::encode(&fields),
+            vitally_id: parsed.vitally_id.map(Cow::into_owned),
+            external_id: external_id.into_owned(),
+            owner_ref: parsed.owner_ref.map(Cow::into_owned),
+            fields: self.fields.encoder.finish(),
         }))?;
-        self.references.insert(reference.into(), key);
         if self.account_parts.is_empty() {
             self.account_parts = at.source.parts.iter().map(|p| p.name.clone()).collect();
         }
         self.account_lines.push((at.part_index as u32, at.line));
-        self.child.buffers.push(Vec::new());
         for (element, count) in parsed.element_counts {
             self.child.add_count(at, key, element, Cell::Json(count))?;
         }
@@ -532,6 +621,23 @@ impl Loader {
             self.child.add_label(at, key, kind, name)?;
         }
         Ok(())
+    }
+
+    /// The columns of the accounts CSV part `at` is in, told apart on its first row.
+    fn csv_part(
+        &mut self,
+        columns: &CsvColumns,
+        at: Location<'_>,
+    ) -> Result<&CsvAccountColumns, ExtractError> {
+        let part = match self.csv_part.take() {
+            Some(part) if part.index == at.part_index => part,
+            _ => CsvPart {
+                index: at.part_index,
+                columns: CsvAccountColumns::new(columns).map_err(|e| at.error(e))?,
+                keys: vec![None; columns.names.len()],
+            },
+        };
+        Ok(&self.csv_part.insert(part).columns)
     }
 
     /// The error for an account given an Element count or metric value twice.
@@ -562,28 +668,23 @@ impl Loader {
 
     /// Every account has been read: the child state for the consumers of the child tables,
     /// each with the catalog it resolves through, and the accounts by reference.
-    pub fn split_for_children(&mut self) -> ([ChildState; 3], &HashMap<Box<str>, u32>) {
-        let accounts = self.child.buffers.len();
-        let part = |state: ChildState| ChildState {
-            buffers: vec![Vec::new(); accounts],
-            ..state
-        };
+    pub fn split_for_children(&mut self) -> ([ChildState; 3], &HashMap<IdHash, u32>) {
         let child = &mut self.child;
         let parts = [
-            part(ChildState {
+            ChildState {
                 elements: std::mem::take(&mut child.elements),
                 ..Default::default()
-            }),
-            part(ChildState {
+            },
+            ChildState {
                 metrics: std::mem::take(&mut child.metrics),
                 metric_dates: std::mem::take(&mut child.metric_dates),
                 ..Default::default()
-            }),
-            part(ChildState {
+            },
+            ChildState {
                 labels: std::mem::take(&mut child.labels),
                 label_count: child.label_count,
                 ..Default::default()
-            }),
+            },
         ];
         (parts, &self.references)
     }
@@ -597,6 +698,9 @@ impl Loader {
         child.labels = std::mem::take(&mut labels.labels);
         child.label_count = labels.label_count;
         for part in [counts, metrics, labels] {
+            if child.buffers.len() < part.buffers.len() {
+                child.buffers.resize_with(part.buffers.len(), Vec::new);
+            }
             for (mine, theirs) in child.buffers.iter_mut().zip(part.buffers) {
                 mine.extend_from_slice(&theirs);
             }
@@ -634,9 +738,15 @@ impl Loader {
                 }
             }
         }
-        for (key, (name, kind)) in std::mem::take(&mut self.fields).into_iter().enumerate() {
-            self.sink
-                .push(ExtractRow::Field(key as u32, name, kind.as_str()))?;
+        for (key, field) in std::mem::take(&mut self.fields.entries)
+            .into_iter()
+            .enumerate()
+        {
+            self.sink.push(ExtractRow::Field(
+                key as u32,
+                field.name,
+                field.kind.as_str(),
+            ))?;
         }
         for (i, (id, name, _)) in std::mem::take(&mut self.child.elements.entries)
             .into_iter()
@@ -701,7 +811,7 @@ fn children_of(buffer: &[u8]) -> Result<Children<'_>, Twice> {
 /// `indicators` and `segments`) once every account is known: it resolves each row against
 /// the accounts (read only) and its own catalog, beside the other groups.
 pub struct ChildLoader<'a> {
-    accounts: &'a HashMap<Box<str>, u32>,
+    accounts: &'a HashMap<IdHash, u32>,
     /// The last account found and its key: an account's child rows often come together,
     /// and one comparison is cheaper than a lookup in a map of a million accounts. (Key 0,
     /// which no account has, until one is found.)
@@ -710,7 +820,7 @@ pub struct ChildLoader<'a> {
 }
 
 impl<'a> ChildLoader<'a> {
-    pub fn new(accounts: &'a HashMap<Box<str>, u32>, state: ChildState) -> Self {
+    pub fn new(accounts: &'a HashMap<IdHash, u32>, state: ChildState) -> Self {
         ChildLoader {
             accounts,
             last_account: (String::new(), 0),
@@ -740,7 +850,7 @@ impl<'a> ChildLoader<'a> {
         if *last_key != 0 && last == reference {
             return Some(*last_key);
         }
-        let Some(&key) = self.accounts.get(reference) else {
+        let Some(&key) = self.accounts.get(&key_hash(reference)) else {
             self.state
                 .skip(at, "rows whose account is not in the accounts file");
             return None;
@@ -811,11 +921,11 @@ impl Loader {
     fn date_notes(&self) -> serde_json::Value {
         let fields: serde_json::Map<String, serde_json::Value> = self
             .fields
+            .entries
             .iter()
-            .zip(&self.field_dates)
             .enumerate()
-            .filter_map(|(key, ((_, kind), dates))| {
-                Some((key.to_string(), dates.note(*kind)?.into()))
+            .filter_map(|(key, field)| {
+                Some((key.to_string(), field.dates.note(field.kind)?.into()))
             })
             .collect();
         let metrics: serde_json::Map<String, serde_json::Value> = self
@@ -947,14 +1057,6 @@ fn push_entry(buffer: &mut Vec<u8>, entry: &ChildEntry<'_>) {
         }
         ChildEntry::Label(_) => {}
     }
-}
-
-fn push_varint(buffer: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        buffer.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    buffer.push(n as u8);
 }
 
 fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {

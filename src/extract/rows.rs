@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use super::typing::{sniff_text, Kind};
+
 /// A column name in the form used for matching: ASCII-lowercased with `_` removed, so
 /// `externalId`, `external_id` and `EXTERNAL_ID` are one column.
 pub fn normalize_column(name: &str) -> String {
@@ -74,7 +76,101 @@ pub struct CsvColumns {
     pub null: Option<String>,
 }
 
-/// CSV records of one batch in one buffer: no allocation per row or cell.
+impl CsvColumns {
+    /// The cell as read: empty when it is the dialect's `null`.
+    pub fn non_null<'a>(&self, text: &'a str) -> &'a str {
+        match &self.null {
+            Some(null) if text == null => "",
+            _ => text,
+        }
+    }
+}
+
+/// CSV records of one batch as read, in one buffer of bytes: checked as UTF-8 once per batch
+/// (see [`Self::finish`]), not once per record.
+#[derive(Debug, Default)]
+pub struct CsvBatch {
+    bytes: Vec<u8>,
+    /// End offset in `bytes` of every field of every record.
+    ends: Vec<usize>,
+    /// Per record: index of its first field in `ends`, and its line.
+    records: Vec<(usize, u64)>,
+}
+
+/// A field that is not UTF-8: the line of its record, and its number (1-based).
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotUtf8 {
+    pub line: u64,
+    pub field: usize,
+}
+
+impl CsvBatch {
+    pub fn with_capacity(records: usize) -> CsvBatch {
+        CsvBatch {
+            bytes: Vec::with_capacity(records * 64),
+            ends: Vec::with_capacity(records * 8),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    pub fn push(&mut self, record: &csv::ByteRecord, line: u64) {
+        self.records.push((self.ends.len(), line));
+        // The record's fields are one buffer already: copied at once, then delimited.
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(record.as_slice());
+        self.ends
+            .extend((0..record.len()).filter_map(|i| record.range(i).map(|r| start + r.end)));
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The records as text: all of them, or those before the first record with a field that
+    /// is not UTF-8, and that field.
+    pub fn finish(mut self) -> (CsvRecords, Option<NotUtf8>) {
+        let valid = match std::str::from_utf8(&self.bytes) {
+            Ok(_) => self.bytes.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        // Every field must be UTF-8 on its own: its end inside the valid text, on a
+        // character boundary (a field cut inside a character is not, even when the next
+        // field completes it).
+        let on_boundary =
+            |end: usize| end == valid || end < valid && (self.bytes[end] & 0xC0) != 0x80;
+        let mut failure = None;
+        if let Some(bad) = self.ends.iter().position(|&end| !on_boundary(end)) {
+            let record = self.records.partition_point(|&(first, _)| first <= bad) - 1;
+            let (first, line) = self.records[record];
+            let start = if first == 0 { 0 } else { self.ends[first - 1] };
+            self.bytes.truncate(start);
+            self.ends.truncate(first);
+            self.records.truncate(record);
+            failure = Some(NotUtf8 {
+                line,
+                field: bad - first + 1,
+            });
+        }
+        let text = match String::from_utf8(self.bytes) {
+            Ok(text) => text,
+            // Not possible (the prefix kept was checked); if it were, no record is lost
+            // silently: the batch fails at its first record.
+            Err(_) => {
+                let line = self.records.first().map_or(0, |r| r.1);
+                return (CsvRecords::default(), Some(NotUtf8 { line, field: 1 }));
+            }
+        };
+        let records = CsvRecords {
+            text,
+            ends: self.ends,
+            records: self.records,
+            kinds: Vec::new(),
+        };
+        (records, failure)
+    }
+}
+
+/// CSV records of one batch in one string: no allocation per row or cell.
 #[derive(Debug, Default)]
 pub struct CsvRecords {
     text: String,
@@ -82,24 +178,24 @@ pub struct CsvRecords {
     ends: Vec<usize>,
     /// Per record: index of its first field in `ends`, and its line.
     records: Vec<(usize, u64)>,
+    /// The kind of every field (parallel to `ends`) once [`Self::sniff`] has run, else empty.
+    kinds: Vec<Kind>,
 }
 
 impl CsvRecords {
-    pub fn with_capacity(records: usize) -> CsvRecords {
-        CsvRecords {
-            text: String::with_capacity(records * 64),
-            ends: Vec::with_capacity(records * 8),
-            records: Vec::with_capacity(records),
-        }
-    }
-
-    pub fn push(&mut self, record: &csv::StringRecord, line: u64) {
-        self.records.push((self.ends.len(), line));
-        // The record's fields are one string already: copied at once, then delimited.
-        let start = self.text.len();
-        self.text.push_str(record.as_slice());
-        self.ends
-            .extend((0..record.len()).filter_map(|i| record.range(i).map(|r| start + r.end)));
+    /// Types every field (see [`sniff_text`]; the dialect's `null` is empty), on the
+    /// reader's thread, so that the single consumer only joins kinds.
+    pub fn sniff(&mut self, columns: &CsvColumns) {
+        let mut start = 0;
+        self.kinds = self
+            .ends
+            .iter()
+            .map(|&end| {
+                let text = self.text.get(start..end).unwrap_or_default();
+                start = end;
+                sniff_text(columns.non_null(text))
+            })
+            .collect();
     }
 
     pub fn len(&self) -> usize {
@@ -125,6 +221,7 @@ impl CsvRecords {
                     text: &self.text,
                     start: if first == 0 { 0 } else { self.ends[first - 1] },
                     ends: &self.ends[first..last],
+                    kinds: self.kinds.get(first..last).unwrap_or_default(),
                 },
                 line,
             )
@@ -139,6 +236,8 @@ pub struct CsvRecord<'a> {
     /// Where the first field starts.
     start: usize,
     ends: &'a [usize],
+    /// Each field's kind, when the batch was sniffed (else empty).
+    kinds: &'a [Kind],
 }
 
 impl<'a> CsvRecord<'a> {
@@ -146,6 +245,11 @@ impl<'a> CsvRecord<'a> {
         let end = *self.ends.get(i)?;
         let start = if i == 0 { self.start } else { self.ends[i - 1] };
         self.text.get(start..end)
+    }
+
+    /// The kind of field `i`, when the batch was sniffed.
+    pub fn kind(&self, i: usize) -> Option<Kind> {
+        self.kinds.get(i).copied()
     }
 
     pub fn iter(self) -> impl Iterator<Item = &'a str> {
@@ -191,7 +295,7 @@ impl<'a> Row<'a> {
         match &self.record {
             Record::Csv { columns, record } => columns.slots[slot]
                 .and_then(|i| record.get(i))
-                .map(|text| Cell::Text(null_to_empty(columns, text))),
+                .map(|text| Cell::Text(columns.non_null(text))),
             Record::Json(map) => {
                 let want = self.wanted[slot];
                 map.get(want)
@@ -213,9 +317,17 @@ impl<'a> Row<'a> {
                     .names
                     .iter()
                     .map(String::as_str)
-                    .zip(record.iter().map(|t| Cell::Text(null_to_empty(columns, t)))),
+                    .zip(record.iter().map(|t| Cell::Text(columns.non_null(t)))),
             ),
             Record::Json(map) => Box::new(map.iter().map(|(k, v)| (k.as_str(), Cell::Json(v)))),
+        }
+    }
+
+    /// The CSV record behind the row and its part's columns (`None` for JSON).
+    pub fn as_csv(&self) -> Option<(&'a CsvColumns, CsvRecord<'a>)> {
+        match self.record {
+            Record::Csv { columns, record } => Some((columns, record)),
+            Record::Json(_) => None,
         }
     }
 
@@ -228,16 +340,41 @@ impl<'a> Row<'a> {
     }
 }
 
-fn null_to_empty<'a>(columns: &CsvColumns, text: &'a str) -> &'a str {
-    match &columns.null {
-        Some(null) if text == null => "",
-        _ => text,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn batch(records: &[&[&[u8]]]) -> CsvBatch {
+        let mut batch = CsvBatch::with_capacity(4);
+        for (i, fields) in records.iter().enumerate() {
+            batch.push(&csv::ByteRecord::from(fields.to_vec()), i as u64 + 2);
+        }
+        batch
+    }
+
+    fn texts(records: &CsvRecords) -> Vec<Vec<&str>> {
+        records.iter().map(|(r, _)| r.iter().collect()).collect()
+    }
+
+    #[test]
+    fn a_batch_keeps_the_records_before_a_field_that_is_not_utf8_and_names_it() {
+        let (records, bad) =
+            batch(&[&[b"a", "é".as_bytes()], &[b"b", b"caf\xe9"], &[b"c", b"d"]]).finish();
+        assert_eq!(texts(&records), vec![vec!["a", "é"]]);
+        assert_eq!(bad, Some(NotUtf8 { line: 3, field: 2 }));
+
+        let (records, bad) = batch(&[&[b"a", "é".as_bytes()], &[b"", b"z"]]).finish();
+        assert_eq!(texts(&records), vec![vec!["a", "é"], vec!["", "z"]]);
+        assert_eq!(bad, None);
+    }
+
+    #[test]
+    fn a_character_cut_between_two_fields_is_not_utf8() {
+        // Together the two fields are "é"; neither is UTF-8 alone.
+        let (records, bad) = batch(&[&[b"a"], &[b"\xc3", b"\xa9"]]).finish();
+        assert_eq!(texts(&records), vec![vec!["a"]]);
+        assert_eq!(bad, Some(NotUtf8 { line: 3, field: 1 }));
+    }
 
     #[test]
     fn column_is_ignores_case_and_underscores_on_both_paths() {

@@ -40,6 +40,11 @@ const NEW_DATABASE_PAGE_SIZE: u32 = 8192;
 /// Page cache of the connection that writes a load or a transform (KiB); others use 64 MiB.
 const BULK_CACHE_KIB: u32 = 160 * 1024;
 
+/// Page cache of a load into a database this program created (KiB): under a rollback journal
+/// its pages go straight to the file, so a larger cache would only hold them back (and its
+/// memory, fresh for every page, costs more than the writes).
+const NEW_DATABASE_LOAD_CACHE_KIB: u32 = 32 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
@@ -186,12 +191,15 @@ impl Store {
     /// database a second time. The commit returns the database to WAL. A load into an older
     /// database keeps the WAL: its new rows reuse the pages of the old extract.
     pub fn extract_writer(&mut self) -> Result<ExtractWriter<'_>, StoreError> {
-        self.bulk_cache()?;
         let journal = if self.created {
             self.rollback_journal()
         } else {
             Journal::Wal
         };
+        self.cache_kib(match journal {
+            Journal::Rollback => NEW_DATABASE_LOAD_CACHE_KIB,
+            Journal::Wal => BULK_CACHE_KIB,
+        })?;
         let tx = Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Deferred)
             .map_err(|e| self.err(e))?;
         ExtractWriter::begin(&self.conn, tx, self.path.clone(), journal)
@@ -214,8 +222,12 @@ impl Store {
     /// A larger page cache for a connection that writes a whole export or every payload in one
     /// transaction: fewer pages spilled to the WAL before the commit.
     fn bulk_cache(&self) -> Result<(), StoreError> {
+        self.cache_kib(BULK_CACHE_KIB)
+    }
+
+    fn cache_kib(&self, kib: u32) -> Result<(), StoreError> {
         self.conn
-            .execute_batch(&format!("PRAGMA cache_size = -{};", BULK_CACHE_KIB))
+            .execute_batch(&format!("PRAGMA cache_size = -{kib};"))
             .map_err(|e| self.err(e))
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{check_not_utf16, Reader, Rows, TableSpec, BATCH_ROWS};
 use crate::extract::options::{CsvDialect, TableOptions};
-use crate::extract::rows::{normalize_column, CsvColumns, CsvRecords};
+use crate::extract::rows::{normalize_column, CsvBatch, CsvColumns};
 use crate::extract::source::Part;
 use crate::extract::ExtractError;
 
@@ -36,7 +36,7 @@ impl Reader for CsvReader {
             .quote(dialect.quote)
             .escape(dialect.escape)
             .from_reader(QuoteTracker::new(stream, dialect));
-        let mut record = ::csv::StringRecord::new();
+        let mut record = ::csv::ByteRecord::new();
         let names: Vec<String> = if dialect.header {
             if !next_record(part, &mut csv, &mut record)? {
                 return Err(ExtractError::at(
@@ -45,14 +45,30 @@ impl Reader for CsvReader {
                     "the file is empty: expected a header row naming the columns",
                 ));
             }
-            record.iter().map(str::to_string).collect()
+            header_names(part, &record)?
         } else {
             dialect.columns.clone().ok_or_else(|| {
                 ExtractError::at(part, 1, "this table is configured without a header row (`header = false`) but gives no `columns`: list the file's columns in order, e.g. `columns = [\"account_id\", \"name\"]` under its [tables.…] section")
             })?
         };
         let columns = Arc::new(check_columns(part, names, spec, dialect)?);
-        let mut batch = CsvRecords::with_capacity(BATCH_ROWS);
+        // Passes a batch on; false when the consumer is gone.
+        let mut send = |batch: CsvBatch| -> Result<bool, ExtractError> {
+            let (mut records, not_utf8) = batch.finish();
+            if spec.sniffed {
+                records.sniff(&columns);
+            }
+            let more = records.is_empty()
+                || emit(Rows::Csv {
+                    columns: columns.clone(),
+                    records,
+                });
+            match not_utf8 {
+                Some(bad) => Err(not_utf8_error(part, bad.line, bad.field)),
+                None => Ok(more),
+            }
+        };
+        let mut batch = CsvBatch::with_capacity(BATCH_ROWS);
         let mut first_row = true;
         while next_record(part, &mut csv, &mut record)? {
             // Not `p.line()`: the csv crate counts a CRLF record's `\n` into the next record,
@@ -75,33 +91,45 @@ impl Reader for CsvReader {
             }
             first_row = false;
             batch.push(&record, line);
-            if batch.len() == BATCH_ROWS {
-                let full = std::mem::replace(&mut batch, CsvRecords::with_capacity(BATCH_ROWS));
-                if !emit(Rows::Csv {
-                    columns: columns.clone(),
-                    records: full,
-                }) {
+            if batch.record_count() == BATCH_ROWS {
+                let full = std::mem::replace(&mut batch, CsvBatch::with_capacity(BATCH_ROWS));
+                if !send(full)? {
                     return Ok(());
                 }
             }
         }
         csv.get_ref().check_closed(part)?;
-        if !batch.is_empty() {
-            emit(Rows::Csv {
-                columns,
-                records: batch,
-            });
-        }
-        Ok(())
+        send(batch).map(drop)
     }
 }
 
+/// The column names of a header row.
+fn header_names(part: &Part, header: &::csv::ByteRecord) -> Result<Vec<String>, ExtractError> {
+    header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            String::from_utf8(name.to_vec()).map_err(|_| not_utf8_error(part, 1, i + 1))
+        })
+        .collect()
+}
+
+/// Field `field` (1-based) of the record on `line` is not UTF-8.
+fn not_utf8_error(part: &Part, line: u64, field: usize) -> ExtractError {
+    ExtractError::at(
+        part,
+        line,
+        format!("field {field} is not valid UTF-8: re-export the file as UTF-8"),
+    )
+}
+
+/// Reads the next record (bytes: a batch is checked as UTF-8 at once, see [`CsvBatch`]).
 fn next_record<R: Read>(
     part: &Part,
     csv: &mut ::csv::Reader<QuoteTracker<R>>,
-    record: &mut ::csv::StringRecord,
+    record: &mut ::csv::ByteRecord,
 ) -> Result<bool, ExtractError> {
-    match csv.read_record(record) {
+    match csv.read_byte_record(record) {
         Ok(more) => {
             if !more {
                 csv.get_ref().check_closed(part)?;
@@ -380,11 +408,6 @@ fn csv_error<R>(part: &Part, error: ::csv::Error, tracker: &mut QuoteTracker<R>)
         None => tracker.line,
     };
     match error.into_kind() {
-        ::csv::ErrorKind::Utf8 { err, .. } => ExtractError::at(
-            part,
-            line,
-            format!("field {} is not valid UTF-8: re-export the file as UTF-8", err.field() + 1),
-        ),
         ::csv::ErrorKind::UnequalLengths { expected_len, len, .. } => ExtractError::at(
             part,
             line,

@@ -20,10 +20,12 @@ use super::ExtractError;
 
 /// The columns a table is read for: `wanted` are normalized names (see
 /// [`super::rows::normalize_column`]) addressed by slot; `required` must be in a CSV header.
+/// A `sniffed` table's CSV cells are typed by the reader (see [`CsvRecords::sniff`]).
 #[derive(Clone, Copy, Debug)]
 pub struct TableSpec {
     pub wanted: &'static [&'static str],
     pub required: &'static [&'static str],
+    pub sniffed: bool,
 }
 
 impl TableSpec {
@@ -47,7 +49,11 @@ impl TableSpec {
             "segments" => (&["accountid", "name"], &["accountid", "name"]),
             _ => (&[], &[]),
         };
-        TableSpec { wanted, required }
+        TableSpec {
+            wanted,
+            required,
+            sniffed: table == "accounts",
+        }
     }
 }
 
