@@ -128,6 +128,14 @@ timed() {
     awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$file" >"$file.sum" && mv "$file.sum" "$file"
 }
 
+# timed_into FILE COMMAND...: `timed`, its line appended to FILE (read back by record_file).
+timed_into() {
+    local file=$1
+    shift
+    timed "$WORK/t" "$@"
+    cat "$WORK/t" >>"$file"
+}
+
 # Arithmetic on decimals (no bc on a fresh machine): calc 'EXPRESSION'.
 calc() { awk "BEGIN { print $1 }"; }
 
@@ -186,14 +194,6 @@ measure_sum() {
 }
 
 fresh_db() { rm -f "$1" "$1-wal" "$1-shm"; }
-
-# timed_into FILE COMMAND...: `timed`, its line appended to FILE (read back by record_file).
-timed_into() {
-    local file=$1
-    shift
-    timed "$WORK/t" "$@"
-    cat "$WORK/t" >>"$file"
-}
 db_bytes() { cat "$1" "$1-wal" 2>/dev/null | wc -c; }
 
 # generate N: the export of N accounts (CSV) in $WORK/export-N, timed once.

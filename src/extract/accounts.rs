@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::rows::{column_is, Cell, CsvColumns, CsvRecord, Row};
+use super::rows::{column_is, Cell, CsvColumns, CsvRecord};
 use super::typing::{kind_of_json, sniff_text, Kind};
 use crate::store::codec::Raw;
 
@@ -25,8 +25,8 @@ pub struct AccountRow<'a> {
     pub vitally_id: Option<Cow<'a, str>>,
     pub external_id: Option<Cow<'a, str>>,
     pub owner_ref: Option<Cow<'a, str>>,
-    /// Field name → raw value with the value's own kind (JSON rows; a CSV row's fields are
-    /// read by column, see [`CsvAccountColumns::fields`]).
+    /// Field name → raw value with the value's own kind (objects; a CSV row's fields are read
+    /// by column, see [`CsvAccountColumns::fields`]).
     pub fields: Vec<(Cow<'a, str>, Raw<'a>, Kind)>,
     /// Embedded collections (Vitally-shaped JSON only).
     pub element_counts: Vec<(&'a str, &'a Value)>,
@@ -89,35 +89,27 @@ pub fn field_name(raw: &str) -> &str {
     raw.strip_prefix("traits.").unwrap_or(raw)
 }
 
-/// Splits one accounts row into identifiers, fields and embedded collections.
-pub fn split_row<'a>(row: &Row<'a>) -> Result<AccountRow<'a>, String> {
+/// Splits one account object (JSON, NDJSON, Parquet) into identifiers, fields and embedded
+/// collections. (A CSV row is read by column: see [`CsvAccountColumns`].)
+pub fn split_object(object: &Map<String, Value>) -> Result<AccountRow<'_>, String> {
     let mut out = AccountRow::default();
     let mut seen: [Option<&str>; 3] = [None; 3];
-    for (name, cell) in row.cells() {
+    for (name, value) in object {
+        let name = name.as_str();
         if let Some(id) = identifier(name) {
             if let Some(first) = seen[id as usize].replace(name) {
                 return Err(same_column(first, name));
             }
-            let value = cell.as_key().map_err(|e| format!("`{name}`: {e}"))?;
+            let value = Cell::Json(value)
+                .as_key()
+                .map_err(|e| format!("`{name}`: {e}"))?;
             out.set_identifier(id, value);
-            continue;
-        }
-        match cell {
-            Cell::Text("") => {}
-            Cell::Text(text) => out.fields.push((
-                Cow::Borrowed(field_name(name)),
-                Raw::Str(Cow::Borrowed(text)),
-                sniff_text(text),
-            )),
-            Cell::Json(value) => {
-                if let Some(kind) = embedded_kind(name) {
-                    embedded(&mut out, kind, name, value)?;
-                } else if name == "traits" && value.is_object() {
-                    flatten(&mut out, Cow::Borrowed(""), value);
-                } else {
-                    flatten(&mut out, Cow::Borrowed(field_name(name)), value);
-                }
-            }
+        } else if let Some(kind) = embedded_kind(name) {
+            embedded(&mut out, kind, name, value)?;
+        } else if name == "traits" && value.is_object() {
+            flatten(&mut out, Cow::Borrowed(""), value);
+        } else {
+            flatten(&mut out, Cow::Borrowed(field_name(name)), value);
         }
     }
     Ok(out)

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use super::accounts::{self, raw_json_text, raw_of_json, CsvAccountColumns};
-use super::rows::{self, Cell, CsvColumns, Row};
+use super::rows::{self, Cell, CsvColumns, Record, Row};
 use super::source::{Part, TableSource};
 use super::typing::{json_number_shape, kind_of_json, sniff_text, DateEvidence, Kind, NumberShape};
 use super::ExtractError;
@@ -524,20 +524,24 @@ impl Loader {
     }
 
     fn account_row(&mut self, row: &Row<'_>, at: Location<'_>) -> Result<(), ExtractError> {
-        let csv = row.as_csv();
-        let parsed = match csv {
-            Some((columns, record)) => self.csv_part(columns, at)?.identifiers(columns, record),
-            None => accounts::split_row(row).map_err(|e| at.error(e))?,
+        let (parsed, csv) = match row.record() {
+            Record::Csv { columns, record } => (
+                self.csv_part(columns, at)?.identifiers(columns, record),
+                Some((columns, record)),
+            ),
+            Record::Json(object) => (
+                accounts::split_object(object).map_err(|e| at.error(e))?,
+                None,
+            ),
         };
         let external_id = parsed
             .external_id
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| at.error("`externalId` is missing or empty: it is the Intercom company_id, every account needs one"))?;
-        let csv_has_id =
-            csv.is_some() && self.csv_part.as_ref().is_some_and(|p| p.columns.has_id());
-        let use_id = *self
-            .accounts_use_id
-            .get_or_insert_with(|| parsed.vitally_id.is_some() || csv_has_id);
+        let use_id = *self.accounts_use_id.get_or_insert_with(|| {
+            parsed.vitally_id.is_some()
+                || csv.is_some() && self.csv_part.as_ref().is_some_and(|p| p.columns.has_id())
+        });
         if !use_id && parsed.vitally_id.is_some() {
             return Err(at.error("this account has an `id` but the first one has none: other tables refer to accounts by `id` only when every account has one — give every account its `id`, or leave `id` out everywhere"));
         }

@@ -263,7 +263,9 @@ pub struct Row<'a> {
     wanted: &'a [&'static str],
 }
 
-enum Record<'a> {
+/// What a row was read from.
+#[derive(Clone, Copy)]
+pub enum Record<'a> {
     Csv {
         columns: &'a CsvColumns,
         record: CsvRecord<'a>,
@@ -309,34 +311,9 @@ impl<'a> Row<'a> {
         }
     }
 
-    /// Every column of the row with its name as written, in file order.
-    pub fn cells(&self) -> Box<dyn Iterator<Item = (&'a str, Cell<'a>)> + 'a> {
-        match self.record {
-            Record::Csv { columns, record } => Box::new(
-                columns
-                    .names
-                    .iter()
-                    .map(String::as_str)
-                    .zip(record.iter().map(|t| Cell::Text(columns.non_null(t)))),
-            ),
-            Record::Json(map) => Box::new(map.iter().map(|(k, v)| (k.as_str(), Cell::Json(v)))),
-        }
-    }
-
-    /// The CSV record behind the row and its part's columns (`None` for JSON).
-    pub fn as_csv(&self) -> Option<(&'a CsvColumns, CsvRecord<'a>)> {
-        match self.record {
-            Record::Csv { columns, record } => Some((columns, record)),
-            Record::Json(_) => None,
-        }
-    }
-
-    /// The JSON object behind the row (`None` for CSV).
-    pub fn as_json(&self) -> Option<&'a Map<String, Value>> {
-        match self.record {
-            Record::Json(map) => Some(map),
-            Record::Csv { .. } => None,
-        }
+    /// The CSV record (with its part's columns) or JSON object behind the row.
+    pub fn record(&self) -> Record<'a> {
+        self.record
     }
 }
 
