@@ -48,6 +48,8 @@ def rows(name):
     return list(csv.DictReader(open(path, encoding="utf-8-sig"))) if os.path.exists(path) else []
 companies = [{"company_id": r["externalId"], "user_count": 1} for r in rows("accounts.csv")]
 contacts = [{"external_id": r.get("externalId") or None, "email": r.get("email") or None} for r in rows("users.csv")]
+# As in a real workspace, some users were leads first: a lead with the same email (every 3rd).
+contacts += [{"email": c["email"], "role": "lead"} for c in contacts[::3] if c["email"]]
 json.dump({"companies": companies, "contacts": contacts, "data_attributes": []}, open(out, "w"))
 PY
 }

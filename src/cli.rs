@@ -270,6 +270,12 @@ pub struct MappingArgs {
     /// a valid date stays a string, with a warning naming that value and its file:line.
     #[arg(long, value_enum, value_name = "HOW")]
     pub dates: Option<crate::transform::mapping::Dates>,
+    /// What to do with a string value longer than Intercom's 255 characters (Intercom refuses
+    /// it, and with it the whole update of that record): `truncate` sends its first 254
+    /// characters followed by `…`, with a warning per attribute; `fail` refuses the export
+    /// (exit 2) naming the record and the attribute, and changes nothing. [default: truncate]
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub long_strings: Option<crate::transform::mapping::LongStrings>,
 }
 
 #[derive(Debug, Args)]

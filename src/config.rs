@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::cli::{GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RegionArg};
 use crate::extract::options::{TableConfig, TableOptions};
 use crate::intercom::{AccessToken, ClientConfig, Region};
-use crate::transform::mapping::{Dates, MappingSettings};
+use crate::transform::mapping::{Dates, LongStrings, MappingSettings};
 
 pub const DEFAULT_DB: &str = "intercom-push.db";
 pub const DEFAULT_CONFIG: &str = "intercom-push.toml";
@@ -33,6 +33,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub exclude: Vec<String>,
     pub dates: Option<Dates>,
+    pub long_strings: Option<LongStrings>,
     pub region: Option<RegionArg>,
     pub base_url: Option<String>,
     pub intercom_version: Option<String>,
@@ -137,6 +138,10 @@ impl Settings {
                 monthly_spend: !mapping_args.no_monthly_spend && file.monthly_spend.unwrap_or(true),
                 excludes,
                 dates: mapping_args.dates.or(file.dates).unwrap_or_default(),
+                long_strings: mapping_args
+                    .long_strings
+                    .or(file.long_strings)
+                    .unwrap_or_default(),
             },
             intercom: IntercomSettings {
                 base_url: intercom

@@ -200,9 +200,16 @@ fn every_request_of_a_realistic_push_is_valid_against_the_openapi_description() 
         "no PUT cleared the renamed Element with null"
     );
     assert!(puts("/data_attributes/").any(|r| r.body == json!({"archived": true})));
+    // Every search asks for users only (`role = user`) and one key `IN` a list.
     let searched = |field: &str| {
         requests.iter().any(|r| {
-            r.path == "/contacts/search" && r.body["query"]["field"] == field && r.status == 200
+            let query = &r.body["query"];
+            r.path == "/contacts/search"
+                && query["operator"] == "AND"
+                && query["value"][0] == json!({"field": "role", "operator": "=", "value": "user"})
+                && query["value"][1]["field"] == field
+                && query["value"][1]["operator"] == "IN"
+                && r.status == 200
         })
     };
     assert!(searched("external_id") && searched("email") && searched("id"));

@@ -27,7 +27,8 @@ pub fn run(settings: &Settings, args: &AttributesArgs) -> Result<u8> {
         all.extend(client.list_data_attributes(Model::Contact, true).await?);
         Ok::<_, crate::intercom::ApiError>(all)
     })?;
-    let custom_total = existing.iter().filter(|a| a.custom).count();
+    // Archived attributes do not count towards Intercom's cap.
+    let in_use = existing.iter().filter(|a| a.custom && !a.archived).count();
     let list = classify(
         &existing,
         &store.attributes()?,
@@ -36,7 +37,7 @@ pub fn run(settings: &Settings, args: &AttributesArgs) -> Result<u8> {
         &prefix,
     );
     if !args.archive_stale {
-        print_list(&list, custom_total, args.json)?;
+        print_list(&list, in_use, args.json)?;
         return Ok(0);
     }
 
@@ -93,11 +94,11 @@ fn confirm(count: usize) -> Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-fn print_list(list: &[WorkspaceAttribute], custom_total: usize, json: bool) -> Result<()> {
+fn print_list(list: &[WorkspaceAttribute], in_use: usize, json: bool) -> Result<()> {
     if json {
         println!(
             "{}",
-            serde_json::json!({ "attributes": list, "custom_attributes": custom_total, "cap": ATTRIBUTE_CAP })
+            serde_json::json!({ "attributes": list, "in_use": in_use, "cap": ATTRIBUTE_CAP })
         );
         return Ok(());
     }
@@ -117,6 +118,6 @@ fn print_list(list: &[WorkspaceAttribute], custom_total: usize, json: bool) -> R
             a.model, a.data_type, a.records_with_value, a.name
         );
     }
-    println!("workspace: {custom_total} of Intercom's {ATTRIBUTE_CAP} custom attributes used (archived ones count)");
+    println!("workspace: {in_use} of Intercom's {ATTRIBUTE_CAP} custom attributes in use (archived ones do not count)");
     Ok(())
 }

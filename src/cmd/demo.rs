@@ -12,6 +12,8 @@ use crate::store::Store;
 
 /// Every n-th company and the n-th user are left out of the mock, to show `not_found`.
 const MISSING_EVERY: usize = 7;
+/// Every LEAD_EVERY-th seeded user also has a lead with its email.
+const LEAD_EVERY: usize = 3;
 
 pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
     let input = args
@@ -107,7 +109,7 @@ fn seed_from(settings: &Settings) -> Result<Seed> {
             ..SeedCompany::default()
         })
         .collect();
-    let contacts = store
+    let mut contacts: Vec<SeedContact> = store
         .users()?
         .into_iter()
         .enumerate()
@@ -118,6 +120,19 @@ fn seed_from(settings: &Settings) -> Result<Seed> {
             ..SeedContact::default()
         })
         .collect();
+    // As in a real workspace, some users were leads first: a lead with the same email.
+    let leads: Vec<SeedContact> = contacts
+        .iter()
+        .step_by(LEAD_EVERY)
+        .filter_map(|user| {
+            Some(SeedContact {
+                email: Some(user.email.clone()?),
+                role: Some("lead".into()),
+                ..SeedContact::default()
+            })
+        })
+        .collect();
+    contacts.extend(leads);
     Ok(Seed {
         companies,
         contacts,

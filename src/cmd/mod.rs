@@ -48,7 +48,11 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             None => {}
         }
         match cause.downcast_ref::<TransformError>() {
-            Some(TransformError::Collision(_) | TransformError::Settings(_)) => return 2,
+            Some(
+                TransformError::Collision(_)
+                | TransformError::Settings(_)
+                | TransformError::LongString(_),
+            ) => return 2,
             Some(TransformError::Store(e)) => return store_exit_code(e),
             None => {}
         }

@@ -25,8 +25,12 @@ use super::types::{
     ContactPage, DataAttribute, DataList, DataType, Model,
 };
 
-/// Page size used for `POST /contacts/search` (Intercom's maximum).
+/// Page size used for `POST /contacts/search`. Assumed: the spec documents the default (50)
+/// and no maximum; 150 is the maximum it documents for conversation search.
 pub const SEARCH_PAGE_SIZE: u32 = 150;
+
+/// How long after creating a data attribute a write refused for not knowing it is retried.
+pub const NEW_ATTRIBUTE_GRACE: Duration = Duration::from_secs(60);
 
 /// Longest `Retry-After` we honour on a 5xx/429 without a reset header.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -47,6 +51,8 @@ struct Inner {
     window: Duration,
     concurrency: usize,
     stats: Counters,
+    /// Data attributes this client created, and when (see [`Client::new_attribute_wait`]).
+    created: std::sync::Mutex<Vec<(String, Instant)>>,
 }
 
 #[derive(Default)]
@@ -199,6 +205,7 @@ impl Client {
                 window: config.rate_window,
                 concurrency: config.concurrency,
                 stats: Counters::default(),
+                created: Default::default(),
             }),
         })
     }
@@ -240,7 +247,7 @@ impl Client {
             "model": model.as_str(),
             "data_type": data_type.as_str(),
         }));
-        match self.execute(&call).await {
+        let created = match self.execute(&call).await {
             Ok(body) => self.parse(&call, &body),
             Err(e) if e.attempts > 1 && matches!(e.status, Some(400 | 409 | 422)) => {
                 if let Ok(existing) = self.list_data_attributes(model, true).await {
@@ -254,7 +261,15 @@ impl Client {
                 Err(e)
             }
             Err(e) => Err(e),
+        };
+        if created.is_ok() {
+            self.inner
+                .created
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((name.to_string(), Instant::now()));
         }
+        created
     }
 
     /// `PUT /data_attributes/{id} {"archived": true}`: archives a custom data attribute.
@@ -377,9 +392,10 @@ impl Client {
         self.execute(&call).await.map(drop)
     }
 
-    /// `POST /contacts/search` for contacts whose `field` is one of `values` (operator `IN`,
-    /// 150 per page). Pass each answer's `next` as `starting_after` until it is `None`.
-    /// An empty `values` answers an empty page without calling Intercom.
+    /// `POST /contacts/search` for the users (`role = user`: the search also holds leads)
+    /// whose `field` is one of `values` (operator `IN`, 150 per page). Pass each answer's
+    /// `next` as `starting_after` until it is `None`. An empty `values` answers an empty page
+    /// without calling Intercom. A contact answered with another role is left out.
     pub async fn search_contacts(
         &self,
         field: ContactKey,
@@ -398,7 +414,10 @@ impl Client {
             pagination["starting_after"] = json!(cursor);
         }
         let call = Call::new(Method::POST, "/contacts/search").json(&json!({
-            "query": { "field": field.as_str(), "operator": "IN", "value": values },
+            "query": { "operator": "AND", "value": [
+                { "field": "role", "operator": "=", "value": "user" },
+                { "field": field.as_str(), "operator": "IN", "value": values },
+            ]},
             "pagination": pagination,
         }));
         let body = self.execute(&call).await?;
@@ -407,6 +426,10 @@ impl Client {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(Contact::deserialize)
+                .filter(|c| {
+                    c.as_ref()
+                        .map_or(true, |c| c.role.as_deref().is_none_or(|r| r == "user"))
+                })
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.shape_error(&call, format!("contact in search answer: {e}")))?,
             Some(Value::Null) | None => Vec::new(),
@@ -583,7 +606,11 @@ impl Client {
             };
             let wait = match disposition {
                 Disposition::Success | Disposition::Terminal => {
-                    return Err(err(ErrorKind::Terminal))
+                    let e = err(ErrorKind::Terminal);
+                    match self.new_attribute_wait(&e, attempt) {
+                        Some(wait) => wait,
+                        None => return Err(e),
+                    }
                 }
                 Disposition::RateLimited => {
                     bump(&inner.stats.rate_limited);
@@ -618,6 +645,33 @@ impl Client {
             debug!(method = call.method_str(), path = %call.path, attempt, status, wait_ms = wait.as_millis() as u64, "retrying");
             self.sleep_before_retry(wait).await;
         }
+    }
+
+    /// How long to wait before sending again a call refused because it names a data attribute
+    /// this client created less than [`NEW_ATTRIBUTE_GRACE`] ago (Intercom: a new attribute
+    /// "can take a short while to appear"): the usual backoff, never past the grace period.
+    /// `None` for any other refusal, and once the grace period is over.
+    fn new_attribute_wait(&self, e: &ApiError, attempt: u32) -> Option<Duration> {
+        let unknown = ["not exist", "unknown", "not found"];
+        let message = e.message.to_lowercase();
+        if !matches!(e.status, Some(400 | 404 | 422))
+            || !unknown.iter().any(|u| message.contains(u))
+        {
+            return None;
+        }
+        let created = self.inner.created.lock().unwrap_or_else(|e| e.into_inner());
+        let newest = created
+            .iter()
+            .filter(|(name, _)| e.message.contains(name.as_str()))
+            .map(|(_, at)| *at)
+            .max()?;
+        let left = (newest + NEW_ATTRIBUTE_GRACE).checked_duration_since(Instant::now())?;
+        Some(
+            self.inner
+                .backoff
+                .delay(attempt, &mut rand::rng())
+                .min(left),
+        )
     }
 
     /// Handles an attempt that got no complete answer: returns Err when giving up, Ok(()) after

@@ -7,9 +7,12 @@
 //! * 408, 5xx, timeouts, connection refused/reset, incomplete answers → full-jitter exponential
 //!   backoff: sleep = random(0, min(cap, base · 2^(n−1))) before retry n; a `Retry-After` header
 //!   raises the sleep to at least its value (bounded).
-//! * Every other status (400, 401, 403, 404, 409, 410, 422, …) is terminal.
+//! * Every other status (400, 401, 403, 404, 409, 410, 422, …) is terminal, except a refusal
+//!   that names a data attribute the client created less than 60 s ago as unknown (Intercom's
+//!   new attributes "can take a short while to appear"): backoff, then retry, until then.
 //!
-//! Attempts are bounded by `max_attempts` (including the first).
+//! Attempts are bounded by `max_attempts` (including the first); the new-attribute retries by
+//! their 60 s.
 
 use std::time::Duration;
 

@@ -54,8 +54,10 @@
 //! - 400 `parameter_invalid` — spec (data attributes): duplicate name ("You already have 'x' in
 //!   your company data…"), invalid name, invalid model, "Data Type isn't an option", standard
 //!   attribute name; also (mock choice, code as Intercom uses for "Conversation attribute 'x' does
-//!   not exist") unknown/archived/wrong-model custom attribute and value type mismatch on PUT,
-//!   and the 250-attribute cap (real status/code for the cap not documented).
+//!   not exist") unknown/archived/wrong-model custom attribute (also one created less than
+//!   `--attribute-delay-ms` ago), value type mismatch and a string over 255 characters on PUT.
+//! - 400 `custom_data_limit_reached` — creating a data attribute past the cap of live (not
+//!   archived) custom attributes; the code is Intercom's, the status not documented.
 //! - 422 `parameter_invalid` — spec, `GET /data_attributes?model=conversation`.
 //! - 404 `field_not_found` — spec, `PUT /data_attributes/{id}` with an unknown id.
 //! - 400 `bad_request` "bad 'x' parameter" — spec (`POST /companies` example) for unknown body
@@ -85,6 +87,7 @@ pub use model::{
     SeedIds,
 };
 pub use record::{RecordedRequest, Stats, Violation};
+pub use state::Rules;
 
 use routes::Shared;
 use std::fmt;
@@ -150,9 +153,18 @@ pub struct MockConfig {
     /// Seed of the fault RNG.
     #[arg(long = "fault-seed", default_value_t = 0)]
     pub seed: u64,
-    /// Custom data attributes allowed per workspace (archived ones count).
+    /// Custom data attributes allowed per workspace (archived ones do not count, as in
+    /// Intercom); past it a creation answers 400 `custom_data_limit_reached`.
     #[arg(long = "max-custom-attributes", default_value_t = 250)]
     pub max_custom_attributes: usize,
+    /// Time after its creation before a data attribute may be written, in ms: until then a
+    /// write naming it answers 400 "Custom attribute '…' does not exist", as a new attribute
+    /// of Intercom's "can take a short while to appear".
+    #[arg(long = "attribute-delay-ms", value_parser = parse_ms, default_value = "0")]
+    pub attribute_delay: Duration,
+    /// Store a custom attribute set to "" as null, as Intercom has answered.
+    #[arg(long = "empty-string-as-null")]
+    pub empty_string_as_null: bool,
     /// Record every request (method, path, query, headers without Authorization, body, status).
     #[arg(long = "record-requests")]
     pub record_requests: bool,
@@ -182,7 +194,9 @@ impl Default for MockConfig {
             slow: Duration::from_secs(30),
             fail_company_ids: Vec::new(),
             seed: 0,
-            max_custom_attributes: 250,
+            max_custom_attributes: state::MAX_CUSTOM_ATTRIBUTES,
+            attribute_delay: Duration::ZERO,
+            empty_string_as_null: false,
             record_requests: false,
             scroll_page_size: 50,
             scroll_ttl: Duration::from_secs(60),
@@ -199,7 +213,7 @@ impl fmt::Debug for MockConfig {
             .field("window", &self.window)
             .field("faults", &self.faults())
             .field("seed", &self.seed)
-            .field("max_custom_attributes", &self.max_custom_attributes)
+            .field("rules", &self.rules())
             .field("record_requests", &self.record_requests)
             .field("scroll_page_size", &self.scroll_page_size)
             .field("scroll_ttl", &self.scroll_ttl)
@@ -209,6 +223,15 @@ impl fmt::Debug for MockConfig {
 }
 
 impl MockConfig {
+    /// The workspace behaviours part of the config.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            max_custom_attributes: self.max_custom_attributes,
+            attribute_delay_ms: self.attribute_delay.as_millis() as u64,
+            empty_string_as_null: self.empty_string_as_null,
+        }
+    }
+
     /// The fault settings part of the config.
     pub fn faults(&self) -> FaultConfig {
         FaultConfig {

@@ -40,6 +40,9 @@ pub struct SeedContact {
     pub external_id: Option<String>,
     pub email: Option<String>,
     pub name: Option<String>,
+    /// `user` (the default) or `lead`. Intercom's contact search returns both; a lead often
+    /// shares its email with the user it later signed up as.
+    pub role: Option<String>,
     /// A merged contact answers 410 `contact_merged` on PUT and is left out of search results.
     pub merged: bool,
     /// `external_id` of the contact this one was merged into (implies `merged`): the 410 answer
@@ -111,6 +114,8 @@ pub enum SeedError {
     DuplicateAttribute(String),
     #[error("data attribute {name:?}: {reason}")]
     InvalidAttribute { name: String, reason: String },
+    #[error("contact role {0:?}: a contact is a \"user\" or a \"lead\"")]
+    InvalidRole(String),
 }
 
 /// Data attribute model.
@@ -347,6 +352,8 @@ pub struct Attribute {
     pub description: Option<String>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// Unix ms from which a write may use it (see `MockConfig::attribute_delay`).
+    pub usable_from_ms: u64,
 }
 
 impl Attribute {

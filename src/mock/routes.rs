@@ -30,7 +30,6 @@ pub struct Shared {
     pub token: String,
     pub scroll_page_size: usize,
     pub scroll_ttl_ms: u64,
-    pub max_custom_attributes: usize,
     inner: Mutex<Inner>,
 }
 
@@ -50,9 +49,8 @@ impl Shared {
             token: config.token.clone(),
             scroll_page_size: config.scroll_page_size,
             scroll_ttl_ms: config.scroll_ttl.as_millis() as u64,
-            max_custom_attributes: config.max_custom_attributes,
             inner: Mutex::new(Inner {
-                store: Store::default(),
+                store: Store::with_rules(config.rules()),
                 recorder: Recorder::new(config.record_requests),
                 limiter: RateLimiter::new(config.rate_limit, config.window.as_millis() as u64),
                 faults: config.faults(),
@@ -396,9 +394,7 @@ fn dispatch(
             };
             Ok(store.list_attributes(model, include_archived))
         }
-        Route::CreateAttribute => {
-            store.create_attribute(&json_body(body)?, shared.max_custom_attributes, now)
-        }
+        Route::CreateAttribute => store.create_attribute(&json_body(body)?, now),
         Route::UpdateAttribute(id) => store.update_attribute(id, &json_body(body)?, now),
         Route::Unknown => Err(ApiError::not_found("Resource Not Found")),
     }

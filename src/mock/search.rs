@@ -11,7 +11,8 @@ use super::state::Store;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-/// Default and maximum `pagination.per_page`.
+/// Default (documented) and maximum (assumed: documented for conversation search only)
+/// `pagination.per_page`.
 const DEFAULT_PER_PAGE: usize = 50;
 const MAX_PER_PAGE: usize = 150;
 /// Intercom's limits on compound queries.
@@ -117,9 +118,20 @@ impl Query {
     }
 
     /// Indices of the contacts matching the query (merged ones included; callers filter them).
-    /// `=`/`IN` on `id`, `external_id` and `email` use the store's indexes; everything else scans.
+    /// `=`/`IN` on `id`, `external_id` and `email` use the store's indexes, also inside an `AND`
+    /// (whose other filters are then tested on those contacts only); everything else scans.
     pub fn eval(&self, store: &Store) -> BTreeSet<usize> {
         match self {
+            Query::Group { and: true, items } if items.iter().any(Query::indexed) => {
+                let (indexed, others): (Vec<&Query>, Vec<&Query>) =
+                    items.iter().partition(|q| q.indexed());
+                let mut sets = indexed.iter().map(|q| q.eval(store));
+                let first = sets.next().unwrap_or_default();
+                sets.fold(first, |acc, s| acc.intersection(&s).copied().collect())
+                    .into_iter()
+                    .filter(|&i| others.iter().all(|q| q.holds_for(store, i)))
+                    .collect()
+            }
             Query::Group { and, items } => {
                 let mut sets = items.iter().map(|q| q.eval(store));
                 let first = sets.next().unwrap_or_default();
@@ -156,11 +168,28 @@ impl Query {
                         out
                     }
                     _ => (0..store.contacts.len())
-                        .filter(|&i| {
-                            matches(field, *op, value, store.contact_field(i, field).as_ref())
-                        })
+                        .filter(|&i| self.holds_for(store, i))
                         .collect(),
                 }
+            }
+        }
+    }
+}
+
+impl Query {
+    /// Whether [`Query::eval`] answers this filter from an index.
+    fn indexed(&self) -> bool {
+        matches!(self, Query::Filter { field, op: Op::Eq | Op::In, .. }
+            if matches!(field.as_str(), "id" | "external_id" | "email"))
+    }
+
+    /// Whether contact `i` matches the query.
+    fn holds_for(&self, store: &Store, i: usize) -> bool {
+        match self {
+            Query::Group { and: true, items } => items.iter().all(|q| q.holds_for(store, i)),
+            Query::Group { and: false, items } => items.iter().any(|q| q.holds_for(store, i)),
+            Query::Filter { field, op, value } => {
+                matches(field, *op, value, store.contact_field(i, field).as_ref())
             }
         }
     }

@@ -16,7 +16,7 @@ struct CompanyUpdate {
     industry: Option<String>,
     size: Option<i64>,
     monthly_spend: Option<i64>,
-    custom: Vec<(String, Value)>,
+    custom: Vec<Change>,
 }
 
 /// A validated contact update (None / empty = leave as is).
@@ -26,7 +26,7 @@ struct ContactUpdate {
     email: Option<String>,
     role: Option<String>,
     external_id: Option<String>,
-    custom: Vec<(String, Value)>,
+    custom: Vec<Change>,
 }
 
 /// The one open company scroll of the workspace.
@@ -59,7 +59,37 @@ pub struct Store {
     attribute_by_name: HashMap<String, usize>,
     scroll: Option<Scroll>,
     id_counter: u64,
+    /// How this workspace behaves where Intercom's behaviour is a setting of the mock.
+    pub(super) rules: Rules,
 }
+
+/// Intercom behaviours the mock can play (from `MockConfig`), kept across seeds.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// Custom data attributes allowed per workspace; archived ones do not count (Intercom's
+    /// help center: archiving frees space).
+    pub max_custom_attributes: usize,
+    /// Milliseconds after its creation before a data attribute may be written (Intercom: a
+    /// new attribute "can take a short while to appear").
+    pub attribute_delay_ms: u64,
+    /// Store a custom attribute set to `""` as `null` (Intercom has answered so).
+    pub empty_string_as_null: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            max_custom_attributes: MAX_CUSTOM_ATTRIBUTES,
+            attribute_delay_ms: 0,
+            empty_string_as_null: false,
+        }
+    }
+}
+
+/// Intercom's cap of custom data attributes per workspace.
+pub const MAX_CUSTOM_ATTRIBUTES: usize = 250;
+/// Intercom's longest string custom attribute value, in characters.
+const MAX_STRING_CHARS: usize = 255;
 
 /// Unix time in seconds for a millisecond timestamp.
 fn secs(now_ms: u64) -> u64 {
@@ -103,6 +133,14 @@ fn page_info(page: usize, per_page: usize, total: usize) -> Value {
 }
 
 impl Store {
+    /// An empty workspace that behaves by `rules`.
+    pub fn with_rules(rules: Rules) -> Store {
+        Store {
+            rules,
+            ..Store::default()
+        }
+    }
+
     /// A new Intercom-like 24-hex-digit id: creation time, then a per-store counter.
     fn new_id(&mut self, now_ms: u64) -> String {
         self.id_counter += 1;
@@ -119,6 +157,7 @@ impl Store {
     pub fn load(&mut self, seed: Seed, now_ms: u64) -> Result<SeedIds, SeedError> {
         let mut fresh = Store {
             id_counter: self.id_counter,
+            rules: self.rules,
             ..Store::default()
         };
         let ids = fresh.fill(seed, now_ms)?;
@@ -152,6 +191,7 @@ impl Store {
                 description: None,
                 created_at: now,
                 updated_at: now,
+                usable_from_ms: 0,
             });
             ids.data_attributes.push(id);
         }
@@ -185,6 +225,10 @@ impl Store {
                     return Err(SeedError::DuplicateExternalId(ext.clone()));
                 }
             }
+            let role = c.role.unwrap_or_else(|| "user".to_owned());
+            if role != "user" && role != "lead" {
+                return Err(SeedError::InvalidRole(role));
+            }
             let id = self.new_id(now_ms);
             ids.contacts.push(id.clone());
             self.insert_contact(Contact {
@@ -193,7 +237,7 @@ impl Store {
                 email: c.email,
                 name: c.name,
                 phone: None,
-                role: "user".to_owned(),
+                role,
                 merged: c.merged || c.merged_into.is_some(),
                 merged_into: c.merged_into,
                 custom_attributes: c.custom_attributes,
@@ -281,14 +325,18 @@ impl Store {
             if let Some(spend) = change.monthly_spend {
                 company.monthly_spend = spend;
             }
-            let values = change.custom_attributes.into_iter().collect();
-            apply_custom_attributes(&mut company.custom_attributes, values);
+            apply_custom_attributes(
+                &mut company.custom_attributes,
+                edited(change.custom_attributes),
+            );
             company.updated_at = secs(now_ms);
         }
         for (i, change) in contacts.into_iter().zip(edit.contacts) {
             let contact = &mut self.contacts[i];
-            let values = change.custom_attributes.into_iter().collect();
-            apply_custom_attributes(&mut contact.custom_attributes, values);
+            apply_custom_attributes(
+                &mut contact.custom_attributes,
+                edited(change.custom_attributes),
+            );
             contact.updated_at = secs(now_ms);
         }
         Ok(changed)
@@ -403,7 +451,7 @@ impl Store {
     }
 
     /// Validates a company update body (allowed keys, value types, custom attributes).
-    fn parse_company_update(&self, body: &Value) -> Result<CompanyUpdate, ApiError> {
+    fn parse_company_update(&self, body: &Value, now_ms: u64) -> Result<CompanyUpdate, ApiError> {
         let obj = object(body)?;
         only_keys(
             obj,
@@ -445,7 +493,7 @@ impl Store {
             monthly_spend,
             custom: match obj.get("custom_attributes") {
                 None => Vec::new(),
-                Some(ca) => self.validate_custom_attributes(Model::Company, ca)?,
+                Some(ca) => self.validate_custom_attributes(Model::Company, ca, now_ms)?,
             },
         })
     }
@@ -486,7 +534,7 @@ impl Store {
             .company_by_id
             .get(id)
             .ok_or_else(ApiError::company_not_found)?;
-        let update = self.parse_company_update(body)?;
+        let update = self.parse_company_update(body, now_ms)?;
         Ok(self.apply_company_update(i, update, now_ms))
     }
 
@@ -506,7 +554,7 @@ impl Store {
         for k in ["company_id", "remote_created_at", "update_last_request_at"] {
             rest.remove(k);
         }
-        let update = self.parse_company_update(&Value::Object(rest))?;
+        let update = self.parse_company_update(&Value::Object(rest), now_ms)?;
         let i = match self.company_by_company_id.get(&company_id) {
             Some(&i) => i,
             None => {
@@ -581,6 +629,7 @@ impl Store {
         &self,
         i: Option<usize>,
         body: &Value,
+        now_ms: u64,
     ) -> Result<ContactUpdate, ApiError> {
         let obj = object(body)?;
         only_keys(
@@ -622,7 +671,7 @@ impl Store {
             external_id,
             custom: match obj.get("custom_attributes") {
                 None => Vec::new(),
-                Some(ca) => self.validate_custom_attributes(Model::Contact, ca)?,
+                Some(ca) => self.validate_custom_attributes(Model::Contact, ca, now_ms)?,
             },
         })
     }
@@ -691,14 +740,14 @@ impl Store {
                 )
             });
         }
-        let update = self.parse_contact_update(Some(i), body)?;
+        let update = self.parse_contact_update(Some(i), body, now_ms)?;
         Ok(self.apply_contact_update(i, update, now_ms))
     }
 
     /// `POST /contacts`: validates, then creates a contact (the loader must never call it; the
     /// caller records a violation). Needs `email` or `external_id`.
     pub fn create_contact(&mut self, body: &Value, now_ms: u64) -> Result<Value, ApiError> {
-        let update = self.parse_contact_update(None, body)?;
+        let update = self.parse_contact_update(None, body, now_ms)?;
         if update.external_id.is_none() && update.email.is_none() {
             return Err(ApiError::parameter_invalid(
                 "email or external_id is required",
@@ -725,16 +774,19 @@ impl Store {
 
     /// Checks a `custom_attributes` value against the model's custom data attributes and returns
     /// the changes to apply. Every key must name an existing, non-archived custom attribute of
-    /// `model` and every non-null value must match its data type, else 400 `parameter_invalid`.
+    /// `model` that is usable already (see [`Rules::attribute_delay_ms`]), every non-null value
+    /// must match its data type, and a string may have at most 255 characters; else 400
+    /// `parameter_invalid` naming the attribute.
     ///
-    /// `null` clears a value: real Intercom accepts `null` for a custom attribute and removes the
-    /// value (the attribute then no longer appears in the record's `custom_attributes`); the mock
-    /// does the same.
+    /// `null` clears a value: the mock removes it (the attribute then no longer appears in the
+    /// record's `custom_attributes`). Real Intercom is assumed to do the same: not documented.
+    /// With [`Rules::empty_string_as_null`], `""` is stored as `null`.
     fn validate_custom_attributes(
         &self,
         model: Model,
         ca: &Value,
-    ) -> Result<Vec<(String, Value)>, ApiError> {
+        now_ms: u64,
+    ) -> Result<Vec<Change>, ApiError> {
         let obj = ca
             .as_object()
             .ok_or_else(|| ApiError::parameter_invalid("custom_attributes must be an object"))?;
@@ -744,7 +796,7 @@ impl Store {
                 .attribute_by_name
                 .get(k)
                 .map(|&i| &self.attributes[i])
-                .filter(|a| a.model == model && !a.archived)
+                .filter(|a| a.model == model && !a.archived && a.usable_from_ms <= now_ms)
                 .ok_or_else(|| {
                     ApiError::parameter_invalid(format!("Custom attribute '{k}' does not exist"))
                 })?;
@@ -754,7 +806,21 @@ impl Store {
                     attr.data_type.as_str()
                 )));
             }
-            changes.push((k.clone(), v.clone()));
+            if v.as_str()
+                .is_some_and(|s| s.chars().count() > MAX_STRING_CHARS)
+            {
+                return Err(ApiError::parameter_invalid(format!(
+                    "Custom attribute '{k}' must be at most {MAX_STRING_CHARS} characters long"
+                )));
+            }
+            let stored = match v {
+                Value::Null => None,
+                Value::String(s) if s.is_empty() && self.rules.empty_string_as_null => {
+                    Some(Value::Null)
+                }
+                _ => Some(v.clone()),
+            };
+            changes.push((k.clone(), stored));
         }
         Ok(changes)
     }
@@ -773,15 +839,11 @@ impl Store {
     }
 
     /// `POST /data_attributes {name, model, data_type[, description, messenger_writable]}`.
-    /// Names are unique across both models and may not reuse a standard attribute's name; at most
-    /// `max` custom attributes may exist (archived ones count). All errors are 400
-    /// `parameter_invalid` with the spec's messages where it has one.
-    pub fn create_attribute(
-        &mut self,
-        body: &Value,
-        max: usize,
-        now_ms: u64,
-    ) -> Result<Value, ApiError> {
+    /// Names are unique across both models and may not reuse a standard attribute's name (400
+    /// `parameter_invalid`, with the spec's messages where it has one). At most
+    /// [`Rules::max_custom_attributes`] custom attributes may be live (archived ones do not
+    /// count): past it, 400 `custom_data_limit_reached`.
+    pub fn create_attribute(&mut self, body: &Value, now_ms: u64) -> Result<Value, ApiError> {
         let obj = object(body)?;
         only_keys(
             obj,
@@ -828,10 +890,13 @@ impl Store {
                 model.data_word()
             )));
         }
-        if self.attributes.len() >= max {
-            return Err(ApiError::parameter_invalid(format!(
-                "You have reached the limit of {max} custom data attributes (archived attributes count towards the limit)"
-            )));
+        let max = self.rules.max_custom_attributes;
+        if self.attributes.iter().filter(|a| !a.archived).count() >= max {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "custom_data_limit_reached",
+                format!("You have reached the limit of {max} custom data attributes: archive attributes you no longer use to make room"),
+            ));
         }
         let id = self.attributes.iter().map(|a| a.id).max().unwrap_or(0) + 1;
         self.attribute_by_name
@@ -845,6 +910,7 @@ impl Store {
             description,
             created_at: secs(now_ms),
             updated_at: secs(now_ms),
+            usable_from_ms: now_ms + self.rules.attribute_delay_ms,
         };
         let v = attr.to_json();
         self.attributes.push(attr);
@@ -912,15 +978,25 @@ impl Store {
     }
 }
 
-/// Applies validated custom attribute changes: `null` removes the key, other values set it.
-fn apply_custom_attributes(target: &mut Map<String, Value>, changes: Vec<(String, Value)>) {
+/// A custom attribute change: `None` removes the key, `Some` stores the value.
+type Change = (String, Option<Value>);
+
+/// Applies validated custom attribute changes.
+fn apply_custom_attributes(target: &mut Map<String, Value>, changes: Vec<Change>) {
     for (k, v) in changes {
-        if v.is_null() {
-            target.remove(&k);
-        } else {
-            target.insert(k, v);
-        }
+        match v {
+            None => target.remove(&k),
+            Some(v) => target.insert(k, v),
+        };
     }
+}
+
+/// The changes of an `/_mock/edit`: `null` removes the key, other values set it.
+fn edited(values: Map<String, Value>) -> Vec<Change> {
+    values
+        .into_iter()
+        .map(|(k, v)| (k, (!v.is_null()).then_some(v)))
+        .collect()
 }
 
 /// A uuid-shaped hex string derived from `n` (not random; unique per distinct `n`).

@@ -494,9 +494,10 @@ async fn list_omits_companies_without_users() {
 }
 
 #[tokio::test]
-async fn data_attributes_cap_counts_archived_and_names_are_unique() {
+async fn data_attributes_cap_counts_live_ones_and_names_are_unique() {
     let api = Api::start(config()).await;
     let mut seed = standard_seed();
+    // 249 attributes, the first archived: 248 live.
     seed.data_attributes = (0..249)
         .map(|i| {
             attr(
@@ -510,39 +511,24 @@ async fn data_attributes_cap_counts_archived_and_names_are_unique() {
     api.server.seed(seed).expect("seed");
     let create =
         |name: &str, model: &str| json!({"name": name, "model": model, "data_type": "integer"});
-    let dup = api
-        .call(
-            Method::POST,
-            "/data_attributes",
-            Some(create("a1", "company")),
-        )
-        .await;
+    let post = |body: Value| api.call(Method::POST, "/data_attributes", Some(body));
+    let dup = post(create("a1", "company")).await;
     assert_eq!(dup.status, 400);
     assert_eq!(error_code(&dup), "parameter_invalid");
-    let ok = api
-        .call(
-            Method::POST,
-            "/data_attributes",
-            Some(create("last_one", "contact")),
-        )
-        .await;
+    let ok = post(create("last_one", "contact")).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.body["full_name"], "custom_attributes.last_one");
     assert_eq!(ok.body["custom"], true);
-    let over = api
-        .call(
-            Method::POST,
-            "/data_attributes",
-            Some(create("too_many", "company")),
-        )
-        .await;
+    // 250 attributes exist, 249 live: the archived one does not count.
+    assert_eq!(post(create("one_more", "company")).await.status, 200);
+    let over = post(create("too_many", "company")).await;
     assert_eq!(over.status, 400);
-    assert_eq!(error_code(&over), "parameter_invalid");
+    assert_eq!(error_code(&over), "custom_data_limit_reached");
 
     let list = api
         .call(Method::GET, "/data_attributes?model=company", None)
         .await;
-    assert_eq!(list.body["data"].as_array().map(Vec::len), Some(124));
+    assert_eq!(list.body["data"].as_array().map(Vec::len), Some(125));
     let all = api
         .call(
             Method::GET,
@@ -550,7 +536,7 @@ async fn data_attributes_cap_counts_archived_and_names_are_unique() {
             None,
         )
         .await;
-    assert_eq!(all.body["data"].as_array().map(Vec::len), Some(125));
+    assert_eq!(all.body["data"].as_array().map(Vec::len), Some(126));
     let id = ok.body["id"].as_u64().expect("id");
     let archived = api
         .call(
@@ -567,6 +553,8 @@ async fn data_attributes_cap_counts_archived_and_names_are_unique() {
         contact_attrs.body["data"].as_array().map(Vec::len),
         Some(124)
     );
+    // Archiving made room.
+    assert_eq!(post(create("too_many", "company")).await.status, 200);
 }
 
 #[tokio::test]

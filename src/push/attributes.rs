@@ -1,6 +1,8 @@
 //! Data attributes must exist in Intercom before a PUT uses them: list them once per run,
 //! create the missing ones with the inferred type, refuse on a type conflict.
 
+use std::collections::HashSet;
+
 use tokio::task::JoinSet;
 
 use crate::intercom::{Client, DataAttribute, DataType, Model};
@@ -8,8 +10,22 @@ use crate::store::Attribute;
 
 use super::PushError;
 
-/// Intercom's limit on custom data attributes per workspace (archived ones count).
+/// Intercom's limit on custom data attributes per workspace. Archived ones do not count
+/// (Intercom's help center: "you can archive unused attributes to free up space").
 pub const ATTRIBUTE_CAP: usize = 250;
+
+/// Intercom's error code for a creation past [`ATTRIBUTE_CAP`].
+const LIMIT_REACHED: &str = "custom_data_limit_reached";
+
+/// What the push learnt of the workspace's data attributes.
+#[derive(Debug, Default)]
+pub struct Ensured {
+    /// Names of the attributes created now.
+    pub created: Vec<String>,
+    /// Names of the workspace's archived custom attributes (of either model: names are
+    /// unique across both).
+    pub archived: HashSet<String>,
+}
 
 fn data_type(name: &str) -> DataType {
     match name {
@@ -34,13 +50,13 @@ fn compatible(ours: &str, theirs: &str) -> bool {
     ours == theirs || (ours == "integer" && theirs == "float")
 }
 
-/// Makes every attribute of `catalog` exist with a compatible type; returns the names created.
-/// `stale` (ours, no longer produced) are named when the workspace cap would be passed.
+/// Makes every attribute of `catalog` exist with a compatible type. `stale` (ours, no longer
+/// produced) are named when the workspace cap would be passed; nothing is written then.
 pub async fn ensure_attributes(
     client: &Client,
     catalog: &[Attribute],
     stale: &[String],
-) -> Result<Vec<String>, PushError> {
+) -> Result<Ensured, PushError> {
     let (companies, contacts) = tokio::join!(
         client.list_data_attributes(Model::Company, true),
         client.list_data_attributes(Model::Contact, true)
@@ -76,15 +92,28 @@ pub async fn ensure_attributes(
             )));
         }
     }
-    let custom_now = existing.iter().filter(|a| a.custom).count();
-    if custom_now + missing.len() > ATTRIBUTE_CAP {
-        let archivable = if stale.is_empty() {
-            String::new()
-        } else {
-            format!(" Stale attributes of ours you could archive (`intercom-push attributes --archive-stale`): {}.", stale.join(", "))
-        };
+    let archived: HashSet<String> = existing
+        .iter()
+        .filter(|a| a.custom && a.archived)
+        .map(|a| a.name.clone())
+        .collect();
+    let archivable: Vec<&str> = stale
+        .iter()
+        .filter(|name| !archived.contains(*name))
+        .map(String::as_str)
+        .collect();
+    let archivable = if archivable.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Stale attributes of ours you could archive (`intercom-push attributes --archive-stale`): {}.",
+            archivable.join(", ")
+        )
+    };
+    let live = existing.iter().filter(|a| a.custom && !a.archived).count();
+    if live + missing.len() > ATTRIBUTE_CAP {
         return Err(PushError::Attributes(format!(
-            "creating {} attributes would take the workspace past Intercom's cap of {ATTRIBUTE_CAP} custom attributes ({custom_now} exist, archived ones count): nothing was written. Exclude sources (--exclude), or archive unused attributes in Intercom.{archivable}",
+            "creating {} attributes would take the workspace past Intercom's cap of {ATTRIBUTE_CAP} custom attributes ({live} are in use; archived ones do not count): nothing was written. Exclude sources (--exclude), or archive unused attributes in Intercom.{archivable}",
             missing.len()
         )));
     }
@@ -97,16 +126,36 @@ pub async fn ensure_attributes(
             model(attribute.model),
             data_type(attribute.data_type),
         );
-        creates.spawn(async move { client.create_data_attribute(&name, model, data_type).await });
+        creates.spawn(async move {
+            let created = client.create_data_attribute(&name, model, data_type).await;
+            (name, created)
+        });
     }
+    let (mut created, mut refused, mut failure) = (Vec::new(), Vec::new(), None);
     while let Some(done) = creates.join_next().await {
         // A create task is never cancelled, so it only fails to finish by panicking: pass that on.
         match done {
-            Ok(created) => created?,
+            Ok((name, Ok(_))) => created.push(name),
+            Ok((name, Err(e))) if e.has_code(LIMIT_REACHED) => refused.push(name),
+            Ok((_, Err(e))) => failure = failure.or(Some(e)),
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
     }
-    Ok(missing.iter().map(|a| a.name.clone()).collect())
+    if !refused.is_empty() {
+        // The workspace holds more than the listing showed (another app's attributes, or ones
+        // created meanwhile): stop before any record is written.
+        refused.sort();
+        return Err(PushError::Attributes(format!(
+            "Intercom refused to create {} attributes ({LIMIT_REACHED}: the workspace is at its cap of custom attributes): {}. Nothing was written to any record. Exclude their sources (--exclude), or archive unused attributes in Intercom.{archivable}",
+            refused.len(),
+            refused.join(", ")
+        )));
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    created.sort_by_key(|name| missing.iter().position(|a| &a.name == name));
+    Ok(Ensured { created, archived })
 }
 
 /// Where a workspace attribute carrying our prefix comes from.

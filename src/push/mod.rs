@@ -20,6 +20,7 @@ pub mod resolve;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
@@ -118,6 +119,7 @@ pub fn push(
     // run). It starts now: its first pages arrive while the data attributes are checked.
     let directory = (reconciler.is_some() || unknown > DIRECTORY_THRESHOLD)
         .then(|| directory::stream(client, runtime.handle(), reconciler.is_some()));
+    let mut archived = HashSet::new();
     if options.send {
         let catalog = store.attributes()?;
         let stale: Vec<String> = store
@@ -126,10 +128,12 @@ pub fn push(
             .filter(|(model, name)| !catalog.iter().any(|c| c.model == model && &c.name == name))
             .map(|(_, name)| name)
             .collect();
-        report.attributes_created =
-            runtime.block_on(attributes::ensure_attributes(client, &catalog, &stale))?;
+        let ensured = runtime.block_on(attributes::ensure_attributes(client, &catalog, &stale))?;
+        report.attributes_created = ensured.created;
+        archived = ensured.archived;
         store.remember_attributes(&catalog)?;
     }
+    let skipped = Arc::new(SkippedClears::new(archived));
 
     // The in-flight window: a record holds a permit until its outcome is committed.
     let window = Arc::new(Semaphore::new(client.concurrency()));
@@ -158,6 +162,7 @@ pub fn push(
         options,
         window,
         tx,
+        skipped: skipped.clone(),
     };
     let result = (|| -> Result<(), PushError> {
         push_companies(
@@ -176,6 +181,7 @@ pub fn push(
         .unwrap_or_else(|_| Err(StoreError::Worker("the result writer panicked")));
     result?;
     written?;
+    report.warnings.extend(skipped.warnings());
 
     if options.send {
         count_unchanged(store, &mut report)?;
@@ -197,6 +203,49 @@ struct Context<'a> {
     options: PushOptions,
     window: Arc<Semaphore>,
     tx: mpsc::Sender<Settled>,
+    skipped: Arc<SkippedClears>,
+}
+
+/// Clears left out of the PUTs because their attribute is archived in the workspace: Intercom
+/// may refuse a write naming an archived attribute, even a `null`, and that record would fail
+/// every night. The record then counts the attribute as cleared; one warning per attribute.
+#[derive(Default)]
+pub struct SkippedClears {
+    /// Archived attribute name → clears left out.
+    by_name: HashMap<String, AtomicU64>,
+}
+
+impl SkippedClears {
+    pub fn new(archived: HashSet<String>) -> Self {
+        SkippedClears {
+            by_name: archived
+                .into_iter()
+                .map(|name| (name, AtomicU64::new(0)))
+                .collect(),
+        }
+    }
+
+    /// Whether the clear of `name` is left out (and counts it).
+    fn skip(&self, name: &str) -> bool {
+        self.by_name
+            .get(name)
+            .map(|n| n.fetch_add(1, Ordering::Relaxed))
+            .is_some()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut skipped: Vec<(&String, u64)> = self
+            .by_name
+            .iter()
+            .map(|(name, n)| (name, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        skipped.sort_unstable();
+        skipped
+            .into_iter()
+            .map(|(name, n)| format!("`{name}` is archived in Intercom, so its value was not cleared on {n} records (Intercom may refuse any write naming an archived attribute); they now count it as cleared, and the values stay in Intercom, hidden with the attribute"))
+            .collect()
+    }
 }
 
 /// Records that were not attempted are unchanged.
@@ -324,8 +373,8 @@ fn push_companies(
         ..
     } = *context;
     let push_company_task = |record: PendingRecord| {
-        let client = client.clone();
-        async move { push_company(&client, record).await }
+        let (client, skipped) = (client.clone(), context.skipped.clone());
+        async move { push_company(&client, &skipped, record).await }
     };
     context.runtime.block_on(async {
         let progress = Progress::new("pushing companies", "companies");
@@ -384,9 +433,18 @@ fn push_companies(
 
 /// Looks up (if its id is unknown) and updates one company; a 404 on the PUT drops the id and
 /// re-resolves once.
-async fn push_company(client: &Client, record: PendingRecord) -> SyncRecord {
+async fn push_company(
+    client: &Client,
+    skipped: &SkippedClears,
+    record: PendingRecord,
+) -> SyncRecord {
     let outcome = async {
-        let body = request_body(&record.payload, record.pushed_payload.as_deref(), true);
+        let body = request_body(
+            &record.payload,
+            record.pushed_payload.as_deref(),
+            true,
+            skipped,
+        );
         let mut id = match record.intercom_id.clone() {
             Some(id) => id,
             None => match client.find_company(&record.record_key).await? {
@@ -482,9 +540,9 @@ fn push_users(
                         .remove(&record.record_key)
                         .unwrap_or(ContactMatch::NotFound),
                 };
-                let client = client.clone();
+                let (client, skipped) = (client.clone(), context.skipped.clone());
                 dispatcher
-                    .spawn(async move { push_user(&client, record, found).await })
+                    .spawn(async move { push_user(&client, &skipped, record, found).await })
                     .await?;
             }
         }
@@ -493,14 +551,24 @@ fn push_users(
 }
 
 /// Updates one contact; 404 or 410 (`contact_merged`) re-resolves once.
-async fn push_user(client: &Client, record: PendingRecord, found: ContactMatch) -> SyncRecord {
+async fn push_user(
+    client: &Client,
+    skipped: &SkippedClears,
+    record: PendingRecord,
+    found: ContactMatch,
+) -> SyncRecord {
     let outcome = async {
         let mut id = match found {
             ContactMatch::Found(id) => id,
             ContactMatch::NotFound => return Ok(RecordOutcome::NotFound),
             ContactMatch::Ambiguous(reason) => return Ok(RecordOutcome::Ambiguous(reason)),
         };
-        let body = request_body(&record.payload, record.pushed_payload.as_deref(), false);
+        let body = request_body(
+            &record.payload,
+            record.pushed_payload.as_deref(),
+            false,
+            skipped,
+        );
         for attempt in 0..2 {
             match client.update_contact(&id, &body).await {
                 Ok(()) => return Ok(updated(id, &record)),
@@ -542,8 +610,14 @@ pub(crate) fn user_keys(payload: &str) -> UserKeys {
 
 /// The PUT body for a payload: its custom attributes (and monthly_spend for companies), plus
 /// `null` for every attribute Intercom accepted from us before that the payload no longer
-/// has, which clears it. Keys we never sent are never touched.
-pub fn request_body(payload: &str, pushed_payload: Option<&str>, company: bool) -> Value {
+/// has, which clears it, unless `skipped` leaves that clear out. Keys we never sent are never
+/// touched.
+pub fn request_body(
+    payload: &str,
+    pushed_payload: Option<&str>,
+    company: bool,
+    skipped: &SkippedClears,
+) -> Value {
     let payload: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
     let mut attributes: Map<String, Value> = payload
         .get("custom_attributes")
@@ -553,7 +627,7 @@ pub fn request_body(payload: &str, pushed_payload: Option<&str>, company: bool) 
     if let Some(old) = pushed_payload.and_then(|p| serde_json::from_str::<Value>(p).ok()) {
         if let Some(old_attributes) = old.get("custom_attributes").and_then(Value::as_object) {
             for key in old_attributes.keys() {
-                if !attributes.contains_key(key) {
+                if !attributes.contains_key(key) && !skipped.skip(key) {
                     attributes.insert(key.clone(), Value::Null);
                 }
             }
@@ -578,12 +652,21 @@ mod tests {
         let old =
             r#"{"company_id":"a","custom_attributes":{"V Old":3,"V Kept":1},"monthly_spend":5}"#;
         let new = r#"{"company_id":"a","custom_attributes":{"V Kept":2,"V New":true}}"#;
-        let body = request_body(new, Some(old), true);
+        let none = SkippedClears::default();
+        let body = request_body(new, Some(old), true, &none);
         assert_eq!(
             body,
             serde_json::json!({"custom_attributes": {"V Old": null, "V Kept": 2, "V New": true}})
         );
-        let first = request_body(new, None, true);
+        let archived = SkippedClears::new(HashSet::from(["V Old".to_string()]));
+        let body = request_body(new, Some(old), true, &archived);
+        assert_eq!(
+            body,
+            serde_json::json!({"custom_attributes": {"V Kept": 2, "V New": true}}),
+            "the clear of an archived attribute is left out"
+        );
+        assert_eq!(archived.warnings().len(), 1);
+        let first = request_body(new, None, true, &none);
         assert_eq!(
             first,
             serde_json::json!({"custom_attributes": {"V Kept": 2, "V New": true}})

@@ -145,8 +145,12 @@ pub fn differences(pushed: &Value, held: &Held) -> Vec<(String, Value, Value)> {
 
 /// JSON equality, except that numbers are equal by value whatever their representation
 /// (Intercom may answer `6` for a float `6.0`, or `6.0` for an integer sent to a float attribute).
+///
+/// A `""` we sent is the same as `null` (or no value, which reads as `null`): Intercom has
+/// answered `null` for an attribute set to `""`.
 pub fn same_value(expected: &Value, actual: &Value) -> bool {
     match (expected, actual) {
+        (Value::String(sent), Value::Null) => sent.is_empty(),
         (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64()) {
             (Some(x), Some(y)) => x == y,
             _ => a.as_f64() == b.as_f64(),

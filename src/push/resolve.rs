@@ -7,7 +7,8 @@ use tokio::task::JoinSet;
 
 use crate::intercom::{ApiError, Client, Contact, ContactKey};
 
-/// Values per `IN` search (Intercom's documented maximum for one query value list).
+/// Values per `IN` search. Assumed: Intercom documents no limit on an `IN` list (only 2 levels
+/// of nesting and 15 filters per group); see the README, "What we assume about Intercom".
 pub const SEARCH_BATCH: usize = 100;
 
 /// A contact lookup's answer for one user.
@@ -26,7 +27,8 @@ pub struct UserKeys {
 }
 
 /// Resolves users to contact ids: by external_id first, then (for those not found) by email;
-/// only a unique match counts. Calls `POST /contacts/search` with `IN` on up to 100 values.
+/// only a unique match counts. Calls `POST /contacts/search` for users (`role = user`: leads
+/// are never matched) with `IN` on up to 100 values.
 pub async fn resolve_contacts(
     client: &Client,
     users: &[UserKeys],

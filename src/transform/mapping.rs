@@ -24,6 +24,46 @@ pub struct MappingSettings {
     pub excludes: Vec<String>,
     /// How fields whose values are all dates are sent.
     pub dates: Dates,
+    /// What happens to a string value longer than Intercom's [`MAX_STRING_CHARS`]. Not part
+    /// of [`MappingSettings::version`]: a cut value is in the payload, so its hash follows it.
+    pub long_strings: LongStrings,
+}
+
+/// Intercom's longest string custom attribute value, in characters (Unicode scalar values).
+pub const MAX_STRING_CHARS: usize = 255;
+
+/// What to do with a string value longer than [`MAX_STRING_CHARS`], which Intercom refuses
+/// (and with it the whole PUT of that record).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LongStrings {
+    /// Send its first 254 characters followed by `…`: 255 in all.
+    #[default]
+    Truncate,
+    /// Refuse the transform (exit 2), naming the record and the attribute.
+    Fail,
+}
+
+impl LongStrings {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LongStrings::Truncate => "truncate",
+            LongStrings::Fail => "fail",
+        }
+    }
+}
+
+/// `text` as Intercom accepts it: unchanged when it has at most [`MAX_STRING_CHARS`]
+/// characters, else its first 254 followed by `…` (U+2026). `None` when unchanged.
+pub fn cut_to_limit(text: &str) -> Option<String> {
+    // At most 255 bytes is at most 255 characters: the common case costs one comparison.
+    if text.len() <= MAX_STRING_CHARS {
+        return None;
+    }
+    let mut starts = text.char_indices().map(|(i, _)| i);
+    let keep = starts.nth(MAX_STRING_CHARS - 1)?; // where the 255th character starts
+    starts.next()?; // a 256th: too long
+    Some(format!("{}\u{2026}", &text[..keep]))
 }
 
 /// How a field (or Success Metric) whose every value is an ISO 8601 date is sent.
@@ -49,6 +89,7 @@ impl Default for MappingSettings {
             monthly_spend: true,
             excludes: Vec::new(),
             dates: Dates::String,
+            long_strings: LongStrings::Truncate,
         }
     }
 }
@@ -456,6 +497,22 @@ fn shell_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_are_cut_to_255_characters_not_bytes() {
+        let count = |s: &str| s.chars().count();
+        assert_eq!(cut_to_limit(&"a".repeat(255)), None);
+        assert_eq!(
+            cut_to_limit(&"é".repeat(255)),
+            None,
+            "510 bytes, 255 characters"
+        );
+        let cut = cut_to_limit(&"a".repeat(256)).unwrap();
+        assert_eq!((count(&cut), cut.ends_with("a…")), (255, true));
+        let cut = cut_to_limit(&format!("{}🚀🚀", "é".repeat(254))).unwrap();
+        assert_eq!(cut, format!("{}…", "é".repeat(254)));
+        assert_eq!(cut_to_limit("short"), None);
+    }
 
     #[test]
     fn names_intercom_refuses_are_made_acceptable_with_a_warning() {

@@ -8,7 +8,7 @@ pub mod mapping;
 pub mod payload;
 pub mod start_case;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 
 use rayon::prelude::*;
@@ -17,8 +17,8 @@ use crate::extract::typing::Kind;
 use crate::progress::Progress;
 use crate::store::codec::{self, DecodeError, JsonNames};
 use crate::store::{key_hash, Store, StoreError, StoredHash, UserRecord};
-use mapping::{Mapping, MappingSettings};
-use payload::{decode_account, Layout};
+use mapping::{LongStrings, Mapping, MappingSettings, MAX_STRING_CHARS};
+use payload::{decode_account, CompanyNotes, Layout};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
@@ -26,6 +26,9 @@ pub enum TransformError {
     Collision(String),
     #[error("{0}")]
     Settings(String),
+    /// A string value over Intercom's limit with `long_strings = "fail"` (exit 2).
+    #[error("{0}")]
+    LongString(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -55,8 +58,9 @@ pub struct TransformSummary {
 /// Records per chunk handed from the reader thread to the workers.
 const CHUNK: u32 = 4096;
 
-/// The tool version whose payloads are stored; a new version recomputes them.
-const TOOL: &str = concat!("intercom-push ", env!("CARGO_PKG_VERSION"));
+/// The tool version and payload rules whose payloads are stored; a new one recomputes them.
+/// Rules 2: string values cut to Intercom's 255 characters.
+const TOOL: &str = concat!("intercom-push ", env!("CARGO_PKG_VERSION"), " rules 2");
 
 /// Computes all payloads for the current extract with `settings`.
 pub fn transform(
@@ -71,7 +75,8 @@ pub fn transform(
     let fresh = store.meta("payload_extract_version")?.as_deref()
         == Some(extract_version.to_string().as_str())
         && store.meta("mapping")?.as_deref() == Some(settings.version().as_str())
-        && store.meta("payload_tool")?.as_deref() == Some(TOOL);
+        && store.meta("payload_tool")?.as_deref() == Some(TOOL)
+        && store.meta("long_strings")?.as_deref() == Some(settings.long_strings.as_str());
     if fresh {
         // Same extract, same settings, same tool: the payloads are already these.
         let counts = store.payload_counts()?;
@@ -108,6 +113,9 @@ pub fn transform(
     let owners = store.owner_refs()?;
     let users_by_id = store.meta("users_have_id")?.as_deref() == Some("1");
     let (max_account, max_user) = store.max_keys()?;
+    if settings.long_strings == LongStrings::Fail {
+        refuse_long_strings(store, &mapping, &labels, max_account)?;
+    }
     let checkpointer = store.checkpointer()?;
     // One reader connection per kind, beside the writer's.
     let reader = store.reopen()?;
@@ -177,6 +185,18 @@ pub fn transform(
                     payload::MONTHLY_SPEND_MAX
                 ));
             }
+            let mut cut: Vec<(&str, u64)> = companies
+                .cut
+                .iter()
+                .map(|(key, records)| (name_table[*key as usize].as_str(), *records))
+                .collect();
+            cut.sort_unstable();
+            for (name, records) in cut {
+                summary.warnings.push(format!(
+                    "`{name}`: {records} companies hold a value longer than Intercom's {MAX_STRING_CHARS} characters, sent as its first {} characters and `…` (long_strings = \"truncate\"; with long_strings = \"fail\" or --long-strings fail, transform refuses such an export instead)",
+                    MAX_STRING_CHARS - 1
+                ));
+            }
             if users.unmatched_owners > 0 {
                 summary.warnings.push(format!(
                     "{} accountOwnerId values match no user (by {}); those owners get no contact update",
@@ -191,6 +211,7 @@ pub fn transform(
                     ("mapping", mapping.version.clone()),
                     ("prefix", settings.prefix.clone()),
                     ("payload_tool", TOOL.to_string()),
+                    ("long_strings", settings.long_strings.as_str().to_string()),
                     ("payload_count_company", summary.companies.to_string()),
                     ("payload_count_user", summary.users.to_string()),
                 ]),
@@ -206,6 +227,51 @@ pub fn transform(
     })?;
     drop(checkpointer);
     Ok(summary)
+}
+
+/// With `long_strings = "fail"`: reads every account's payload before anything is written and
+/// refuses the first one holding a string over Intercom's limit, naming it and the attribute,
+/// so that the database is left as it was.
+fn refuse_long_strings(
+    store: &Store,
+    mapping: &Mapping,
+    labels: &[(u32, String, String)],
+    max_account: u32,
+) -> Result<(), TransformError> {
+    // Names keyed by their place in the mapping (the stored keys are made by the writer).
+    let names: Vec<&str> = mapping.attributes.iter().map(|a| a.name.as_str()).collect();
+    let keys = names
+        .iter()
+        .enumerate()
+        .map(|(key, name)| (name.to_string(), key as u32))
+        .collect();
+    let layout = Layout::new(mapping, &keys, labels);
+    chunked(
+        store.reopen()?,
+        max_account,
+        |store, lo, hi| store.account_chunk(lo, hi),
+        |chunk| {
+            let found = chunk
+                .par_iter()
+                .map(|account| -> Result<Option<(&str, u32)>, DecodeError> {
+                    let (fields, children) = decode_account(account)?;
+                    let (_, notes) = layout.company(account, &fields, &children);
+                    Ok(notes
+                        .cut
+                        .first()
+                        .map(|key| (account.external_id.as_str(), *key)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            match found.into_iter().flatten().next() {
+                Some((company, key)) => Err(TransformError::LongString(format!(
+                    "company `{company}`: `{}` is longer than Intercom's {MAX_STRING_CHARS} characters and long_strings is \"fail\": nothing was written. Shorten the value in the export, --exclude its source, or set long_strings = \"truncate\" (or --long-strings truncate) to send its first {} characters and `…`",
+                    names[key as usize],
+                    MAX_STRING_CHARS - 1
+                ))),
+                None => Ok(()),
+            }
+        },
+    )
 }
 
 /// How accounts name their owner: by the users' `id` when they have one (`users_by_id`),
@@ -226,6 +292,8 @@ struct Totals {
     changed: u64,
     /// Companies whose MRR was clamped into monthly_spend's range.
     clamped: u64,
+    /// By attribute name key: the companies whose value of it was cut to Intercom's limit.
+    cut: HashMap<u32, u64>,
     /// accountOwnerId values that match no user.
     unmatched_owners: usize,
 }
@@ -254,9 +322,9 @@ impl Compute<'_> {
             max_account,
             |store, lo, hi| store.account_chunk(lo, hi),
             |chunk| {
-                let computed: Vec<(Computed, bool)> = chunk
+                let computed: Vec<(Computed, CompanyNotes)> = chunk
                     .par_iter()
-                    .map(|account| -> Result<(Computed, bool), DecodeError> {
+                    .map(|account| -> Result<(Computed, CompanyNotes), DecodeError> {
                         let (fields, children) = decode_account(account)?;
                         let (payload, notes) = self.layout.company(account, &fields, &children);
                         let computed = companies.compare(
@@ -265,14 +333,17 @@ impl Compute<'_> {
                             self.names,
                             self.mapping_version,
                         );
-                        Ok((computed, notes.monthly_spend_clamped))
+                        Ok((computed, notes))
                     })
                     .collect::<Result<_, _>>()?;
                 totals.records += chunk.len() as u64;
                 progress.inc(chunk.len() as u64);
                 let mut writes = Vec::new();
-                for (account, (computed, was_clamped)) in chunk.into_iter().zip(computed) {
-                    totals.clamped += u64::from(was_clamped);
+                for (account, (computed, notes)) in chunk.into_iter().zip(computed) {
+                    totals.clamped += u64::from(notes.monthly_spend_clamped);
+                    for key in notes.cut {
+                        *totals.cut.entry(key).or_default() += 1;
+                    }
                     writes.extend(companies.apply(account.external_id, computed));
                 }
                 totals.changed += writes.len() as u64;

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::mapping::{convert, number_of, Mapping};
+use super::mapping::{convert, cut_to_limit, number_of, Mapping};
 use crate::extract::typing::Kind;
 use crate::store::codec::{self, Children, DecodeError, Fields, Payload, Scalar};
 use crate::store::{AccountRecord, UserRecord};
@@ -13,9 +13,11 @@ use crate::store::{AccountRecord, UserRecord};
 pub const MONTHLY_SPEND_MAX: i64 = 2_147_483_647;
 
 /// What computing one company found worth a warning.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct CompanyNotes {
     pub monthly_spend_clamped: bool,
+    /// Name keys of the string attributes cut to Intercom's limit (see [`cut_to_limit`]).
+    pub cut: Vec<u32>,
 }
 
 /// Where each source's value goes in a payload: the mapping with every attribute given its
@@ -131,6 +133,14 @@ impl Layout {
             values[slot] = Some(Scalar::Str(Cow::Owned(join_names(names.into_iter()))));
         }
         let mut notes = CompanyNotes::default();
+        for (value, name) in values.iter_mut().zip(&self.slot_names) {
+            if let Some(Scalar::Str(text)) = value {
+                if let Some(cut) = cut_to_limit(text) {
+                    *text = Cow::Owned(cut);
+                    notes.cut.push(*name);
+                }
+            }
+        }
         let monthly_spend = if self.monthly_spend {
             self.mrr_fields
                 .iter()

@@ -151,3 +151,33 @@ pub fn restore_account_fields_without_date_kind(db: &Path) {
         )
         .unwrap();
 }
+
+/// Every row of every table, as text, table by table in name order: two equal dumps mean
+/// the database holds the same data.
+pub fn contents(db: &Path) -> Vec<String> {
+    let conn = read_only(db);
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = Vec::new();
+    for table in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+        let columns = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                let cells: Vec<String> = (0..columns)
+                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                    .collect();
+                Ok(format!("{table}: {}", cells.join(" | ")))
+            })
+            .unwrap();
+        let mut rows: Vec<String> = rows.map(Result::unwrap).collect();
+        rows.sort();
+        out.extend(rows);
+    }
+    out
+}

@@ -158,7 +158,8 @@ pub fn small_export(dir: &Path, owner_of_a: &str, health_of_b: &str) {
     .unwrap();
 }
 
-/// The workspace of [`small_export`]: companies a, b, c and contacts u1..u3, no attributes.
+/// The workspace of [`small_export`]: companies a, b, c, users u1..u3 and a lead with u2's
+/// email, no attributes.
 pub fn small_seed() -> Seed {
     let company = |id: &str| SeedCompany {
         company_id: id.into(),
@@ -176,6 +177,12 @@ pub fn small_seed() -> Seed {
             contact("u1", "one@x.example"),
             contact("u2", "two@x.example"),
             contact("u3", "three@x.example"),
+            // A visitor who became u2: a lead with the same email, never to be written.
+            SeedContact {
+                email: Some("two@x.example".into()),
+                role: Some("lead".into()),
+                ..SeedContact::default()
+            },
         ],
         data_attributes: vec![],
     }
