@@ -115,7 +115,8 @@ CREATE TABLE IF NOT EXISTS records (
                                           -- digits (as Intercom's ids are), else the text as given
     pushed_hash    BLOB,
     pushed_at      INTEGER,               -- unix seconds of the last accepted write
-    status         INTEGER,               -- last outcome: 1 updated, 2 not_found, 3 ambiguous, 4 failed
+    status         INTEGER,               -- last outcome: 1 updated, 2 not_found, 3 ambiguous, 4 failed,
+                                          -- 0 departed (left the export; handled, see records_departed)
     last_error     TEXT,
     failures       INTEGER NOT NULL DEFAULT 0,   -- consecutive failed attempts
     payload        BLOB,                  -- encoded, last: scans of the columns above skip it
@@ -127,6 +128,12 @@ CREATE TABLE IF NOT EXISTS records (
 -- Keyed by record_id, so that rows inserted in order extend it at its end.
 CREATE INDEX IF NOT EXISTS records_changed ON records (kind, record_id)
     WHERE hash IS NOT NULL AND hash IS NOT pushed_hash;
+
+-- Records that left the export (no payload) after Intercom accepted a payload of theirs, and
+-- whose departure is not handled yet (`departed = "clear"`: the PUT that clears what we sent;
+-- `"keep"`: only marked). Status 0 once handled; a record that leaves again is reset to NULL.
+CREATE INDEX IF NOT EXISTS records_departed ON records (kind, record_id)
+    WHERE hash IS NULL AND pushed_hash IS NOT NULL AND status IS NOT 0;
 
 -- Records needing attention (status lists them; its queries repeat `status >= 2`, as SQLite
 -- uses a partial index only for a query whose WHERE has the index's own terms). A range, not

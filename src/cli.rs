@@ -185,6 +185,17 @@ pub struct OpsArgs {
     /// run. [default: 400]
     #[arg(long, value_name = "N")]
     pub runs_keep: Option<u64>,
+    /// What to do with a record that left the export after Intercom accepted it: `clear`
+    /// sets every custom attribute we sent it to null in one PUT (monthly_spend and anyone
+    /// else's attributes untouched) and reports it `departed`; `keep` leaves its values.
+    /// [default: clear]
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub departed: Option<crate::push::departures::Departed>,
+    /// Lift, for this run, the guard that stops a push (exit 2, nothing written) when more than
+    /// max_departed % (default 10) of the last pushed export's companies or users left the
+    /// export, or its accounts table is empty: for when they really left.
+    #[arg(long)]
+    pub allow_departed: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::cli::{GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RegionArg};
 use crate::extract::options::{TableConfig, TableOptions};
 use crate::intercom::{AccessToken, ClientConfig, Region};
+use crate::push::departures::{Departed, DepartureSettings, MAX_DEPARTED};
 use crate::transform::mapping::{Dates, LongStrings, MappingSettings};
 
 pub const DEFAULT_DB: &str = "intercom-push.db";
@@ -42,6 +43,8 @@ pub struct FileConfig {
     pub timeout: Option<f64>,
     pub metrics_file: Option<PathBuf>,
     pub runs_keep: Option<u64>,
+    pub departed: Option<Departed>,
+    pub max_departed: Option<f64>,
     /// Per-table settings: `[tables.accounts] path = …`, CSV dialect.
     #[serde(default)]
     pub tables: BTreeMap<String, TableConfig>,
@@ -84,6 +87,8 @@ pub struct Settings {
     pub metrics_file: Option<PathBuf>,
     /// `runs` rows kept.
     pub runs_keep: u64,
+    /// Records that leave the export (`departed`, `max_departed`, `--allow-departed`).
+    pub departures: DepartureSettings,
 }
 
 impl Settings {
@@ -158,7 +163,18 @@ impl Settings {
             },
             metrics_file: file.metrics_file,
             runs_keep: file.runs_keep.unwrap_or(crate::store::DEFAULT_RUNS_KEEP),
+            departures: DepartureSettings {
+                mode: file.departed.unwrap_or_default(),
+                max_percent: file.max_departed.unwrap_or(MAX_DEPARTED),
+                allow: false,
+            },
         };
+        if !(0.0..=100.0).contains(&settings.departures.max_percent) {
+            return Err(ConfigError::Invalid(format!(
+                "max_departed = {}: give the percentage of the last pushed export's companies or users that may leave in one export, from 0 to 100 (default {MAX_DEPARTED})",
+                settings.departures.max_percent
+            )));
+        }
         if settings.mapping.prefix.trim().is_empty()
             || settings.mapping.prefix != settings.mapping.prefix.trim()
         {
@@ -176,6 +192,8 @@ impl Settings {
             self.metrics_file = Some(path.clone());
         }
         self.runs_keep = ops.runs_keep.unwrap_or(self.runs_keep);
+        self.departures.mode = ops.departed.unwrap_or(self.departures.mode);
+        self.departures.allow = ops.allow_departed;
         if self.runs_keep == 0 {
             return Err(ConfigError::Invalid(
                 "--runs-keep 0: keep at least the last run (default 400)".into(),

@@ -35,13 +35,22 @@ pub struct RunMetrics {
     path: Option<PathBuf>,
     started: Instant,
     stages: Vec<(&'static str, Duration)>,
-    /// Per kind (`company`, `user`): updated, unchanged, not_found, ambiguous, failed.
-    records: Vec<(&'static str, [u64; 5])>,
+    /// Per kind (`company`, `user`): updated, unchanged, not_found, ambiguous, failed, departed.
+    records: Vec<(&'static str, [u64; 6])>,
+    /// Records found departed before the push (companies, users).
+    departed: Option<(u64, u64)>,
     api: Option<ClientStats>,
     dry_run: bool,
 }
 
-const OUTCOMES: [&str; 5] = ["updated", "unchanged", "not_found", "ambiguous", "failed"];
+const OUTCOMES: [&str; 6] = [
+    "updated",
+    "unchanged",
+    "not_found",
+    "ambiguous",
+    "failed",
+    "departed",
+];
 
 impl RunMetrics {
     /// Starts the clock; nothing is written without a `path`.
@@ -51,6 +60,7 @@ impl RunMetrics {
             started: Instant::now(),
             stages: Vec::new(),
             records: Vec::new(),
+            departed: None,
             api: None,
             dry_run: false,
         }
@@ -76,11 +86,26 @@ impl RunMetrics {
 
     /// The push's record outcomes per kind.
     pub fn record_push(&mut self, report: &PushReport) {
-        let counts = |k: &KindReport| [k.updated, k.unchanged, k.not_found, k.ambiguous, k.failed];
+        let counts = |k: &KindReport| {
+            [
+                k.updated,
+                k.unchanged,
+                k.not_found,
+                k.ambiguous,
+                k.failed,
+                k.departed,
+            ]
+        };
         self.records = vec![
             ("company", counts(&report.companies)),
             ("user", counts(&report.users)),
         ];
+    }
+
+    /// The records that left the export, found before the push (also when its guard
+    /// stops it).
+    pub fn record_departed(&mut self, companies: u64, users: u64) {
+        self.departed = Some((companies, users));
     }
 
     /// The API client's counters (also after a failed push).
@@ -143,7 +168,7 @@ impl RunMetrics {
             }
         }
         if !self.records.is_empty() {
-            out.family("records_total", "counter", "Records of the last push by kind and outcome (not_found: Intercom has no such company or contact; ambiguous: several contacts match).");
+            out.family("records_total", "counter", "Records of the last push by kind and outcome (not_found: Intercom has no such company or contact; ambiguous: several contacts match; departed: left the export, what we sent cleared or, with departed = keep, kept).");
             for (kind, counts) in &self.records {
                 for (outcome, count) in OUTCOMES.iter().zip(counts) {
                     out.sample(
@@ -153,6 +178,11 @@ impl RunMetrics {
                     );
                 }
             }
+        }
+        if let Some((companies, users)) = self.departed {
+            out.family("departed_records", "gauge", "Records that left the export after Intercom accepted them, found by the last push (before its max_departed guard).");
+            out.sample("departed_records", &[("kind", "company")], companies);
+            out.sample("departed_records", &[("kind", "user")], users);
         }
         if let Some(api) = &self.api {
             out.family(

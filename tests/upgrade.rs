@@ -7,6 +7,7 @@ mod common;
 use common::{manifest_dir, Workspace};
 use intercom_push::transform::hash::payload_hash;
 use intercom_push::transform::mapping::MappingSettings;
+use serde_json::Value;
 
 /// schema.sql as of schema 1 (commit f07dec3), trimmed to the tables the upgrade reads or drops.
 const SCHEMA_1: &str = "
@@ -89,8 +90,17 @@ fn a_schema_1_database_keeps_what_intercom_accepted_and_sends_only_what_changed(
     ws.run(&["load", "--input", input.to_str().unwrap()]).ok();
     ws.transform(&[]).ok();
     let plan = ws.run(&["plan", "--json"]).ok().ndjson();
+    // gone-co, which Intercom accepted and the export no longer has, is listed as departed.
+    let departed: Vec<&Value> = plan.iter().filter(|p| p["departed"] == true).collect();
+    assert_eq!(departed.len(), 1, "{plan:?}");
+    assert_eq!(departed[0]["company_id"], "gone-co");
+    assert_eq!(
+        departed[0]["custom_attributes"],
+        serde_json::json!({"Vitally Seats": null})
+    );
     let changed: Vec<&str> = plan
         .iter()
+        .filter(|p| p["departed"] != true)
         .map(|p| {
             p["company_id"]
                 .as_str()

@@ -37,7 +37,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             return store_exit_code(e);
         }
         match cause.downcast_ref::<PushError>() {
-            Some(PushError::Attributes(_) | PushError::NotReady(_)) => return 2,
+            Some(PushError::Attributes(_) | PushError::NotReady(_) | PushError::Departed(_)) => {
+                return 2
+            }
             Some(PushError::Api(_)) => return 3,
             Some(PushError::Store(e)) => return store_exit_code(e),
             None => {}

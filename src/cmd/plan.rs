@@ -8,6 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::cli::PlanArgs;
 use crate::config::Settings;
+use crate::push::departures::{clear_body, Departed, DepartureCounts};
+use crate::push::SkippedClears;
 use crate::store::{PayloadRow, Store};
 
 #[derive(Serialize)]
@@ -51,8 +53,9 @@ pub fn run(settings: &Settings, args: &PlanArgs) -> Result<u8> {
         };
         Ok(written?)
     })?;
+    let departed = write_departures(&store, settings, args, &mut out, &mut totals)?;
     if !args.json {
-        let detailed = totals.companies + totals.users;
+        let detailed = totals.companies + totals.users + departed.total() as usize;
         if detailed > totals.shown {
             writeln!(
                 out,
@@ -75,6 +78,17 @@ pub fn run(settings: &Settings, args: &PlanArgs) -> Result<u8> {
              ({} never pushed); the rest are unchanged",
             totals.never_pushed
         )?;
+        if departed.total() > 0 {
+            let what = match settings.departures.mode {
+                Departed::Clear => "what we sent them is cleared",
+                Departed::Keep => "departed = \"keep\": their values stay",
+            };
+            writeln!(
+                out,
+                "plan: {} companies and {} users left the export ({what})",
+                departed.companies, departed.users
+            )?;
+        }
     }
     out.flush()?;
     Ok(0)
@@ -101,6 +115,57 @@ impl Totals {
     }
 }
 
+/// The records that left the export (see `push::departures`); with `departed = "clear"`,
+/// each with the clear it would get: as a JSON line (`"departed": true`, every attribute we
+/// sent it `null`), or `- company acme: departed, N attributes cleared`.
+fn write_departures(
+    store: &Store,
+    settings: &Settings,
+    args: &PlanArgs,
+    out: &mut impl Write,
+    totals: &mut Totals,
+) -> Result<DepartureCounts> {
+    let counts = DepartureCounts::read(store)?;
+    if settings.departures.mode == Departed::Keep {
+        return Ok(counts);
+    }
+    // The workspace is not read here, so no clear is known to be left out.
+    let none = SkippedClears::default();
+    for kind in ["company", "user"] {
+        let mut after = 0;
+        loop {
+            let page = store.departed_page(kind, after, crate::push::PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.record_id;
+            for record in page {
+                let pushed: Value = serde_json::from_str(&record.pushed_payload).unwrap_or(NULL);
+                let mut line = clear_body(&record.pushed_payload, &none);
+                if args.json {
+                    let keys: &[&str] = if kind == "company" {
+                        &["company_id"]
+                    } else {
+                        &["external_id", "email"]
+                    };
+                    let mut object = Map::new();
+                    object.insert("type".into(), Value::from(kind));
+                    for key in keys {
+                        object.insert(key.to_string(), pushed.get(*key).cloned().unwrap_or(NULL));
+                    }
+                    object.insert("departed".into(), Value::Bool(true));
+                    object.insert("custom_attributes".into(), line["custom_attributes"].take());
+                    writeln!(out, "{}", Value::Object(object))?;
+                } else if totals.shown < args.limit {
+                    totals.shown += 1;
+                    let cleared = line["custom_attributes"].as_object().map_or(0, Map::len);
+                    let label = label(kind, &record.record_key);
+                    writeln!(out, "- {label}: departed, {cleared} attributes cleared")?;
+                }
+            }
+        }
+    }
+    Ok(counts)
+}
+
 const NULL: Value = Value::Null;
 
 fn write_json_line(out: &mut impl Write, row: &PayloadRow, payload: &Value) -> std::io::Result<()> {
@@ -125,12 +190,7 @@ fn write_json_line(out: &mut impl Write, row: &PayloadRow, payload: &Value) -> s
 
 /// `~ acme` with one line per changed attribute (`old → new`), `+` for a first push.
 fn write_human(out: &mut impl Write, row: &PayloadRow, payload: &Value) -> std::io::Result<()> {
-    let label = if row.kind == "company" {
-        format!("company {}", row.record_key)
-    } else {
-        let (by, key) = row.record_key.split_at(2);
-        format!("user {}{}", if by == "e:" { "" } else { "email " }, key)
-    };
+    let label = label(&row.kind, &row.record_key);
     let old: Option<Value> = row
         .pushed_payload
         .as_deref()
@@ -175,6 +235,16 @@ fn write_human(out: &mut impl Write, row: &PayloadRow, payload: &Value) -> std::
         }
     }
     Ok(())
+}
+
+/// `company acme`, `user u-001` (by external_id) or `user email ada@acme.example`.
+fn label(kind: &str, record_key: &str) -> String {
+    if kind == "company" {
+        format!("company {record_key}")
+    } else {
+        let (by, key) = record_key.split_at(2);
+        format!("user {}{}", if by == "e:" { "" } else { "email " }, key)
+    }
 }
 
 fn change_line(

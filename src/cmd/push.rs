@@ -28,6 +28,10 @@ pub fn push_and_report(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if options.send {
+        let departed = crate::push::departures::DepartureCounts::read(store)?;
+        metrics.record_departed(departed.companies, departed.users);
+    }
     let run_id = store.start_run(command)?;
     let pushed = metrics.time("push", || {
         push::push(store, &client, &runtime, options, run_id).map_err(anyhow::Error::new)
@@ -101,7 +105,7 @@ pub fn run(settings: &Settings, args: &PushArgs, metrics: &mut RunMetrics) -> Re
         &store,
         settings,
         "push",
-        PushOptions::send(args.full_resync),
+        PushOptions::send(args.full_resync, settings.departures),
         args.json,
         metrics,
     )

@@ -23,6 +23,7 @@ pub fn run(settings: &Settings, args: &ReconcileArgs) -> Result<u8> {
             full_resync: false,
             reconcile: Some(args.mode),
             send: args.mode == ReconcileMode::Repair,
+            departures: settings.departures,
         },
         args.json,
         // A reconcile writes no metrics file (the nightly `run --reconcile` does).

@@ -71,7 +71,7 @@ pub fn run(settings: &Settings, args: &RunArgs, metrics: &mut RunMetrics) -> Res
         "run",
         PushOptions {
             reconcile: args.reconcile,
-            ..PushOptions::send(args.full_resync)
+            ..PushOptions::send(args.full_resync, settings.departures)
         },
         args.json,
         metrics,

@@ -27,8 +27,11 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<u8> {
     let pending: Vec<Value> = store
         .payload_counts()?
         .into_iter()
-        .map(|(kind, total, changed)| json!({"kind": kind, "records": total, "pending": changed}))
-        .collect();
+        .map(|(kind, total, changed)| {
+            let departed = store.departed_count(&kind)?;
+            Ok(json!({"kind": kind, "records": total, "pending": changed, "departed": departed}))
+        })
+        .collect::<Result<_>>()?;
     let listing = |status: &str, min_failures: i64| -> Result<Value> {
         let (total, rows) = store.records_with_status(status, min_failures, SHOWN)?;
         let rows: Vec<Value> = rows.into_iter().map(|(kind, key, failures, error)| json!({"kind": kind, "record": key, "failures": failures, "last_error": error})).collect();
@@ -72,7 +75,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> Result<u8> {
 }
 
 fn summary(kind: &Value) -> Value {
-    json!({"updated": kind["updated"], "not_found": kind["not_found"], "ambiguous": kind["ambiguous"], "failed": kind["failed"]})
+    json!({"updated": kind["updated"], "not_found": kind["not_found"], "ambiguous": kind["ambiguous"], "failed": kind["failed"], "departed": kind["departed"]})
 }
 
 fn print_human(s: &Value) {
@@ -157,19 +160,21 @@ fn print_runs_and_records(s: &Value) {
     println!("\nlast runs:");
     for r in s["runs"].as_array().into_iter().flatten() {
         println!(
-            "  #{} {} started {} exit {} — companies updated {} failed {}, users updated {} failed {}{}",
+            "  #{} {} started {} exit {} — companies updated {} departed {} failed {}, users updated {} departed {} failed {}{}",
             r["run_id"], r["command"].as_str().unwrap_or(""), r["started_at"].as_str().unwrap_or(""), r["exit_code"],
-            r["companies"]["updated"], r["companies"]["failed"], r["users"]["updated"], r["users"]["failed"],
+            r["companies"]["updated"], r["companies"]["departed"].as_u64().unwrap_or(0), r["companies"]["failed"],
+            r["users"]["updated"], r["users"]["departed"].as_u64().unwrap_or(0), r["users"]["failed"],
             r["error"].as_str().map(|e| format!(" — error: {e}")).unwrap_or_default()
         );
     }
     println!("\npending (what `push` would send now):");
     for p in s["pending"].as_array().into_iter().flatten() {
         println!(
-            "  {}: {} of {}",
+            "  {}: {} of {}, and {} that left the export",
             p["kind"].as_str().unwrap_or(""),
             p["pending"],
-            p["records"]
+            p["records"],
+            p["departed"]
         );
     }
     for (label, key) in [

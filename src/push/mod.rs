@@ -13,6 +13,7 @@
 //! rate governor.
 
 pub mod attributes;
+pub mod departures;
 pub mod directory;
 pub mod reconcile;
 pub mod report;
@@ -31,6 +32,7 @@ use tokio::task::{JoinError, JoinSet};
 use crate::intercom::{ApiError, Client};
 use crate::progress::Progress;
 use crate::store::{PendingRecord, RecordOutcome, Store, StoreError, SyncRecord};
+use departures::{DepartureCounts, DepartureSettings};
 use directory::DirectoryPage;
 use reconcile::{ReconcileMode, Reconciler};
 use report::{KindReport, PushReport};
@@ -44,6 +46,9 @@ pub enum PushError {
     /// Payloads are missing or stale (exit 2).
     #[error("{0}")]
     NotReady(String),
+    /// The export lost more records than `max_departed` allows (exit 2).
+    #[error("{0}")]
+    Departed(String),
     /// Boxed: an API error carries the request's details, and every result here holds one.
     #[error(transparent)]
     Api(Box<ApiError>),
@@ -68,21 +73,25 @@ pub struct PushOptions {
     /// Send what changed. Only `reconcile --mode report` sets it false: then nothing at all is
     /// written to Intercom.
     pub send: bool,
+    /// What happens to records that left the export, and the guard on how many may.
+    pub departures: DepartureSettings,
 }
 
 impl PushOptions {
-    /// The ordinary push: send what changed, or everything with `full_resync`.
-    pub fn send(full_resync: bool) -> PushOptions {
+    /// The ordinary push: send what changed (everything with `full_resync`), and handle the
+    /// departures as `departures` says.
+    pub fn send(full_resync: bool, departures: DepartureSettings) -> PushOptions {
         PushOptions {
             full_resync,
             reconcile: None,
             send: true,
+            departures,
         }
     }
 }
 
 /// Records read from the database per page (memory stays bounded).
-const PAGE: usize = 2000;
+pub(crate) const PAGE: usize = 2000;
 /// Unknown company ids above which the whole company directory is scrolled instead of one
 /// lookup per company.
 const DIRECTORY_THRESHOLD: u64 = 100;
@@ -102,8 +111,11 @@ pub fn push(
     let (mut pending, mut unknown) = (0, 0);
     if options.send {
         crate::transform::check_fresh(store).map_err(PushError::NotReady)?;
+        // Before anything is written: an export that lost too much stops here.
+        let departed = DepartureCounts::read(store)?;
+        departures::guard(store, &options.departures, departed)?;
         (pending, unknown) = store.pending_counts("company", options.full_resync)?;
-        pending += store.pending_counts("user", options.full_resync)?.0;
+        pending += store.pending_counts("user", options.full_resync)?.0 + departed.total();
     }
     let mut reconciler = options
         .reconcile
@@ -111,6 +123,7 @@ pub fn push(
         .transpose()?;
     if pending == 0 && reconciler.is_none() {
         // Nothing changed: not a single API call.
+        store.remember_pushed_counts()?;
         count_unchanged(store, &mut report)?;
         report.duration_secs = started.elapsed().as_secs_f64();
         return Ok(report);
@@ -164,6 +177,7 @@ pub fn push(
         tx,
         skipped: skipped.clone(),
     };
+    let mut gone = [KindReport::default(), KindReport::default()];
     let result = (|| -> Result<(), PushError> {
         push_companies(
             &context,
@@ -173,6 +187,13 @@ pub fn push(
             &mut report.warnings,
         )?;
         push_users(&context, reconciler.as_mut(), &mut report.users)?;
+        if options.send {
+            let mode = options.departures.mode;
+            gone = [
+                departures::handle(&context, "company", mode)?,
+                departures::handle(&context, "user", mode)?,
+            ];
+        }
         Ok(())
     })();
     drop(context);
@@ -185,6 +206,10 @@ pub fn push(
 
     if options.send {
         count_unchanged(store, &mut report)?;
+        let [companies, users] = gone;
+        report.companies.add_departures(companies);
+        report.users.add_departures(users);
+        store.remember_pushed_counts()?;
     }
     report.reconcile = reconciler.map(Reconciler::finish);
     let stats = client.stats();
@@ -343,6 +368,7 @@ impl<'a> Dispatcher<'a> {
                 counts.failed += 1;
                 counts.problem(&record.record_key, "failed", reason.clone());
             }
+            RecordOutcome::Departed { .. } => counts.departed += 1,
         }
         self.tx
             .send((record, permit))

@@ -12,6 +12,8 @@ pub struct KindReport {
     pub not_found: u64,
     pub ambiguous: u64,
     pub failed: u64,
+    /// Records that left the export, their departure handled (see `departures`).
+    pub departed: u64,
     /// The first failures and ambiguities, with their reasons.
     pub problems: Vec<Problem>,
 }
@@ -27,6 +29,16 @@ pub struct Problem {
 pub const PROBLEMS_SHOWN: usize = 20;
 
 impl KindReport {
+    /// Adds the outcomes of the departed records' handling (kept apart until the records in
+    /// the export were counted, which `failed` departures are not).
+    pub fn add_departures(&mut self, departed: KindReport) {
+        self.departed += departed.departed;
+        self.failed += departed.failed;
+        for p in departed.problems {
+            self.problem(&p.record, p.outcome, p.reason);
+        }
+    }
+
     pub fn problem(&mut self, record: &str, outcome: &'static str, reason: String) {
         if self.problems.len() < PROBLEMS_SHOWN {
             self.problems.push(Problem {
@@ -79,9 +91,13 @@ impl PushReport {
         let pushed = [("companies", &self.companies), ("users", &self.users)];
         for (label, k) in pushed.into_iter().filter(|_| sent) {
             out.push_str(&format!(
-                "{label:<10} updated {:>7}  unchanged {:>7}  not_found {:>5}  ambiguous {:>5}  failed {:>5}\n",
+                "{label:<10} updated {:>7}  unchanged {:>7}  not_found {:>5}  ambiguous {:>5}  failed {:>5}",
                 k.updated, k.unchanged, k.not_found, k.ambiguous, k.failed
             ));
+            if k.departed > 0 {
+                out.push_str(&format!("  departed {:>5}", k.departed));
+            }
+            out.push('\n');
             for p in &k.problems {
                 out.push_str(&format!("  {} {}: {}\n", p.outcome, p.record, p.reason));
             }

@@ -24,8 +24,8 @@ pub use ops::DEFAULT_RUNS_KEEP;
 pub use private::{database_files, PRIVATE_MODE};
 pub use reconcile::{DriftRow, RecordRow};
 pub use records::{
-    key_hash, Attribute, PayloadRow, PayloadWriter, PendingRecord, RecordOutcome, RunRow,
-    StoredHash, SyncRecord, SyncWriter,
+    key_hash, Attribute, DepartedRecord, PayloadRow, PayloadWriter, PendingRecord, RecordOutcome,
+    RunRow, StoredHash, SyncRecord, SyncWriter,
 };
 
 const SCHEMA: &str = include_str!("../../schema.sql");

@@ -82,7 +82,8 @@ impl Store {
     }
 
     /// The payload Intercom last accepted (canonical JSON) for each of `record_keys` that has
-    /// one: (record_key, payload). The only read of accepted payloads that reconcile makes.
+    /// one and is in the export: (record_key, payload). The only read of accepted payloads that
+    /// reconcile makes; a departed record is not drift.
     pub fn pushed_payloads(
         &self,
         kind: &str,
@@ -93,7 +94,7 @@ impl Store {
             &format!(
                 "SELECT r.record_key, {PUSHED_PAYLOAD} AS pushed FROM json_each(?1) k
                  CROSS JOIN records r ON r.record_id = k.value
-                 WHERE pushed IS NOT NULL"
+                 WHERE pushed IS NOT NULL AND r.hash IS NOT NULL"
             ),
             params![ids_json(&ids)],
             |r| Ok((r.get(0)?, r.get(1)?)),

@@ -61,6 +61,21 @@ pub struct PendingRecord {
     pub pushed_payload: Option<String>,
 }
 
+/// A record that left the export after Intercom accepted a payload of it, its departure not
+/// handled yet.
+#[derive(Debug, Clone)]
+pub struct DepartedRecord {
+    pub record_id: i64,
+    pub record_key: String,
+    pub intercom_id: Option<String>,
+    /// Canonical JSON of what Intercom last accepted: the keys to clear.
+    pub pushed_payload: String,
+}
+
+/// Departed records of kind `?1` (the condition of the `records_departed` index).
+const DEPARTED: &str =
+    "r.kind = ?1 AND r.hash IS NULL AND r.pushed_hash IS NOT NULL AND r.status IS NOT 0";
+
 /// How one record's push ended.
 #[derive(Clone, Debug)]
 pub enum RecordOutcome {
@@ -76,6 +91,10 @@ pub enum RecordOutcome {
     Ambiguous(String),
     /// A terminal error or retries exhausted.
     Failed(String),
+    /// The record left the export and its departure is handled: with `cleared`, Intercom
+    /// answered 2xx to the PUT clearing what we sent (nothing of ours is held any more);
+    /// without, it was only marked (`departed = "keep"`).
+    Departed { cleared: bool },
 }
 
 /// One record's outcome, as sent to the writer.
@@ -157,6 +176,7 @@ pub(super) fn status_code(status: &str) -> Option<i64> {
         "not_found" => Some(2),
         "ambiguous" => Some(3),
         "failed" => Some(4),
+        "departed" => Some(0),
         _ => None,
     }
 }
@@ -362,6 +382,62 @@ impl Store {
             ),
             params![kind, after, limit as i64],
         )
+    }
+
+    /// Records the current export's sizes as those of the last pushed export (what the
+    /// departure guard compares the next export with).
+    pub fn remember_pushed_counts(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(
+                "INSERT INTO meta (key, value)
+                   SELECT 'pushed_count_' || substr(key, length('payload_count_') + 1), value
+                   FROM meta WHERE key IN ('payload_count_company', 'payload_count_user')
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many records of `kind` departed (see [`DepartedRecord`]).
+    pub fn departed_count(&self, kind: &str) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT COUNT(*) FROM records r WHERE {DEPARTED}"),
+                [kind],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The next page of departed records of `kind` after record_id `after`.
+    pub fn departed_page(
+        &self,
+        kind: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<DepartedRecord>, StoreError> {
+        let names = self.json_names()?;
+        type Row = (i64, String, Option<String>, Option<Vec<u8>>);
+        let rows: Vec<Row> = self.rows_with(
+            &format!(
+                "SELECT r.record_id, r.record_key, {INTERCOM_ID}, {PUSHED_PAYLOAD} FROM records r
+                 WHERE {DEPARTED} AND r.record_id > ?2 ORDER BY r.record_id LIMIT ?3"
+            ),
+            params![kind, after, limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        rows.into_iter()
+            .map(|(record_id, record_key, intercom_id, pushed)| {
+                Ok(DepartedRecord {
+                    record_id,
+                    record_key,
+                    intercom_id,
+                    pushed_payload: self
+                        .payload_json(&names, pushed.as_deref())?
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 
     /// Pending records selected by `from_where` (a `FROM … WHERE …` over `records r`).
@@ -681,8 +757,9 @@ impl PayloadWriter<'_> {
             [stored.record_id],
         )?;
         self.execute(
+            // A departure of its own: a record that left before and came back leaves anew.
             &format!(
-                "UPDATE records SET pushed_payload = {KEEP_PUSHED}, hash = NULL, payload = NULL WHERE record_id = :id"
+                "UPDATE records SET pushed_payload = {KEEP_PUSHED}, hash = NULL, payload = NULL, status = NULLIF(status, 0) WHERE record_id = :id"
             ),
             rusqlite::named_params! {":id": stored.record_id, ":new_hash": Option::<Vec<u8>>::None},
         )
@@ -745,6 +822,12 @@ impl SyncWriter {
                 RecordOutcome::NotFound => tx
                     .prepare_cached("UPDATE records SET intercom_id = NULL, status = ?2, last_error = NULL WHERE record_id = ?1")
                     .and_then(|mut s| s.execute(params![id, status_code("not_found")])),
+                RecordOutcome::Departed { cleared: true } => tx
+                    .prepare_cached("UPDATE records SET pushed_hash = NULL, pushed_payload = NULL, pushed_at = unixepoch(), status = ?2, last_error = NULL, failures = 0 WHERE record_id = ?1")
+                    .and_then(|mut s| s.execute(params![id, status_code("departed")])),
+                RecordOutcome::Departed { cleared: false } => tx
+                    .prepare_cached("UPDATE records SET status = ?2, last_error = NULL, failures = 0 WHERE record_id = ?1")
+                    .and_then(|mut s| s.execute(params![id, status_code("departed")])),
                 RecordOutcome::Ambiguous(reason) | RecordOutcome::Failed(reason) => {
                     let status = status_code(if matches!(record.outcome, RecordOutcome::Ambiguous(_)) { "ambiguous" } else { "failed" });
                     tx.prepare_cached("UPDATE records SET status = ?2, last_error = ?3, failures = failures + 1 WHERE record_id = ?1")
