@@ -11,35 +11,15 @@ use intercom_push::mock::{MockConfig, MockServer, Seed, SeedAttribute};
 use mock_harness::*;
 use serde_json::{json, Value};
 
-/// An API call to the mock as another app (or Intercom's UI) would make it: (status, body).
-fn api(mock: &MockServer, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let body = body.to_string();
-    let mut stream = std::net::TcpStream::connect(mock.addr()).expect("connect to the mock");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nIntercom-Version: 2.16\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head[9..12].parse().expect("a status");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 /// Archives the data attribute `name`, as a teammate would in Intercom's UI.
 fn archive(mock: &MockServer, name: &str) {
     let id = mock_attribute(mock, name)["id"]
         .as_u64()
         .expect("attribute id");
-    let (status, body) = api(
-        mock,
-        "PUT",
-        &format!("/data_attributes/{id}"),
-        &json!({"archived": true}),
-    );
+    // As an API call of another app.
+    let auth = format!("Authorization: Bearer {TOKEN}\r\nIntercom-Version: 2.16\r\n");
+    let path = format!("/data_attributes/{id}");
+    let (status, body) = http(mock, "PUT", &path, &auth, &json!({"archived": true}));
     assert_eq!((status, &body["archived"]), (200, &json!(true)), "{body}");
 }
 

@@ -193,26 +193,40 @@ pub fn seed_small(mock: &MockServer) {
     mock.seed(small_seed()).unwrap();
 }
 
-/// Changes records in the mock behind the tool's back, through its `POST /_mock/edit` control
-/// endpoint (as another integration or a teammate in Intercom's UI would); returns the answer.
-pub fn edit_behind_the_back(mock: &MockServer, edit: &Value) -> Value {
+/// One HTTP request to the mock (`headers` as `Name: value\r\n` lines): (status, JSON body,
+/// `null` when the body is not JSON).
+pub fn http(
+    mock: &MockServer,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &Value,
+) -> (u16, Value) {
     use std::io::{Read, Write};
-    let body = edit.to_string();
+    let body = body.to_string();
     let mut stream = std::net::TcpStream::connect(mock.addr()).expect("connect to the mock");
     write!(
         stream,
-        "POST /_mock/edit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(
-        head.starts_with("HTTP/1.1 200"),
-        "/_mock/edit refused: {answer}"
-    );
-    serde_json::from_str(body).expect("a JSON answer")
+    let status = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Changes records in the mock behind the tool's back, through its `POST /_mock/edit` control
+/// endpoint (as another integration or a teammate in Intercom's UI would); returns the answer.
+pub fn edit_behind_the_back(mock: &MockServer, edit: &Value) -> Value {
+    let (status, answer) = http(mock, "POST", "/_mock/edit", "", edit);
+    assert_eq!(status, 200, "/_mock/edit refused: {answer}");
+    answer
 }
 
 /// `reconcile --json` (plus `extra`) against the mock: exit code, the report (with its
