@@ -117,7 +117,7 @@ run retries them); 2 bad input or settings, nothing was pushed (the message says
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Export to use. [default: fixtures/export]
+    /// Export to use. [default: the bundled export, `fixtures/export`, compiled into the binary]
     #[arg(long, short, value_name = "DIR")]
     pub input: Option<PathBuf>,
     /// Latency the mock adds to every answer, in ms.

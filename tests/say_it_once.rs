@@ -112,7 +112,7 @@ fn an_unreachable_base_url_printed_the_connection_error_twice() {
 }
 
 #[test]
-fn the_demo_said_loaded_0_accounts_when_its_first_run_skipped_the_unchanged_export() {
+fn the_demos_first_run_said_its_load_was_skipped_on_a_brand_new_database() {
     let out = output(
         Command::new(BIN)
             .args(["--quiet", "demo", "--input"])
@@ -124,8 +124,36 @@ fn the_demo_said_loaded_0_accounts_when_its_first_run_skipped_the_unchanged_expo
     );
     out.ok();
     assert!(!out.stderr.contains("loaded 0 accounts"), "{}", out.stderr);
+    let loaded = "loaded 20 accounts; computed 20 company and 9 user payloads";
     let skipped = "load skipped: export unchanged since export #1 (the same files), using its 20 accounts and 9 users; computed 20 company and 9 user payloads";
-    assert_eq!(out.stderr.matches(skipped).count(), 2, "{}", out.stderr);
+    assert_eq!(out.stderr.matches(loaded).count(), 1, "{}", out.stderr);
+    assert_eq!(out.stderr.matches(skipped).count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.find(loaded) < out.stderr.find(skipped),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_demo_refused_to_run_outside_the_repository_root() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = output(
+        Command::new(BIN)
+            .args(["--quiet", "demo"])
+            .current_dir(elsewhere.path())
+            .env_remove("INTERCOM_PUSH_DB")
+            .env_remove("INTERCOM_PUSH_CONFIG")
+            .output()
+            .unwrap(),
+    );
+    out.ok();
+    assert!(out.stdout.contains("0 create attempts"), "{}", out.stdout);
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "the demo left files in the working directory"
+    );
 }
 
 #[test]

@@ -86,6 +86,28 @@ fn snowflake_headerless_gzip_parts_configured_with_columns_give_the_single_file_
 }
 
 #[test]
+fn redshift_parts_named_by_a_glob_in_the_config_were_refused_as_found_twice() {
+    // `[tables.<table>] path = "<table>[0-9][0-9][0-9][0-9]_part_*"`: the glob names the parts
+    // that discovery finds in the input directory too; the configured path is the table.
+    let ws = Workspace::new();
+    let tables = fixture_csv_tables();
+    let mut config = String::new();
+    for table in &tables {
+        for (i, rows) in deal(&table.rows, 2).iter().enumerate() {
+            let text = csv_text(Some(&table.header), rows, b',', false, false, None);
+            ws.write(&format!("{}000{i}_part_00", table.name), text);
+        }
+        config.push_str(&format!(
+            "[tables.{0}]\npath = \"{0}[0-9][0-9][0-9][0-9]_part_*\"\n",
+            table.name
+        ));
+    }
+    let config = ws.write_in(ws.path(), "intercom-push.toml", config);
+    let plan = plan_of(&ws, &ws.export(), Some(&config));
+    assert_eq!(plan, golden("export"));
+}
+
+#[test]
 fn redshift_pipe_delimited_extensionless_parts_give_the_single_file_plan() {
     // UNLOAD … DELIMITER '|' ADDQUOTES ESCAPE NULL AS '\N': every field quoted, quotes and
     // backslashes escaped with a backslash, parts named <table>NNNN_part_NN.

@@ -1,7 +1,5 @@
 //! `demo`: the whole pipeline against the embedded mock Intercom on loopback.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 
 use crate::cli::{DemoArgs, GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RunArgs};
@@ -15,20 +13,65 @@ const MISSING_EVERY: usize = 7;
 /// Every LEAD_EVERY-th seeded user also has a lead with its email.
 const LEAD_EVERY: usize = 3;
 
+/// The bundled export (`fixtures/export`), compiled in: `demo` works from any directory.
+const FIXTURES: &[(&str, &[u8])] = &[
+    (
+        "accounts.csv",
+        include_bytes!("../../fixtures/export/accounts.csv"),
+    ),
+    (
+        "users.csv",
+        include_bytes!("../../fixtures/export/users.csv"),
+    ),
+    (
+        "elements.csv",
+        include_bytes!("../../fixtures/export/elements.csv"),
+    ),
+    (
+        "element_counts.csv",
+        include_bytes!("../../fixtures/export/element_counts.csv"),
+    ),
+    (
+        "success_metrics.csv",
+        include_bytes!("../../fixtures/export/success_metrics.csv"),
+    ),
+    (
+        "metric_values.csv",
+        include_bytes!("../../fixtures/export/metric_values.csv"),
+    ),
+    (
+        "indicators.csv",
+        include_bytes!("../../fixtures/export/indicators.csv"),
+    ),
+    (
+        "segments.csv",
+        include_bytes!("../../fixtures/export/segments.csv"),
+    ),
+];
+
 pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
-    let input = args
-        .input
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("fixtures/export"));
-    if !input.is_dir() {
-        return Err(ConfigError::Invalid(format!(
-            "no export at {}: run `demo` from the repository root, or pass --input DIR",
-            input.display()
-        ))
-        .into());
-    }
     let workdir = std::env::temp_dir().join(format!("intercom-push-demo-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+    let input = match &args.input {
+        Some(input) if !input.is_dir() => {
+            return Err(ConfigError::Invalid(format!(
+            "no export at {}: pass the export directory, or leave --input out for the bundled one",
+            input.display()
+        ))
+            .into())
+        }
+        Some(input) => input.clone(),
+        None => {
+            let export = workdir.join("export");
+            std::fs::create_dir_all(&export)?;
+            for (name, bytes) in FIXTURES {
+                std::fs::write(export.join(name), bytes).with_context(|| {
+                    format!("writing the bundled export to {}", export.display())
+                })?;
+            }
+            export
+        }
+    };
     let mut global = GlobalArgs {
         db: global.db.clone(),
         config: global.config.clone(),
@@ -61,7 +104,17 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
         settings.db.display()
     );
 
-    mock.seed(seed_from(&settings)?)
+    // The mock is seeded from the export loaded into a scratch database, so that the first
+    // run loads it as a first night would.
+    let scratch = Settings {
+        db: workdir.join("seed.db"),
+        ..settings.clone()
+    };
+    let seed = seed_from(&scratch);
+    for file in crate::store::database_files(&scratch.db) {
+        let _ = std::fs::remove_file(file);
+    }
+    mock.seed(seed?)
         .map_err(|e| anyhow::anyhow!("seeding the mock: {e}"))?;
     let run_args = RunArgs {
         input: Some(input),
@@ -89,14 +142,17 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
     );
     if global.db.as_deref() == Some(workdir.join("demo.db").as_path()) {
         let _ = std::fs::remove_dir_all(&workdir);
+    } else {
+        let _ = std::fs::remove_dir_all(workdir.join("export"));
+        let _ = std::fs::remove_dir(&workdir);
     }
     Ok(worst)
 }
 
 /// Companies and contacts matching the export, a few left out on purpose.
 fn seed_from(settings: &Settings) -> Result<Seed> {
-    let summary = super::load::load_export(settings)?;
-    super::print_warnings(&summary.warnings);
+    // Its warnings are the export's: the run prints them.
+    super::load::load_export(settings)?;
     let store = Store::open(&settings.db)?;
     let companies = store
         .account_external_ids()?
@@ -138,4 +194,20 @@ fn seed_from(settings: &Settings) -> Result<Seed> {
         contacts,
         data_attributes: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_file_of_the_bundled_export_is_compiled_in() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/export");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut bundled: Vec<&str> = super::FIXTURES.iter().map(|(name, _)| *name).collect();
+        bundled.sort();
+        assert_eq!(files, bundled);
+    }
 }

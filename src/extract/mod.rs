@@ -91,10 +91,8 @@ pub fn load(
 ) -> Result<LoadSummary, ExtractError> {
     let found = source::discover(dir, options)?;
     let mut summary = LoadSummary::default();
-    for name in &found.ignored {
-        summary.warnings.push(format!(
-            "{name}: not a table of the input contract; ignored"
-        ));
+    for (name, why) in &found.ignored {
+        summary.warnings.push(format!("{name}: {why}; ignored"));
     }
     let digest = source::digest(&found)?;
     if store.meta("extract_digest")?.as_deref() == Some(digest.as_str()) {

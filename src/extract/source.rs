@@ -135,8 +135,8 @@ impl TableSource {
 #[derive(Debug, Default)]
 pub struct Discovery {
     pub tables: BTreeMap<&'static str, TableSource>,
-    /// Files in the input directory that are not a table of the contract (a warning each).
-    pub ignored: Vec<String>,
+    /// Files in the input directory that are not read, and why (a warning each).
+    pub ignored: Vec<(String, String)>,
 }
 
 impl Discovery {
@@ -176,19 +176,24 @@ pub fn discover(
         match table_of_entry(&name, is_dir) {
             Some(table) => claimed.entry(table).or_default().push((name, path, is_dir)),
             None if is_dir => {}
-            None => found.ignored.push(name),
+            None => found
+                .ignored
+                .push((name, "not a table of the input contract".into())),
         }
     }
     for table in TABLES {
         let table_options = options.get(table).cloned().unwrap_or_default();
         let parts = if let Some(pattern) = &table_options.path {
-            if let Some((name, ..)) = claimed.get(table).and_then(|c| c.first()) {
-                return Err(ExtractError::Input {
-                    location: name.clone(),
-                    message: format!("the config names a path for `{table}` ([tables.{table}] path = {:?}), and the input directory has this too: remove one", pattern),
-                });
+            // The configured path is the table: what discovery would take for it is not also
+            // read (a Redshift glob names the very parts found here); other files are ignored.
+            let parts = resolve_configured(dir, table, pattern)?;
+            for (name, path, _) in claimed.remove(table).unwrap_or_default() {
+                if !parts.iter().any(|(part, _)| part.starts_with(&path)) {
+                    let why = format!("the config's path names another source for `{table}`");
+                    found.ignored.push((name, why));
+                }
             }
-            resolve_configured(dir, table, pattern)?
+            parts
         } else {
             match claimed.remove(table) {
                 None => continue,
