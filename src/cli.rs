@@ -84,6 +84,11 @@ pub enum Command {
     Attributes(AttributesArgs),
     /// Last runs, pending changes, records not found or failing, and the mapping in use.
     Status(StatusArgs),
+    /// Before the first night: check, read-only (GETs only), the database, the token and its
+    /// workspace, the API version, the data attributes the next push creates or that would stop
+    /// it, the headroom under the 250 cap, the rate limit and the Preview API. Exit 0 ready, 2
+    /// something to fix (each FIX line says what), 3 Intercom unreachable.
+    Check(CheckArgs),
     /// Try it all on the bundled fixtures against an embedded mock Intercom on 127.0.0.1:
     /// runs `run` twice and prints both reports (the second makes no writes).
     Demo(DemoArgs),
@@ -300,6 +305,15 @@ pub struct PlanArgs {
     /// Records shown in detail by the human plan (totals always count all).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub intercom: IntercomArgs,
+    /// Print JSON: `{"ready", "exit_code", "checks": [{"check", "status", "detail"}]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -49,6 +49,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             &Settings::resolve(global, None, Some(&args.intercom), None)?,
             args,
         ),
+        Command::Check(args) => cmd::check::run(
+            &Settings::resolve(global, None, Some(&args.intercom), None)?,
+            args,
+        ),
         Command::Status(args) => {
             cmd::status::run(&Settings::resolve(global, None, None, None)?, args)
         }

@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 
 use crate::cli::AttributesArgs;
 use crate::config::{ConfigError, Settings};
-use crate::intercom::{Client, Model};
-use crate::push::attributes::{classify, Origin, WorkspaceAttribute, ATTRIBUTE_CAP};
+use crate::intercom::Client;
+use crate::push::attributes::{classify, list_all, Origin, WorkspaceAttribute, ATTRIBUTE_CAP};
 use crate::store::Store;
 
 pub fn run(settings: &Settings, args: &AttributesArgs) -> Result<u8> {
@@ -22,11 +22,7 @@ pub fn run(settings: &Settings, args: &AttributesArgs) -> Result<u8> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let existing = runtime.block_on(async {
-        let mut all = client.list_data_attributes(Model::Company, true).await?;
-        all.extend(client.list_data_attributes(Model::Contact, true).await?);
-        Ok::<_, crate::intercom::ApiError>(all)
-    })?;
+    let existing = runtime.block_on(list_all(&client))?;
     // Archived attributes do not count towards Intercom's cap.
     let in_use = existing.iter().filter(|a| a.custom && !a.archived).count();
     let list = classify(

@@ -2,6 +2,7 @@
 //! `main` maps to one (see [`exit_code`]).
 
 pub mod attributes;
+pub mod check;
 pub mod demo;
 pub mod gen;
 pub mod load;

@@ -21,7 +21,7 @@ use super::error::{ApiError, ConfigError, ErrorKind};
 use super::governor::{Governor, PaceConfig, RateHeaders};
 use super::retry::{self, Backoff, Disposition};
 use super::types::{
-    next_cursor, ClientStats, Company, CompanyListPage, CompanyPage, Contact, ContactKey,
+    next_cursor, Admin, ClientStats, Company, CompanyListPage, CompanyPage, Contact, ContactKey,
     ContactPage, DataAttribute, DataList, DataType, Model,
 };
 
@@ -92,6 +92,8 @@ struct Call {
     query: Vec<(&'static str, String)>,
     body: Option<Vec<u8>>,
     replay: Replay,
+    /// `Intercom-Version` for this call instead of the configured one.
+    version: Option<&'static str>,
 }
 
 impl Call {
@@ -102,6 +104,7 @@ impl Call {
             query: Vec::new(),
             body: None,
             replay: Replay::Safe,
+            version: None,
         }
     }
 
@@ -279,6 +282,25 @@ impl Client {
             .json(&json!({ "archived": true }));
         let body = self.execute(&call).await?;
         self.parse(&call, &body)
+    }
+
+    /// `GET /me`: the admin the token belongs to, with its workspace.
+    pub async fn me(&self) -> Result<Admin, ApiError> {
+        let call = Call::new(Method::GET, "/me");
+        let body = self.execute(&call).await?;
+        self.parse(&call, &body)
+    }
+
+    /// Whether the workspace answers the Preview API (`Intercom-Version: Preview`), asked with
+    /// a read: `GET /data_attributes?model=company`. A 400 on the version, or a 404, is `false`.
+    pub async fn answers_preview(&self) -> Result<bool, ApiError> {
+        let mut call = Call::new(Method::GET, "/data_attributes").query("model", "company");
+        call.version = Some("Preview");
+        match self.execute(&call).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.status, Some(400 | 404)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// `GET /companies?company_id=…`: the company with exactly this `company_id`, or `None`.
@@ -537,6 +559,9 @@ impl Client {
             bump(&inner.stats.requests_sent);
 
             let mut req = inner.http.request(call.method.clone(), url.clone());
+            if let Some(version) = call.version {
+                req = req.header("intercom-version", version);
+            }
             if let Some(body) = &call.body {
                 req = req
                     .header(CONTENT_TYPE, "application/json")

@@ -41,6 +41,6 @@ pub use config::{
 };
 pub use error::{ApiError, ConfigError, ErrorKind};
 pub use types::{
-    ClientStats, Company, CompanyListPage, CompanyPage, Contact, ContactKey, ContactPage,
-    DataAttribute, DataType, Model,
+    Admin, App, ClientStats, Company, CompanyListPage, CompanyPage, Contact, ContactKey,
+    ContactPage, DataAttribute, DataType, Model,
 };

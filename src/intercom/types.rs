@@ -243,3 +243,23 @@ pub(crate) fn next_cursor(body: &Value) -> Option<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
 }
+
+/// `GET /me`: the admin a token belongs to (schema `admin_with_app`), what `check` shows.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Admin {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub app: Option<App>,
+}
+
+/// The workspace ("app") of an admin.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct App {
+    #[serde(default)]
+    pub id_code: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+}

@@ -288,6 +288,17 @@ impl Company {
     }
 }
 
+/// `GET /me`: the spec's `admin_with_app` for the mock workspace's admin.
+pub fn me() -> Value {
+    json!({
+        "type": "admin", "id": ADMIN_ID, "email": "admin@mock.example", "name": "Mock Admin",
+        "email_verified": true, "has_inbox_seat": true,
+        "avatar": {"type": "avatar", "image_url": null},
+        "app": {"type": "app", "id_code": APP_ID, "name": "Mock workspace", "created_at": 1_700_000_000,
+                "secure": false, "identity_verification": false, "timezone": "UTC", "region": "US"},
+    })
+}
+
 /// A contact record.
 #[derive(Debug, Clone)]
 pub struct Contact {

@@ -213,6 +213,7 @@ enum Route {
     ListAttributes,
     CreateAttribute,
     UpdateAttribute(String),
+    Me,
     Unknown,
 }
 
@@ -235,6 +236,7 @@ impl Route {
                 (Route::UpdateContact(id.to_string()), "/contacts/{id}")
             }
             ("GET", ["data_attributes"]) => (Route::ListAttributes, "/data_attributes"),
+            ("GET", ["me"]) => (Route::Me, "/me"),
             ("POST", ["data_attributes"]) => (Route::CreateAttribute, "/data_attributes"),
             ("PUT", ["data_attributes", id]) if !id.is_empty() => (
                 Route::UpdateAttribute(id.to_string()),
@@ -250,11 +252,11 @@ impl Route {
     }
 }
 
-/// Whether the `Intercom-Version` asks for ≥ 2.16 (missing or `Unstable` → yes); a value that is
-/// not `MAJOR.MINOR` → 400 `intercom_version_invalid`.
+/// Whether the `Intercom-Version` asks for ≥ 2.16 (missing, `Unstable` or `Preview` → yes); a
+/// value that is not `MAJOR.MINOR` → 400 `intercom_version_invalid`.
 fn version_at_least_2_16(version: Option<&str>) -> Result<bool, ApiError> {
     let Some(v) = version else { return Ok(true) };
-    if v == "Unstable" {
+    if v == "Unstable" || v == "Preview" {
         return Ok(true);
     }
     let parsed = v
@@ -396,6 +398,7 @@ fn dispatch(
         }
         Route::CreateAttribute => store.create_attribute(&json_body(body)?, now),
         Route::UpdateAttribute(id) => store.update_attribute(id, &json_body(body)?, now),
+        Route::Me => Ok(super::model::me()),
         Route::Unknown => Err(ApiError::not_found("Resource Not Found")),
     }
 }

@@ -50,46 +50,66 @@ fn compatible(ours: &str, theirs: &str) -> bool {
     ours == theirs || (ours == "integer" && theirs == "float")
 }
 
-/// Makes every attribute of `catalog` exist with a compatible type. `stale` (ours, no longer
-/// produced) are named when the workspace cap would be passed; nothing is written then.
-pub async fn ensure_attributes(
-    client: &Client,
-    catalog: &[Attribute],
-    stale: &[String],
-) -> Result<Ensured, PushError> {
+/// What the workspace's data attributes say of a catalog, before anything is written.
+#[derive(Debug)]
+pub struct Review<'a> {
+    /// The catalog's attributes the workspace lacks: a push creates them.
+    pub missing: Vec<&'a Attribute>,
+    /// What stops a push, each with its fix: a name of the other model, an archived
+    /// attribute, another type, the cap.
+    pub problems: Vec<String>,
+    /// Custom attributes in use (not archived): what counts towards [`ATTRIBUTE_CAP`].
+    pub live: usize,
+    /// Names of the archived custom attributes.
+    pub archived: HashSet<String>,
+    /// " Stale attributes of ours you could archive …: a, b." or "".
+    archivable: String,
+}
+
+/// Reads the workspace's data attributes of both models (archived ones included).
+pub async fn list_all(client: &Client) -> Result<Vec<DataAttribute>, PushError> {
     let (companies, contacts) = tokio::join!(
         client.list_data_attributes(Model::Company, true),
         client.list_data_attributes(Model::Contact, true)
     );
     let mut existing: Vec<DataAttribute> = companies?;
     existing.extend(contacts?);
-    let mut missing = Vec::new();
+    Ok(existing)
+}
+
+/// Compares `catalog` with the workspace's attributes (`existing`); `stale` (ours, no longer
+/// produced) are named when the cap would be passed.
+pub fn review<'a>(
+    existing: &[DataAttribute],
+    catalog: &'a [Attribute],
+    stale: &[String],
+) -> Review<'a> {
+    let (mut missing, mut problems) = (Vec::new(), Vec::new());
     for attribute in catalog {
         let same_name: Vec<&DataAttribute> = existing
             .iter()
             .filter(|a| a.name == attribute.name)
             .collect();
         let Some(found) = same_name.iter().find(|a| a.model == attribute.model) else {
-            if let Some(other) = same_name.first() {
-                return Err(PushError::Attributes(format!(
+            match same_name.first() {
+                Some(other) => problems.push(format!(
                     "`{}` already exists as a {} attribute in Intercom, and names are unique across companies and contacts: choose another --prefix, or --exclude the source ({})",
                     attribute.name, other.model, attribute.source
-                )));
+                )),
+                None => missing.push(attribute),
             }
-            missing.push(attribute);
             continue;
         };
         if found.archived {
-            return Err(PushError::Attributes(format!(
+            problems.push(format!(
                 "`{}` is archived in Intercom, so it cannot be written: unarchive it (Settings → Data → {} data) or --exclude its source ({})",
                 attribute.name, attribute.model, attribute.source
-            )));
-        }
-        if !compatible(attribute.data_type, &found.data_type) {
-            return Err(PushError::Attributes(format!(
+            ));
+        } else if !compatible(attribute.data_type, &found.data_type) {
+            problems.push(format!(
                 "`{}` exists in Intercom as {} but this export makes it {} (from {}): Intercom cannot change an attribute's type — archive or rename it in Intercom, or --exclude the source, or fix the export's values",
                 attribute.name, found.data_type, attribute.data_type, attribute.source
-            )));
+            ));
         }
     }
     let archived: HashSet<String> = existing
@@ -112,10 +132,37 @@ pub async fn ensure_attributes(
     };
     let live = existing.iter().filter(|a| a.custom && !a.archived).count();
     if live + missing.len() > ATTRIBUTE_CAP {
-        return Err(PushError::Attributes(format!(
+        problems.push(format!(
             "creating {} attributes would take the workspace past Intercom's cap of {ATTRIBUTE_CAP} custom attributes ({live} are in use; archived ones do not count): nothing was written. Exclude sources (--exclude), or archive unused attributes in Intercom.{archivable}",
             missing.len()
-        )));
+        ));
+    }
+    Review {
+        missing,
+        problems,
+        live,
+        archived,
+        archivable,
+    }
+}
+
+/// Makes every attribute of `catalog` exist with a compatible type, or stops at the first of
+/// [`review`]'s problems with nothing written.
+pub async fn ensure_attributes(
+    client: &Client,
+    catalog: &[Attribute],
+    stale: &[String],
+) -> Result<Ensured, PushError> {
+    let existing = list_all(client).await?;
+    let Review {
+        missing,
+        problems,
+        archived,
+        archivable,
+        ..
+    } = review(&existing, catalog, stale);
+    if let Some(problem) = problems.into_iter().next() {
+        return Err(PushError::Attributes(problem));
     }
     // Created concurrently (each is independent), inside the client's rate governor.
     let mut creates = JoinSet::new();
