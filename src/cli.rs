@@ -101,6 +101,12 @@ pub enum Command {
     /// Write a deterministic, realistic generated export (for tests and benchmarks), or
     /// change a share of an existing one's accounts with `--mutate P`.
     Gen(GenArgs),
+    /// Print the shell completion script: `intercom-push completions bash >
+    /// /etc/bash_completion.d/intercom-push` (zsh: a `_intercom-push` file in your $fpath;
+    /// fish: ~/.config/fish/completions/intercom-push.fish).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `intercom-push man > /usr/local/share/man/man1/intercom-push.1`.
+    Man,
 }
 
 /// The export's layouts: the long help of `--input` for `load` and `run`.
@@ -305,6 +311,13 @@ pub struct PlanArgs {
     /// Records shown in detail by the human plan (totals always count all).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -59,6 +59,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => cmd::demo::run(global, args),
         Command::Mock(args) => cmd::mock::run(args),
         Command::Gen(args) => cmd::gen::run(args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man => cmd::man::run(),
     }
 }
 

@@ -3,9 +3,11 @@
 
 pub mod attributes;
 pub mod check;
+pub mod completions;
 pub mod demo;
 pub mod gen;
 pub mod load;
+pub mod man;
 pub mod mock;
 pub mod plan;
 pub mod push;
