@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use common::{lines, manifest_dir, Workspace};
 use intercom_push::mock::{MockConfig, MockServer, Seed, SeedAttribute, SeedCompany};
-use mock_harness::{intercom_push, mock, run_json, writes};
+use mock_harness::{intercom_push, mock, mock_attribute, run_json, writes};
 use serde_json::{json, Value};
 
 /// 2027-03-01T00:00:00Z and 2027-03-01T10:00:00Z in unix seconds.
@@ -57,15 +57,6 @@ fn seed_companies(mock: &MockServer, data_attributes: Vec<SeedAttribute>) {
         data_attributes,
     })
     .unwrap();
-}
-
-fn mock_attribute(mock: &MockServer, name: &str) -> Option<Value> {
-    mock.dump()["data_attributes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .cloned()
 }
 
 /// The custom attributes Intercom (the mock) holds for company `id`.

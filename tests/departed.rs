@@ -83,15 +83,6 @@ fn puts_since(mock: &MockServer, since: usize) -> Vec<(String, Value)> {
         .collect()
 }
 
-fn by_key<'a>(mock: &'a Value, list: &str, key: &str, value: &str) -> &'a Value {
-    mock[list]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c[key] == value)
-        .unwrap_or_else(|| panic!("no {list} with {key} {value}"))
-}
-
 #[test]
 fn departed_records_get_one_clearing_put_and_are_pushed_whole_when_they_come_back() {
     let tmp = tempfile::tempdir().unwrap();
@@ -146,8 +137,8 @@ fn departed_records_get_one_clearing_put_and_are_pushed_whole_when_they_come_bac
     assert_eq!(puts.len(), 5, "one PUT per departed record: {puts:?}");
     let state = mock.dump();
     for i in [37, 38, 39] {
-        let before = by_key(&pushed, "companies", "company_id", &format!("a{i}"));
-        let company = by_key(&state, "companies", "company_id", &format!("a{i}"));
+        let before = find_in(&pushed, "companies", "company_id", &format!("a{i}"));
+        let company = find_in(&state, "companies", "company_id", &format!("a{i}"));
         assert_eq!(
             company["custom_attributes"],
             json!({"Other Score": 7}),
@@ -169,7 +160,7 @@ fn departed_records_get_one_clearing_put_and_are_pushed_whole_when_they_come_bac
         );
     }
     for i in [38, 39] {
-        let user = by_key(&state, "contacts", "external_id", &format!("u{i}"));
+        let user = find_in(&state, "contacts", "external_id", &format!("u{i}"));
         assert_eq!(user["custom_attributes"], json!({}), "{user}");
     }
     let plan = intercom_push(&db, &["plan", "--json"]);
@@ -203,7 +194,7 @@ fn departed_records_get_one_clearing_put_and_are_pushed_whole_when_they_come_bac
         .all(|v| !v.is_null())));
     let state = mock.dump();
     for payload in payloads(&db).iter().filter(|p| p["type"] == "company") {
-        let company = by_key(
+        let company = find_in(
             &state,
             "companies",
             "company_id",
@@ -270,7 +261,7 @@ fn an_export_that_lost_half_its_accounts_stops_before_any_write() {
     assert_eq!(count(&report, "companies", "departed"), 20, "{report}");
     let state = mock.dump();
     assert_eq!(
-        by_key(&state, "companies", "company_id", "a30")["custom_attributes"],
+        find_in(&state, "companies", "company_id", "a30")["custom_attributes"],
         json!({"Other Score": 7})
     );
 
@@ -304,7 +295,7 @@ fn with_departed_keep_nothing_is_written_for_departures_and_they_are_not_drift()
         "written for a departure"
     );
     assert_eq!(count(&report, "companies", "departed"), 3, "{report}");
-    let company = by_key(&mock.dump(), "companies", "company_id", "a38").clone();
+    let company = find_in(&mock.dump(), "companies", "company_id", "a38").clone();
     assert!(
         company["custom_attributes"]["Vitally Plan"] == "pro",
         "{company}"
@@ -382,7 +373,7 @@ fn a_run_killed_during_the_clears_converges_on_the_next() {
     );
     let state = mock.dump();
     for i in gone {
-        let company = by_key(&state, "companies", "company_id", &format!("a{i}"));
+        let company = find_in(&state, "companies", "company_id", &format!("a{i}"));
         assert_eq!(
             company["custom_attributes"],
             json!({"Other Score": 7}),

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 /// Archives the data attribute `name`, as a teammate would in Intercom's UI.
 fn archive(mock: &MockServer, name: &str) {
-    let id = mock_attribute(mock, name)["id"]
+    let id = mock_attribute(mock, name).expect("the attribute")["id"]
         .as_u64()
         .expect("attribute id");
     // As an API call of another app.
@@ -21,26 +21,6 @@ fn archive(mock: &MockServer, name: &str) {
     let path = format!("/data_attributes/{id}");
     let (status, body) = http(mock, "PUT", &path, &auth, &json!({"archived": true}));
     assert_eq!((status, &body["archived"]), (200, &json!(true)), "{body}");
-}
-
-fn mock_attribute(mock: &MockServer, name: &str) -> Value {
-    mock.dump()["data_attributes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no data attribute {name}"))
-}
-
-fn company(mock: &MockServer, company_id: &str) -> Value {
-    mock.dump()["companies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["company_id"] == company_id)
-        .cloned()
-        .unwrap_or_else(|| panic!("no company {company_id}"))
 }
 
 fn warnings(stderr: &str) -> Vec<&str> {
@@ -85,11 +65,13 @@ fn strings_over_255_characters_are_cut_and_fail_mode_refuses_without_a_change() 
     let cut = format!("{}…", "é".repeat(254));
     assert_eq!(cut.chars().count(), 255);
     assert_eq!(
-        company(&mock, "a")["custom_attributes"]["Vitally Notes"],
+        find_in(&mock.dump(), "companies", "company_id", "a").clone()["custom_attributes"]
+            ["Vitally Notes"],
         cut
     );
     assert_eq!(
-        company(&mock, "b")["custom_attributes"]["Vitally Notes"],
+        find_in(&mock.dump(), "companies", "company_id", "b").clone()["custom_attributes"]
+            ["Vitally Notes"],
         exact
     );
     // The cut value is the payload: plan shows it, the mock holds it, the hash covers it.
@@ -194,7 +176,8 @@ fn an_empty_string_read_back_as_null_is_not_drift() {
     small_export(&input, "u1", "6");
     assert_eq!(run_json(&db, &input, &mock, &[]).0, 0);
     // The export has no indicators nor segments: we sent `""`, the mock holds `null`.
-    let held = company(&mock, "a")["custom_attributes"].clone();
+    let held =
+        find_in(&mock.dump(), "companies", "company_id", "a").clone()["custom_attributes"].clone();
     assert_eq!(held["Vitally Segments"], Value::Null);
     assert!(held.as_object().unwrap().contains_key("Vitally Segments"));
     let (code, report, stderr) = reconcile_json(&db, &mock, &["--mode", "report"]);
@@ -235,11 +218,13 @@ fn a_clear_of_an_attribute_archived_by_someone_else_is_left_out_once_with_a_warn
     );
     // Intercom keeps the archived attribute's values; the new one is there.
     assert_eq!(
-        company(&mock, "a")["custom_attributes"]["Vitally Dashboards"],
+        find_in(&mock.dump(), "companies", "company_id", "a").clone()["custom_attributes"]
+            ["Vitally Dashboards"],
         3
     );
     assert_eq!(
-        company(&mock, "a")["custom_attributes"]["Vitally Widgets"],
+        find_in(&mock.dump(), "companies", "company_id", "a").clone()["custom_attributes"]
+            ["Vitally Widgets"],
         3
     );
     // Counted as cleared: no record holds a value of ours, and nothing is sent again.

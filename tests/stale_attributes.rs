@@ -23,15 +23,6 @@ fn origin_of(list: &Value, name: &str) -> Option<String> {
         .map(|a| a["origin"].as_str().unwrap().to_string())
 }
 
-fn mock_attribute(mock: &MockServer, name: &str) -> Option<Value> {
-    mock.dump()["data_attributes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .cloned()
-}
-
 /// `attributes --archive-stale` while 3 records still hold `Vitally Dashboards`: it says so
 /// and leaves the attribute unarchived.
 fn archiving_waits_for_the_three_records_of_dashboards(db: &std::path::Path, mock: &MockServer) {

@@ -193,6 +193,24 @@ pub fn seed_small(mock: &MockServer) {
     mock.seed(small_seed()).unwrap();
 }
 
+/// The mock's data attribute `name`, if it has one.
+pub fn mock_attribute(mock: &MockServer, name: &str) -> Option<Value> {
+    mock.dump()["data_attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["name"] == name)
+        .cloned()
+}
+
+/// The record of `list` (`companies`, `contacts`) in the mock's `state` (its dump) whose `key`
+/// is `value`.
+pub fn find_in<'a>(state: &'a Value, list: &str, key: &str, value: &str) -> &'a Value {
+    state[list]
+        .as_array()
+        .and_then(|records| records.iter().find(|r| r[key] == value))
+        .unwrap_or_else(|| panic!("no {list} with {key} {value}"))
+}
+
 /// One HTTP request to the mock (`headers` as `Name: value\r\n` lines): (status, JSON body,
 /// `null` when the body is not JSON).
 pub fn http(
