@@ -207,6 +207,12 @@ pub struct OpsArgs {
     /// export, or its accounts table is empty: for when they really left.
     #[arg(long)]
     pub allow_departed: bool,
+    /// After a run that failed, half-failed or was refused (`notify_on` in the config says
+    /// which), POST a JSON message to URL: Slack's incoming-webhook shape, which any webhook
+    /// receiver takes. It holds counts, the exit code, error codes, the duration and the
+    /// database path; never the token, an email or revenue.
+    #[arg(long, value_name = "URL")]
+    pub notify_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

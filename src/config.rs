@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::cli::{GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RegionArg};
 use crate::extract::options::{TableConfig, TableOptions};
 use crate::intercom::{AccessToken, ClientConfig, Region};
+use crate::notify::{NotifyOn, NotifySettings, DEFAULT_ON};
 use crate::push::departures::{Departed, DepartureSettings, MAX_DEPARTED};
 use crate::transform::mapping::{Dates, LongStrings, MappingSettings};
 
@@ -45,6 +46,8 @@ pub struct FileConfig {
     pub runs_keep: Option<u64>,
     pub departed: Option<Departed>,
     pub max_departed: Option<f64>,
+    pub notify_url: Option<String>,
+    pub notify_on: Option<Vec<NotifyOn>>,
     /// Per-table settings: `[tables.accounts] path = …`, CSV dialect.
     #[serde(default)]
     pub tables: BTreeMap<String, TableConfig>,
@@ -89,6 +92,8 @@ pub struct Settings {
     pub runs_keep: u64,
     /// Records that leave the export (`departed`, `max_departed`, `--allow-departed`).
     pub departures: DepartureSettings,
+    /// Where and when `run` and `push` notify (`notify_url`, `notify_on`).
+    pub notify: Option<NotifySettings>,
 }
 
 impl Settings {
@@ -168,7 +173,19 @@ impl Settings {
                 max_percent: file.max_departed.unwrap_or(MAX_DEPARTED),
                 allow: false,
             },
+            notify: file.notify_url.map(|url| NotifySettings {
+                url,
+                on: file
+                    .notify_on
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_ON.to_vec()),
+            }),
         };
+        if file.notify_on.is_some() && settings.notify.is_none() {
+            return Err(ConfigError::Invalid(
+                "notify_on is set but notify_url is not: add notify_url = \"https://hooks.slack.com/…\" (or --notify-url)".into(),
+            ));
+        }
         if !(0.0..=100.0).contains(&settings.departures.max_percent) {
             return Err(ConfigError::Invalid(format!(
                 "max_departed = {}: give the percentage of the last pushed export's companies or users that may leave in one export, from 0 to 100 (default {MAX_DEPARTED})",
@@ -194,6 +211,21 @@ impl Settings {
         self.runs_keep = ops.runs_keep.unwrap_or(self.runs_keep);
         self.departures.mode = ops.departed.unwrap_or(self.departures.mode);
         self.departures.allow = ops.allow_departed;
+        if let Some(url) = &ops.notify_url {
+            let on = self.notify.take().map_or(DEFAULT_ON.to_vec(), |n| n.on);
+            self.notify = Some(NotifySettings {
+                url: url.clone(),
+                on,
+            });
+        }
+        if let Some(notify) = &self.notify {
+            if !(notify.url.starts_with("https://") || notify.url.starts_with("http://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "notify_url {:?}: give the webhook's http(s) URL, e.g. https://hooks.slack.com/services/…",
+                    notify.url
+                )));
+            }
+        }
         if self.runs_keep == 0 {
             return Err(ConfigError::Invalid(
                 "--runs-keep 0: keep at least the last run (default 400)".into(),

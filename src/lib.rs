@@ -12,6 +12,7 @@ pub mod gen;
 pub mod intercom;
 pub mod metrics;
 pub mod mock;
+pub mod notify;
 pub mod progress;
 pub mod push;
 pub mod store;

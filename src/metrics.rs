@@ -18,6 +18,30 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::intercom::ClientStats;
 use crate::push::report::{KindReport, PushReport};
 
+/// What [`RunMetrics`] measured, for a notification.
+pub struct RunSummary<'a> {
+    /// Per kind: updated, unchanged, not_found, ambiguous, failed, departed.
+    pub records: &'a [(&'static str, [u64; 6])],
+    pub duration: Duration,
+    pub drifted: Option<u64>,
+    pub error_codes: &'a [(String, u64)],
+    pub dry_run: bool,
+}
+
+/// The Intercom error code in a record's failure (`… HTTP 400 parameter_invalid: …`).
+fn error_code(reason: &str) -> Option<String> {
+    let after = &reason[reason.find("HTTP ")? + 5..];
+    let mut words = after.split_whitespace();
+    let status = words.next()?;
+    let code = words.next().unwrap_or("").trim_end_matches(':');
+    let code_ok = !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    Some(if code_ok {
+        format!("{status} {code}")
+    } else {
+        status.to_string()
+    })
+}
+
 /// A metrics file that could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write the metrics file {path}: {source}; check that its directory exists and that this user may write it (--metrics-file)")]
@@ -39,6 +63,12 @@ pub struct RunMetrics {
     records: Vec<(&'static str, [u64; 6])>,
     /// Records found departed before the push (companies, users).
     departed: Option<(u64, u64)>,
+    /// Drifted records the run's reconcile found, if it reconciled.
+    drifted: Option<u64>,
+    /// Intercom's error codes of the run's failed records, with their counts, most first.
+    error_codes: Vec<(String, u64)>,
+    /// Notifications that could not be delivered (0 or 1).
+    notify_failures: u64,
     api: Option<ClientStats>,
     dry_run: bool,
 }
@@ -61,6 +91,9 @@ impl RunMetrics {
             stages: Vec::new(),
             records: Vec::new(),
             departed: None,
+            drifted: None,
+            error_codes: Vec::new(),
+            notify_failures: 0,
             api: None,
             dry_run: false,
         }
@@ -100,6 +133,40 @@ impl RunMetrics {
             ("company", counts(&report.companies)),
             ("user", counts(&report.users)),
         ];
+        self.drifted = report
+            .reconcile
+            .as_ref()
+            .map(|r| r.companies.drifted + r.users.drifted);
+        let mut codes: std::collections::BTreeMap<String, u64> = Default::default();
+        for problem in report
+            .companies
+            .problems
+            .iter()
+            .chain(&report.users.problems)
+        {
+            if let Some(code) = error_code(&problem.reason) {
+                *codes.entry(code).or_default() += 1;
+            }
+        }
+        self.error_codes = codes.into_iter().collect();
+        self.error_codes
+            .sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    }
+
+    /// A notification could not be delivered.
+    pub fn notify_failed(&mut self) {
+        self.notify_failures += 1;
+    }
+
+    /// What a notification tells of the run (see `crate::notify`).
+    pub fn summary(&self) -> RunSummary<'_> {
+        RunSummary {
+            records: &self.records,
+            duration: self.started.elapsed(),
+            drifted: self.drifted,
+            error_codes: &self.error_codes,
+            dry_run: self.dry_run,
+        }
     }
 
     /// The records that left the export, found before the push (also when its guard
@@ -183,6 +250,14 @@ impl RunMetrics {
             out.family("departed_records", "gauge", "Records that left the export after Intercom accepted them, found by the last push (before its max_departed guard).");
             out.sample("departed_records", &[("kind", "company")], companies);
             out.sample("departed_records", &[("kind", "user")], users);
+        }
+        if self.notify_failures > 0 {
+            out.family(
+                "notify_failures_total",
+                "counter",
+                "Notifications (notify_url) of the last run that could not be delivered.",
+            );
+            out.sample("notify_failures_total", &[], self.notify_failures);
         }
         if let Some(api) = &self.api {
             out.family(

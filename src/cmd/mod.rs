@@ -16,11 +16,10 @@ pub mod run;
 pub mod status;
 pub mod transform;
 
-use std::path::PathBuf;
-
 use crate::config::{ConfigError, Settings};
 use crate::extract::ExtractError;
 use crate::metrics::RunMetrics;
+use crate::notify::{NotifySettings, DEFAULT_ON};
 use crate::push::PushError;
 use crate::store::StoreError;
 use crate::transform::TransformError;
@@ -94,16 +93,47 @@ pub fn error_text(error: &anyhow::Error) -> String {
 /// Runs a `run` or `push` under the metrics' clock and writes the metrics file whatever the
 /// outcome, a settings error included (then to the file the flag names, if any). A metrics
 /// file that cannot be written turns a success into exit 3.
+///
+/// Then, when the outcome is one `notify_on` names, the notification is sent (see
+/// [`crate::notify`]); one that fails is a warning and counts in the metrics, never another
+/// exit code.
 pub fn with_metrics(
-    metrics_flag: Option<PathBuf>,
+    command: &str,
+    ops: &crate::cli::OpsArgs,
     resolve: impl FnOnce() -> Result<Settings, ConfigError>,
     body: impl FnOnce(&Settings, &mut RunMetrics) -> anyhow::Result<u8>,
 ) -> anyhow::Result<u8> {
-    let mut metrics = RunMetrics::start(metrics_flag);
+    let mut metrics = RunMetrics::start(ops.metrics_file.clone());
+    // Until the settings are known (a settings error), the flag's.
+    let mut notify = ops.notify_url.clone().map(|url| NotifySettings {
+        url,
+        on: DEFAULT_ON.to_vec(),
+    });
+    let mut database = String::new();
     let result = resolve().map_err(anyhow::Error::from).and_then(|settings| {
         metrics.set_path(settings.metrics_file.clone());
+        notify = settings.notify.clone();
+        database = settings.db.display().to_string();
         body(&settings, &mut metrics)
     });
+    let code = match &result {
+        Ok(code) => *code,
+        Err(error) => exit_code(error),
+    };
+    if let Some(notify) = notify.filter(|n| n.wants(code, &metrics.summary())) {
+        let error = result.as_ref().err().map(error_text);
+        let message = crate::notify::message(
+            command,
+            code,
+            error.as_deref(),
+            &metrics.summary(),
+            &database,
+        );
+        if let Err(failed) = crate::notify::send(&notify.url, &message) {
+            print_warnings(&[failed.to_string()]);
+            metrics.notify_failed();
+        }
+    }
     write_metrics(&metrics, result)
 }
 

@@ -70,7 +70,8 @@ pub fn push_and_report(
 /// `push` from the command line: its metrics file is written whatever the outcome.
 pub fn main(global: &GlobalArgs, args: &PushArgs) -> Result<u8> {
     super::with_metrics(
-        args.ops.metrics_file.clone(),
+        "push",
+        &args.ops,
         || Settings::resolve(global, None, Some(&args.intercom), None)?.with_ops(&args.ops),
         |settings, metrics| run(settings, args, metrics),
     )

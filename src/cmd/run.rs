@@ -12,7 +12,8 @@ use crate::store::Store;
 /// settings error included.
 pub fn main(global: &GlobalArgs, args: &RunArgs) -> Result<u8> {
     super::with_metrics(
-        args.ops.metrics_file.clone(),
+        "run",
+        &args.ops,
         || {
             Settings::resolve(
                 global,
