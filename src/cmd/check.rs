@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cli::CheckArgs;
 use crate::config::Settings;
 use crate::intercom::{ApiError, Client};
-use crate::push::attributes::{list_all, review, ATTRIBUTE_CAP};
+use crate::push::attributes::{list_all, review, stale, ATTRIBUTE_CAP};
 use crate::push::PushError;
 use crate::store::{Attribute, Store};
 
@@ -124,15 +124,16 @@ fn check_database(settings: &Settings, report: &mut Report) -> Option<Catalog> {
             return None;
         }
     }
-    let catalog = store.attributes().ok()?;
-    let stale = store
-        .known_attributes()
-        .ok()?
-        .into_iter()
-        .filter(|(model, name)| !catalog.iter().any(|c| c.model == model && &c.name == name))
-        .map(|(_, name)| name)
-        .collect();
-    Some((catalog, stale))
+    let read = store
+        .attributes()
+        .and_then(|catalog| Ok((stale(&store, &catalog)?, catalog)));
+    match read {
+        Ok((stale, catalog)) => Some((catalog, stale)),
+        Err(e) => {
+            report.add("database", Status::Fix, format!("{db}: {e}"));
+            None
+        }
+    }
 }
 
 /// Whether `e` means Intercom was not reached at all.

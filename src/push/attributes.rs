@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use tokio::task::JoinSet;
 
 use crate::intercom::{Client, DataAttribute, DataType, Model};
-use crate::store::Attribute;
+use crate::store::{Attribute, Store, StoreError};
 
 use super::PushError;
 
@@ -64,6 +64,16 @@ pub struct Review<'a> {
     pub archived: HashSet<String>,
     /// " Stale attributes of ours you could archive …: a, b." or "".
     archivable: String,
+}
+
+/// Our attributes (created or sent by this tool) that no source of `catalog` makes any more.
+pub fn stale(store: &Store, catalog: &[Attribute]) -> Result<Vec<String>, StoreError> {
+    Ok(store
+        .known_attributes()?
+        .into_iter()
+        .filter(|(model, name)| !catalog.iter().any(|c| c.model == model && &c.name == name))
+        .map(|(_, name)| name)
+        .collect())
 }
 
 /// Reads the workspace's data attributes of both models (archived ones included).

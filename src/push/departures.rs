@@ -6,13 +6,11 @@
 
 use serde_json::{Map, Value};
 
-use super::{Dispatcher, PushError, SkippedClears, PAGE};
+use super::report::KindReport;
+use super::{Context, Dispatcher, PushError, SkippedClears, PAGE};
 use crate::intercom::{ApiError, Client};
 use crate::progress::Progress;
 use crate::store::{DepartedRecord, RecordOutcome, Store, StoreError, SyncRecord};
-
-use super::report::KindReport;
-use super::Context;
 
 /// What happens to the values we sent a record that left the export.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]

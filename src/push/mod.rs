@@ -135,12 +135,7 @@ pub fn push(
     let mut archived = HashSet::new();
     if options.send {
         let catalog = store.attributes()?;
-        let stale: Vec<String> = store
-            .known_attributes()?
-            .into_iter()
-            .filter(|(model, name)| !catalog.iter().any(|c| c.model == model && &c.name == name))
-            .map(|(_, name)| name)
-            .collect();
+        let stale = attributes::stale(store, &catalog)?;
         let ensured = runtime.block_on(attributes::ensure_attributes(client, &catalog, &stale))?;
         report.attributes_created = ensured.created;
         archived = ensured.archived;
