@@ -28,8 +28,12 @@ pub struct FaultConfig {
     pub p_slow: f64,
     /// Extra delay of a slow answer, in milliseconds.
     pub slow_ms: u64,
-    /// `company_id`s whose `PUT /companies/{id}` always answers 500 (a permanent fault).
+    /// `company_id`s whose `PUT /companies/{id}` always answers 500 (a permanent fault); a bulk
+    /// item naming such a company fails.
     pub fail_company_ids: Vec<String>,
+    /// While set, no bulk task finishes: tasks turn `running` and stay so, nothing is applied.
+    /// Once cleared, the tasks held past their finish time finish at that moment.
+    pub bulk_stuck: bool,
 }
 
 /// A fault taking the place of the request's normal handling.

@@ -6,11 +6,25 @@
 //! seeded fault injection, and recording of every call (counters, violations — `POST /companies`
 //! and `POST /contacts` the loader must never make — and optionally each request).
 //!
+//! # Preview API
+//! With `Intercom-Version: Preview` (unless `--no-preview`) it also serves, as the Preview
+//! OpenAPI description says: `PUT /companies/bulk`, `PUT /contacts/bulk` (202 with the job;
+//! the items are applied later, see the `bulk` module), `GET /companies/bulk/{id}`,
+//! `GET /contacts/bulk/{id}` and `POST /companies/search` (companies without users left out).
+//! With another version those paths mean what they mean in 2.16 (`PUT /companies/bulk` is
+//! `PUT /companies/{id}` for the id `bulk`: 404 `company_not_found`; the GETs and the search
+//! are unknown routes: 404 `not_found`). Job ids are `job_v2_<n>`, task ids `task_v2_<n>`
+//! (numbered per server, across both kinds); a job's `url` is
+//! `http://<Host header of the request that created it>/companies/bulk/<id>` (so a client can
+//! follow it to the mock), `https://api.intercom.io/…` when there was no `Host`.
+//!
 //! Control endpoints (no auth, no faults, no rate limit, not recorded): `GET /_mock/state` (the
 //! [`MockServer::dump`]), `GET /_mock/stats` (the [`Stats`] only), `POST /_mock/seed` (a
-//! [`Seed`]; replaces all data, keeps stats; answers the assigned ids [`SeedIds`]),
+//! [`Seed`]; replaces all data and forgets the bulk jobs, keeps stats; answers the assigned ids
+//! [`SeedIds`]),
 //! `POST /_mock/edit` (an [`Edit`]: changes custom attribute values and `monthly_spend` behind
-//! the loader's back, as another integration would; answers `{"companies": N, "contacts": N}`),
+//! the loader's back, as another integration would, or recreates a company with a new id;
+//! answers `{"companies": N, "contacts": N}`),
 //! `GET`/`POST /_mock/faults[?seed=N]` (a [`FaultConfig`]; `seed` reseeds the fault RNG).
 //!
 //! Seed, edit and fault JSON, e.g. for `curl -d @seed.json http://127.0.0.1:PORT/_mock/seed`:
@@ -29,7 +43,8 @@
 //! ```
 //! ```json
 //! {"latency_ms": 20, "p_5xx": 0.01, "p_429": 0.01, "p_drop_before": 0.005,
-//!  "p_drop_after": 0.005, "p_slow": 0.001, "slow_ms": 30000, "fail_company_ids": ["acme"]}
+//!  "p_drop_after": 0.005, "p_slow": 0.001, "slow_ms": 30000, "fail_company_ids": ["acme"],
+//!  "bulk_stuck": false}
 //! ```
 //!
 //! # Order of checks for an API request
@@ -39,8 +54,13 @@
 //!    429 `rate_limit_exceeded`. Every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
 //!    `X-RateLimit-Reset` (unix seconds of the window end) and `X-Request-Id`.
 //! 3. Faults, drawn from the seeded RNG: injected 429 / 5xx / drop-before (nothing applied).
-//! 4. `Intercom-Version` must look like `MAJOR.MINOR` (or `Unstable`), else 400
-//!    `intercom_version_invalid`; then the operation runs (validation first, all-or-nothing).
+//! 4. `Intercom-Version` must look like `MAJOR.MINOR` (or `Unstable`, or `Preview` unless
+//!    `--no-preview`: then 400 "Requested API version 'Preview' is not available for this
+//!    workspace"), else 400 `intercom_version_invalid`; then the operation runs (validation
+//!    first, all-or-nothing; a bulk update's items are applied later, each on its own).
+//!
+//! Before all of this (and before every state dump, stats snapshot and edit) the bulk tasks
+//! due by now finish.
 //! 5. Drop-after (applied, no answer) or slow (applied, answer delayed by `slow`); `latency` is
 //!    added to every answer.
 //!
@@ -69,7 +89,19 @@
 //!   wording for an invalid `starting_after` cursor.
 //! - 429 `rate_limit_exceeded` — spec. Injected 5xx: 500 `server_error`, 502 `bad_gateway`,
 //!   503 `service_unavailable`; `fail_company_ids` PUTs: 500 `server_error`.
+//! - Preview bulk updates (spec): 422 `field_not_found` "companies field must be supplied",
+//!   422 `type_mismatch` "companies must be an array", 422 `parameter_invalid` "maximum number
+//!   of companies per request is 100", 422 `type_mismatch` "each company must be an object",
+//!   422 `field_not_found` "companies must be identified by id" (contacts alike); 404
+//!   `job_not_found` "job X not found" (also on the job GETs, and for a job of the other kind);
+//!   403 `forbidden` "job X is closed for new task updates". Mock choices with the same
+//!   status: 422 `parameter_invalid` "companies must not be empty", 422 `type_mismatch` "job
+//!   must be an object", 422 `field_not_found` "job must be identified by id"; unknown
+//!   top-level keys: 400 `bad_request` as above.
+//! - Preview company search: 400 `invalid_field` "X is not a valid search field" — spec; other
+//!   query errors as contact search.
 
+mod bulk;
 mod error;
 mod faults;
 mod model;
@@ -168,6 +200,19 @@ pub struct MockConfig {
     /// Record every request (method, path, query, headers without Authorization, body, status).
     #[arg(long = "record-requests")]
     pub record_requests: bool,
+    /// Serve the Preview API (`Intercom-Version: Preview`): bulk updates and company search.
+    /// `--no-preview` plays a workspace without it: every request asking for `Preview` answers
+    /// 400 `intercom_version_invalid`, and the Preview routes do not exist.
+    #[arg(long = "no-preview", action = clap::ArgAction::SetFalse)]
+    pub preview: bool,
+    /// Time from a bulk task's creation to its completion (its items applied), in ms; the task
+    /// is `running` from half-way.
+    #[arg(long = "bulk-task-ms", value_parser = parse_ms, default_value = "200")]
+    pub bulk_task_delay: Duration,
+    /// Tasks a bulk job takes at most (a job also closes once all its tasks have finished);
+    /// appending to a closed job answers 403 `forbidden`.
+    #[arg(long = "bulk-job-tasks", default_value_t = 50)]
+    pub bulk_job_tasks: usize,
     /// Companies per `GET /companies/scroll` page (Intercom does not document its page size).
     #[arg(long = "scroll-page-size", default_value_t = 50)]
     pub scroll_page_size: usize,
@@ -198,6 +243,9 @@ impl Default for MockConfig {
             attribute_delay: Duration::ZERO,
             empty_string_as_null: false,
             record_requests: false,
+            preview: true,
+            bulk_task_delay: Duration::from_millis(200),
+            bulk_job_tasks: 50,
             scroll_page_size: 50,
             scroll_ttl: Duration::from_secs(60),
             port: 0,
@@ -215,6 +263,9 @@ impl fmt::Debug for MockConfig {
             .field("seed", &self.seed)
             .field("rules", &self.rules())
             .field("record_requests", &self.record_requests)
+            .field("preview", &self.preview)
+            .field("bulk_task_delay", &self.bulk_task_delay)
+            .field("bulk_job_tasks", &self.bulk_job_tasks)
             .field("scroll_page_size", &self.scroll_page_size)
             .field("scroll_ttl", &self.scroll_ttl)
             .field("port", &self.port)
@@ -243,6 +294,7 @@ impl MockConfig {
             p_slow: self.p_slow,
             slow_ms: self.slow.as_millis() as u64,
             fail_company_ids: self.fail_company_ids.clone(),
+            bulk_stuck: false,
         }
     }
 }
@@ -333,21 +385,24 @@ impl MockServer {
         self.addr
     }
 
-    /// Replaces all companies, contacts and data attributes with `seed` (stats are kept) and
-    /// returns the Intercom ids assigned, in seed order. On error nothing changes.
+    /// Replaces all companies, contacts and data attributes with `seed` (stats are kept; bulk
+    /// jobs are forgotten, their ids never reused) and returns the Intercom ids assigned, in
+    /// seed order. On error nothing changes.
     pub fn seed(&self, seed: Seed) -> Result<SeedIds, SeedError> {
         self.shared.seed(seed)
     }
 
-    /// `{companies, contacts, data_attributes, violations, stats, requests}` (API object shapes;
-    /// contacts also carry `merged`; `requests` is empty unless `record_requests`).
+    /// `{companies, contacts, data_attributes, bulk_jobs, violations, stats, requests}` (API
+    /// object shapes; contacts also carry `merged`; `bulk_jobs` are the Preview bulk job
+    /// objects; `requests` is empty unless `record_requests`). Bulk tasks due by now finish
+    /// first.
     pub fn dump(&self) -> serde_json::Value {
         self.shared.dump()
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters (bulk tasks due by now finish first).
     pub fn stats(&self) -> Stats {
-        self.shared.lock().recorder.stats.clone()
+        self.shared.stats()
     }
 
     /// The calls the loader must never make, in order.
@@ -370,9 +425,10 @@ impl MockServer {
         self.shared.lock().faults.clone()
     }
 
-    /// Replaces the fault settings (the fault RNG continues its sequence).
+    /// Replaces the fault settings (the fault RNG continues its sequence). Clearing
+    /// `bulk_stuck` lets the bulk tasks it held finish now.
     pub fn set_faults(&self, faults: FaultConfig) {
-        self.shared.lock().faults = faults;
+        self.shared.lock().set_faults(faults, routes::now_ms());
     }
 
     /// Stops the server (and joins its thread for [`MockServer::start_background`]).
@@ -449,11 +505,25 @@ mod config_tests {
             "b",
             "--mock-port",
             "8099",
+            "--no-preview",
+            "--bulk-task-ms",
+            "40",
+            "--bulk-job-tasks",
+            "3",
         ])
         .config;
         assert_eq!(
             (c.p_5xx, c.window, c.port),
             (0.25, Duration::from_secs(1), 8099)
+        );
+        assert!(d.preview && e.preview && !c.preview);
+        assert_eq!(
+            (c.bulk_task_delay, c.bulk_job_tasks),
+            (Duration::from_millis(40), 3)
+        );
+        assert_eq!(
+            (e.bulk_task_delay, e.bulk_job_tasks),
+            (Duration::from_millis(200), 50)
         );
         assert_eq!(c.faults().latency_ms, 7);
         assert_eq!(c.fail_company_ids, ["a", "b"]);

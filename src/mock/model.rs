@@ -82,6 +82,14 @@ pub struct EditCompany {
     pub company_id: String,
     pub monthly_spend: Option<i64>,
     pub custom_attributes: Map<String, Value>,
+    /// The company was deleted in Intercom and created again with the same `company_id`: it
+    /// gets a NEW Intercom `id` (the old one is then unknown everywhere: `PUT /companies/{id}`
+    /// answers 404, a bulk item naming it fails, search by `id` finds nothing) and keeps only
+    /// its `company_id`, `name` and `user_count`: custom attributes, `monthly_spend` (0),
+    /// `plan`, `size`, `website` and `industry` are gone, and `created_at`/`updated_at` are
+    /// the time of the edit. It keeps its place in list and scroll order. `monthly_spend` and
+    /// `custom_attributes` of the same edit are then applied to the new company.
+    pub recreate: bool,
 }
 
 /// A change to one contact (`POST /_mock/edit`).

@@ -37,6 +37,19 @@ pub struct Stats {
     pub contact_writes: u64,
     /// Calls the loader must never make (`POST /companies`, `POST /contacts`).
     pub violations: u64,
+    /// Accepted (202) `PUT /companies/bulk` and `PUT /contacts/bulk` (Preview), including one
+    /// whose answer `p_drop_after` then dropped: each created a task.
+    pub bulk_requests: u64,
+    /// Company items of finished bulk tasks applied successfully.
+    pub bulk_company_items: u64,
+    /// Contact items of finished bulk tasks applied successfully.
+    pub bulk_contact_items: u64,
+    /// Items of finished bulk tasks (either kind) that failed; the API does not say which.
+    pub bulk_items_failed: u64,
+    /// Successful (200) `GET /companies/bulk/{id}` and `GET /contacts/bulk/{id}`.
+    pub bulk_job_polls: u64,
+    /// Successful (200) `POST /companies/search` (Preview).
+    pub company_searches: u64,
 }
 
 /// A forbidden call.

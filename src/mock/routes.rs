@@ -1,6 +1,7 @@
 //! The HTTP layer: the API gate (auth, rate limit, faults, recording), routing to the store, and
 //! the `/_mock/` control endpoints.
 
+use super::bulk::{Bulk, Kind};
 use super::error::ApiError;
 use super::faults::{AbortBody, FaultConfig, PreFault, Roll};
 use super::model::{Edit, Model, Seed, SeedError, SeedIds};
@@ -30,6 +31,8 @@ pub struct Shared {
     pub token: String,
     pub scroll_page_size: usize,
     pub scroll_ttl_ms: u64,
+    /// Whether the workspace answers `Intercom-Version: Preview` (`MockConfig::preview`).
+    pub preview: bool,
     inner: Mutex<Inner>,
 }
 
@@ -40,6 +43,27 @@ pub struct Inner {
     pub limiter: RateLimiter,
     pub faults: FaultConfig,
     pub rng: StdRng,
+    /// Preview bulk jobs; their tasks finish lazily ([`Inner::advance`]).
+    pub bulk: Bulk,
+}
+
+impl Inner {
+    /// Finishes every bulk task due by `now` (see [`super::bulk`]): called before anything
+    /// reads or changes the state.
+    pub fn advance(&mut self, now: u64) {
+        self.bulk
+            .advance(now, &mut self.store, &self.faults, &mut self.recorder.stats);
+    }
+
+    /// Replaces the fault settings at `now`: due tasks finish under the old settings first, and
+    /// clearing `bulk_stuck` lets the tasks it held finish at `now`.
+    pub fn set_faults(&mut self, faults: FaultConfig, now: u64) {
+        self.advance(now);
+        if self.faults.bulk_stuck && !faults.bulk_stuck {
+            self.bulk.release(now);
+        }
+        self.faults = faults;
+    }
 }
 
 impl Shared {
@@ -49,12 +73,17 @@ impl Shared {
             token: config.token.clone(),
             scroll_page_size: config.scroll_page_size,
             scroll_ttl_ms: config.scroll_ttl.as_millis() as u64,
+            preview: config.preview,
             inner: Mutex::new(Inner {
                 store: Store::with_rules(config.rules()),
                 recorder: Recorder::new(config.record_requests),
                 limiter: RateLimiter::new(config.rate_limit, config.window.as_millis() as u64),
                 faults: config.faults(),
                 rng: StdRng::seed_from_u64(config.seed),
+                bulk: Bulk::new(
+                    config.bulk_task_delay.as_millis() as u64,
+                    config.bulk_job_tasks,
+                ),
             }),
         }
     }
@@ -64,19 +93,38 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The full state dump: store, stats, violations, recorded requests.
+    /// Locks the mutable state after finishing the bulk tasks due by `now`.
+    pub fn lock_at(&self, now: u64) -> MutexGuard<'_, Inner> {
+        let mut inner = self.lock();
+        inner.advance(now);
+        inner
+    }
+
+    /// The full state dump: store, bulk jobs, stats, violations, recorded requests.
     pub fn dump(&self) -> Value {
-        let inner = self.lock();
+        let now = now_ms();
+        let inner = self.lock_at(now);
         let mut v = inner.store.dump();
-        if let (Some(o), Value::Object(r)) = (v.as_object_mut(), inner.recorder.dump()) {
-            o.extend(r);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("bulk_jobs".to_owned(), inner.bulk.dump(now));
+            if let Value::Object(r) = inner.recorder.dump() {
+                o.extend(r);
+            }
         }
         v
     }
 
-    /// Loads `seed` in place of all data (stats are kept).
+    /// The counters, after finishing the bulk tasks due by now.
+    pub fn stats(&self) -> super::Stats {
+        self.lock_at(now_ms()).recorder.stats.clone()
+    }
+
+    /// Loads `seed` in place of all data (stats are kept); bulk jobs are forgotten.
     pub fn seed(&self, seed: Seed) -> Result<SeedIds, SeedError> {
-        self.lock().store.load(seed, now_ms())
+        let mut inner = self.lock();
+        let ids = inner.store.load(seed, now_ms())?;
+        inner.bulk.clear();
+        Ok(ids)
     }
 }
 
@@ -109,8 +157,7 @@ async fn control_state(State(shared): State<Arc<Shared>>) -> Response {
 
 /// `GET /_mock/stats`: the counters only (cheap, unlike the full dump).
 async fn control_stats(State(shared): State<Arc<Shared>>) -> Response {
-    let stats = shared.lock().recorder.stats.clone();
-    json_response(StatusCode::OK, &json!(stats))
+    json_response(StatusCode::OK, &json!(shared.stats()))
 }
 
 /// `POST /_mock/seed` with a [`Seed`] (up to 1 GiB): replaces the data; answers the assigned ids.
@@ -133,7 +180,10 @@ async fn control_edit(State(shared): State<Arc<Shared>>, req: Request) -> Respon
         .await
         .map_err(|e| e.to_string())
         .and_then(|body| serde_json::from_slice::<Edit>(&body).map_err(|e| e.to_string()))
-        .and_then(|edit| shared.lock().store.edit(edit, now_ms()));
+        .and_then(|edit| {
+            let now = now_ms();
+            shared.lock_at(now).store.edit(edit, now)
+        });
     match result {
         Ok(changed) => json_response(StatusCode::OK, &changed),
         Err(e) => control_error(&e),
@@ -166,7 +216,7 @@ async fn control_set_faults(State(shared): State<Arc<Shared>>, req: Request) -> 
         Some(Err(e)) => return control_error(&format!("seed: {e}")),
         None => {}
     }
-    inner.faults = faults;
+    inner.set_faults(faults, now_ms());
     json_response(StatusCode::OK, &json!(inner.faults))
 }
 
@@ -214,15 +264,46 @@ enum Route {
     CreateAttribute,
     UpdateAttribute(String),
     Me,
+    /// Preview: `PUT /companies/bulk`, `PUT /contacts/bulk`.
+    BulkUpdate(Kind),
+    /// Preview: `GET /companies/bulk/{id}`, `GET /contacts/bulk/{id}`.
+    BulkJob(Kind, String),
+    /// Preview: `POST /companies/search`.
+    SearchCompanies,
     Unknown,
 }
 
 impl Route {
-    /// The route and its template (used in stats).
-    fn resolve(method: &Method, path: &str) -> (Route, &'static str) {
+    /// The route and its template (used in stats). The Preview routes exist only with
+    /// `preview` (the request asks for `Intercom-Version: Preview` and the workspace has it);
+    /// without, `PUT /companies/bulk` is `PUT /companies/{id}` with id `bulk`, and so on.
+    fn resolve(method: &Method, path: &str, preview: bool) -> (Route, &'static str) {
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let m = method.as_str();
+        let kind = |plural: &str| match plural {
+            "companies" => Kind::Companies,
+            _ => Kind::Contacts,
+        };
         match (m, segs.as_slice()) {
+            ("PUT", [plural @ ("companies" | "contacts"), "bulk"]) if preview => {
+                let template = match kind(plural) {
+                    Kind::Companies => "/companies/bulk",
+                    Kind::Contacts => "/contacts/bulk",
+                };
+                (Route::BulkUpdate(kind(plural)), template)
+            }
+            ("GET", [plural @ ("companies" | "contacts"), "bulk", id])
+                if preview && !id.is_empty() =>
+            {
+                let template = match kind(plural) {
+                    Kind::Companies => "/companies/bulk/{id}",
+                    Kind::Contacts => "/contacts/bulk/{id}",
+                };
+                (Route::BulkJob(kind(plural), id.to_string()), template)
+            }
+            ("POST", ["companies", "search"]) if preview => {
+                (Route::SearchCompanies, "/companies/search")
+            }
             ("GET", ["companies"]) => (Route::FindCompanies, "/companies"),
             ("POST", ["companies"]) => (Route::CreateCompany, "/companies"),
             ("POST", ["companies", "list"]) => (Route::ListCompanies, "/companies/list"),
@@ -250,12 +331,28 @@ impl Route {
     fn is_violation(&self) -> bool {
         matches!(self, Route::CreateCompany | Route::CreateContact)
     }
+
+    /// The status of a successful answer: 202 Accepted for a bulk update, else 200.
+    fn success_status(&self) -> StatusCode {
+        match self {
+            Route::BulkUpdate(_) => StatusCode::ACCEPTED,
+            _ => StatusCode::OK,
+        }
+    }
 }
 
 /// Whether the `Intercom-Version` asks for ≥ 2.16 (missing, `Unstable` or `Preview` → yes); a
-/// value that is not `MAJOR.MINOR` → 400 `intercom_version_invalid`.
-fn version_at_least_2_16(version: Option<&str>) -> Result<bool, ApiError> {
+/// value that is not `MAJOR.MINOR` → 400 `intercom_version_invalid`, and so is `Preview` when
+/// the workspace does not have it (`preview` false).
+fn version_at_least_2_16(version: Option<&str>, preview: bool) -> Result<bool, ApiError> {
     let Some(v) = version else { return Ok(true) };
+    if v == "Preview" && !preview {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "intercom_version_invalid",
+            "Requested API version 'Preview' is not available for this workspace",
+        ));
+    }
     if v == "Unstable" || v == "Preview" {
         return Ok(true);
     }
@@ -300,17 +397,29 @@ fn positive(
     }
 }
 
-/// Performs one API operation on the locked state.
-fn dispatch(
-    shared: &Shared,
-    inner: &mut Inner,
-    route: &Route,
-    q: &HashMap<String, String>,
-    body: &Bytes,
-    version: Option<&str>,
+/// One API request, as [`dispatch`] sees it.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    route: &'a Route,
+    q: &'a HashMap<String, String>,
+    body: &'a Bytes,
+    version: Option<&'a str>,
+    /// The `Host` header (bulk job urls).
+    host: Option<&'a str>,
     now: u64,
-) -> Result<Value, ApiError> {
-    let new_shape = version_at_least_2_16(version)?;
+}
+
+/// Performs one API operation on the locked state.
+fn dispatch(shared: &Shared, inner: &mut Inner, call: Call<'_>) -> Result<Value, ApiError> {
+    let Call {
+        route,
+        q,
+        body,
+        version,
+        host,
+        now,
+    } = call;
+    let new_shape = version_at_least_2_16(version, shared.preview)?;
     let store = &mut inner.store;
     match route {
         Route::FindCompanies => match (q.get("company_id"), q.get("name")) {
@@ -399,6 +508,21 @@ fn dispatch(
         Route::CreateAttribute => store.create_attribute(&json_body(body)?, now),
         Route::UpdateAttribute(id) => store.update_attribute(id, &json_body(body)?, now),
         Route::Me => Ok(super::model::me()),
+        Route::BulkUpdate(kind) => {
+            let v = inner.bulk.submit(*kind, &json_body(body)?, host, now)?;
+            inner.recorder.stats.bulk_requests += 1;
+            Ok(v)
+        }
+        Route::BulkJob(kind, id) => {
+            let v = inner.bulk.job(*kind, id, now)?;
+            inner.recorder.stats.bulk_job_polls += 1;
+            Ok(v)
+        }
+        Route::SearchCompanies => {
+            let v = store.search_companies(&json_body(body)?)?;
+            inner.recorder.stats.company_searches += 1;
+            Ok(v)
+        }
         Route::Unknown => Err(ApiError::not_found("Resource Not Found")),
     }
 }
@@ -447,8 +571,8 @@ enum Gate {
 
 /// What happens to the connection.
 enum Outcome {
-    /// Answer with this result.
-    Answer(Result<Value, ApiError>),
+    /// Answer with this result (and status, on success).
+    Answer(Result<(StatusCode, Value), ApiError>),
     /// Close the connection without an answer.
     Drop,
 }
@@ -465,7 +589,7 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
     match outcome {
         Outcome::Drop => Response::new(Body::new(AbortBody)),
-        Outcome::Answer(Ok(v)) => answer(StatusCode::OK, &v, rate, &request_id),
+        Outcome::Answer(Ok((status, v))) => answer(status, &v, rate, &request_id),
         Outcome::Answer(Err(e)) => error_answer(&e, rate, &request_id),
     }
 }
@@ -478,11 +602,16 @@ fn process(
     body: &Result<Bytes, axum::Error>,
 ) -> (Outcome, RateInfo, Duration) {
     let now = now_ms();
-    let (route, template) = Route::resolve(&parts.method, parts.uri.path());
     let version = parts
         .headers
         .get("intercom-version")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let preview = shared.preview && version.as_deref() == Some("Preview");
+    let (route, template) = Route::resolve(&parts.method, parts.uri.path(), preview);
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
     let authorized = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -493,7 +622,7 @@ fn process(
     let method = parts.method.as_str();
     let body_json = || body.as_ref().map(body_value).unwrap_or(Value::Null);
 
-    let mut inner = shared.lock();
+    let mut inner = shared.lock_at(now);
     let inner = &mut *inner;
     let stats = &mut inner.recorder.stats;
     stats.total_requests += 1;
@@ -562,7 +691,17 @@ fn process(
         Gate::Drop => Outcome::Drop,
         Gate::Pass => {
             let result = match body {
-                Ok(b) => dispatch(shared, inner, &route, &q, b, version.as_deref(), now),
+                Ok(body) => {
+                    let call = Call {
+                        route: &route,
+                        q: &q,
+                        body,
+                        version: version.as_deref(),
+                        host,
+                        now,
+                    };
+                    dispatch(shared, inner, call).map(|v| (route.success_status(), v))
+                }
                 Err(_) => Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "bad_request",
@@ -579,7 +718,7 @@ fn process(
     };
     let status = match &outcome {
         Outcome::Drop => 0,
-        Outcome::Answer(Ok(_)) => 200,
+        Outcome::Answer(Ok((status, _))) => status.as_u16(),
         Outcome::Answer(Err(e)) => e.status.as_u16(),
     };
     let slowed = roll.slow && status != 0;

@@ -1,19 +1,21 @@
-//! The contact search query language (`POST /contacts/search`).
+//! The search query language of `POST /contacts/search` and (Preview) `POST /companies/search`.
 //!
 //! Supported: single filters `{field, operator, value}` with operators `=`, `!=`, `IN`, `NIN`,
-//! `~` (contains), `^` (starts with), `$` (ends with) on the fields `id`, `external_id`, `email`
-//! (case-insensitive), `name`, `phone`, `role` and `custom_attributes.<name>`; compound filters
+//! `~` (contains), `^` (starts with), `$` (ends with); compound filters
 //! `{operator: AND|OR, value: [filters]}` nested at most 2 levels deep with at most 15 filters per
-//! group (Intercom's documented limits). Anything else → 400 `parameter_invalid`.
+//! group (Intercom's documented limits, the same for both searches). Searchable fields: see
+//! [`CONTACT_FIELDS`] and [`COMPANY_FIELDS`]. Anything else → 400 `parameter_invalid` (an
+//! unknown company field: 400 `invalid_field`, as the Preview description shows).
+//!
+//! The query runs over any [`Records`]: the store's contacts or companies. `=`/`IN` on an
+//! indexed field use the store's index, also inside an `AND`; everything else scans.
 
 use super::error::ApiError;
-use super::state::Store;
-use serde_json::Value;
+use super::state::{object, only_keys};
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
-/// Default (documented) and maximum (assumed: documented for conversation search only)
-/// `pagination.per_page`.
-const DEFAULT_PER_PAGE: usize = 50;
+/// Maximum `pagination.per_page` (assumed for contacts: documented for conversation search only).
 const MAX_PER_PAGE: usize = 150;
 /// Intercom's limits on compound queries.
 const MAX_GROUP_FILTERS: usize = 15;
@@ -40,19 +42,117 @@ pub enum Op {
     EndsWith,
 }
 
-const FIELDS: &[&str] = &["id", "external_id", "email", "name", "phone", "role"];
+/// What a search may filter on, and how it refuses any other field.
+pub struct Fields {
+    /// Searchable standard fields.
+    pub names: &'static [&'static str],
+    /// Whether `custom_attributes.<name>` is searchable too.
+    pub custom_attributes: bool,
+    /// The error for a field that is not searchable.
+    pub unknown: fn(&str) -> ApiError,
+}
+
+/// Contact search: `id`, `external_id`, `email` (case-insensitive), `name`, `phone`, `role`,
+/// `custom_attributes.<name>`; another field → 400 `parameter_invalid`.
+pub const CONTACT_FIELDS: Fields = Fields {
+    names: &["id", "external_id", "email", "name", "phone", "role"],
+    custom_attributes: true,
+    unknown: not_searchable,
+};
+
+/// Company search (Preview): `company_id`, `name`, `id` (the mock's subset of the documented
+/// fields); another field → 400 `invalid_field` "<field> is not a valid search field".
+pub const COMPANY_FIELDS: Fields = Fields {
+    names: &["company_id", "name", "id"],
+    custom_attributes: false,
+    unknown: not_a_search_field,
+};
+
+fn not_searchable(field: &str) -> ApiError {
+    invalid(format!("Field '{field}' is not searchable"))
+}
+
+fn not_a_search_field(field: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "invalid_field",
+        format!("{field} is not a valid search field"),
+    )
+}
 
 fn invalid(msg: impl Into<String>) -> ApiError {
     ApiError::parameter_invalid(msg)
 }
 
+/// Records a query runs over, by index `0..count()` (creation order).
+pub trait Records {
+    /// The searchable fields.
+    const FIELDS: Fields;
+    /// `pagination.per_page` when not given.
+    const DEFAULT_PER_PAGE: usize;
+    /// How many records there are.
+    fn count(&self) -> usize;
+    /// The stored value of `field` on record `i` (`None` when unset).
+    fn field(&self, i: usize, field: &str) -> Option<Value>;
+    /// Whether `=`/`IN` on `field` is answered from an index ([`Records::lookup`]).
+    fn indexed(&self, field: &str) -> bool;
+    /// Adds the records whose indexed `field` equals `wanted` to `out`.
+    fn lookup(&self, field: &str, wanted: &str, out: &mut BTreeSet<usize>);
+    /// Whether record `i` may appear in results at all.
+    fn visible(&self, i: usize) -> bool;
+    /// Record `i` as the API renders it.
+    fn render(&self, i: usize) -> Value;
+}
+
+/// A search request `{query, pagination?, sort?}` over `records`: the `list` answer with
+/// `total_count` and cursor `pages` (`pages.next` only when more results follow).
+pub fn run<R: Records>(records: &R, body: &Value) -> Result<Value, ApiError> {
+    let obj = object(body)?;
+    only_keys(obj, &["query", "pagination", "sort"])?;
+    let query = Query::parse(
+        obj.get("query")
+            .ok_or_else(|| invalid("query is required"))?,
+        &R::FIELDS,
+    )?;
+    check_sort(obj.get("sort"))?;
+    let (per_page, after) = parse_pagination(obj.get("pagination"), R::DEFAULT_PER_PAGE)?;
+    let hits: Vec<usize> = query
+        .eval(records)
+        .into_iter()
+        .filter(|&i| records.visible(i))
+        .collect();
+    let before = after.map_or(0, |a| hits.partition_point(|&i| i <= a));
+    let rest = &hits[before..];
+    let page = &rest[..rest.len().min(per_page)];
+    let mut pages = json!({
+        "type": "pages",
+        "page": before / per_page + 1,
+        "per_page": per_page,
+        "total_pages": hits.len().div_ceil(per_page),
+    });
+    if let (true, Some(&last), Some(o)) =
+        (rest.len() > page.len(), page.last(), pages.as_object_mut())
+    {
+        o.insert(
+            "next".to_owned(),
+            json!({"per_page": per_page, "starting_after": cursor(last)}),
+        );
+    }
+    Ok(json!({
+        "type": "list",
+        "data": page.iter().map(|&i| records.render(i)).collect::<Vec<_>>(),
+        "total_count": hits.len(),
+        "pages": pages,
+    }))
+}
+
 impl Query {
-    /// Parses and validates a `query` object.
-    pub fn parse(v: &Value) -> Result<Query, ApiError> {
-        Self::parse_at(v, 0)
+    /// Parses and validates a `query` object against the searchable `fields`.
+    pub fn parse(v: &Value, fields: &Fields) -> Result<Query, ApiError> {
+        Self::parse_at(v, fields, 0)
     }
 
-    fn parse_at(v: &Value, depth: usize) -> Result<Query, ApiError> {
+    fn parse_at(v: &Value, fields: &Fields, depth: usize) -> Result<Query, ApiError> {
         let obj = v
             .as_object()
             .ok_or_else(|| invalid("query must be an object"))?;
@@ -77,7 +177,7 @@ impl Query {
             }
             let items = items
                 .iter()
-                .map(|q| Self::parse_at(q, depth + 1))
+                .map(|q| Self::parse_at(q, fields, depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(Query::Group {
                 and: op == "AND",
@@ -98,8 +198,9 @@ impl Query {
             .get("field")
             .and_then(Value::as_str)
             .ok_or_else(|| invalid("query field is required"))?;
-        if !FIELDS.contains(&field) && !field.starts_with("custom_attributes.") {
-            return Err(invalid(format!("Field '{field}' is not searchable")));
+        let custom = fields.custom_attributes && field.starts_with("custom_attributes.");
+        if !fields.names.contains(&field) && !custom {
+            return Err((fields.unknown)(field));
         }
         let value = obj.get("value").cloned().unwrap_or(Value::Null);
         let ok = match op {
@@ -117,23 +218,23 @@ impl Query {
         })
     }
 
-    /// Indices of the contacts matching the query (merged ones included; callers filter them).
-    /// `=`/`IN` on `id`, `external_id` and `email` use the store's indexes, also inside an `AND`
-    /// (whose other filters are then tested on those contacts only); everything else scans.
-    pub fn eval(&self, store: &Store) -> BTreeSet<usize> {
+    /// Indices of the records matching the query (invisible ones included; [`run`] filters
+    /// them). `=`/`IN` on an indexed field use the index, also inside an `AND` (whose other
+    /// filters are then tested on those records only); everything else scans.
+    pub fn eval<R: Records>(&self, records: &R) -> BTreeSet<usize> {
         match self {
-            Query::Group { and: true, items } if items.iter().any(Query::indexed) => {
+            Query::Group { and: true, items } if items.iter().any(|q| q.indexed(records)) => {
                 let (indexed, others): (Vec<&Query>, Vec<&Query>) =
-                    items.iter().partition(|q| q.indexed());
-                let mut sets = indexed.iter().map(|q| q.eval(store));
+                    items.iter().partition(|q| q.indexed(records));
+                let mut sets = indexed.iter().map(|q| q.eval(records));
                 let first = sets.next().unwrap_or_default();
                 sets.fold(first, |acc, s| acc.intersection(&s).copied().collect())
                     .into_iter()
-                    .filter(|&i| others.iter().all(|q| q.holds_for(store, i)))
+                    .filter(|&i| others.iter().all(|q| q.holds_for(records, i)))
                     .collect()
             }
             Query::Group { and, items } => {
-                let mut sets = items.iter().map(|q| q.eval(store));
+                let mut sets = items.iter().map(|q| q.eval(records));
                 let first = sets.next().unwrap_or_default();
                 sets.fold(first, |acc, s| {
                     if *and {
@@ -143,53 +244,38 @@ impl Query {
                     }
                 })
             }
-            Query::Filter { field, op, value } => {
-                let wanted: Option<Vec<&Value>> = match op {
-                    Op::Eq => Some(vec![value]),
-                    Op::In => value.as_array().map(|a| a.iter().collect()),
-                    _ => None,
+            Query::Filter { field, op, value } if self.indexed(records) => {
+                let wanted: Vec<&Value> = match op {
+                    Op::In => value
+                        .as_array()
+                        .map(|a| a.iter().collect())
+                        .unwrap_or_default(),
+                    _ => vec![value],
                 };
-                match (field.as_str(), wanted) {
-                    ("id" | "external_id" | "email", Some(wanted)) => {
-                        let mut out = BTreeSet::new();
-                        for w in wanted.iter().filter_map(|w| scalar_string(w)) {
-                            match field.as_str() {
-                                "id" => out.extend(store.contact_by_id.get(&w)),
-                                "external_id" => out.extend(store.contact_by_external_id.get(&w)),
-                                _ => out.extend(
-                                    store
-                                        .contact_by_email
-                                        .get(&w.to_lowercase())
-                                        .into_iter()
-                                        .flatten(),
-                                ),
-                            }
-                        }
-                        out
-                    }
-                    _ => (0..store.contacts.len())
-                        .filter(|&i| self.holds_for(store, i))
-                        .collect(),
+                let mut out = BTreeSet::new();
+                for w in wanted.iter().filter_map(|w| scalar_string(w)) {
+                    records.lookup(field, &w, &mut out);
                 }
+                out
             }
+            Query::Filter { .. } => (0..records.count())
+                .filter(|&i| self.holds_for(records, i))
+                .collect(),
         }
     }
-}
 
-impl Query {
     /// Whether [`Query::eval`] answers this filter from an index.
-    fn indexed(&self) -> bool {
-        matches!(self, Query::Filter { field, op: Op::Eq | Op::In, .. }
-            if matches!(field.as_str(), "id" | "external_id" | "email"))
+    fn indexed<R: Records>(&self, records: &R) -> bool {
+        matches!(self, Query::Filter { field, op: Op::Eq | Op::In, .. } if records.indexed(field))
     }
 
-    /// Whether contact `i` matches the query.
-    fn holds_for(&self, store: &Store, i: usize) -> bool {
+    /// Whether record `i` matches the query.
+    fn holds_for<R: Records>(&self, records: &R, i: usize) -> bool {
         match self {
-            Query::Group { and: true, items } => items.iter().all(|q| q.holds_for(store, i)),
-            Query::Group { and: false, items } => items.iter().any(|q| q.holds_for(store, i)),
+            Query::Group { and: true, items } => items.iter().all(|q| q.holds_for(records, i)),
+            Query::Group { and: false, items } => items.iter().any(|q| q.holds_for(records, i)),
             Query::Filter { field, op, value } => {
-                matches(field, *op, value, store.contact_field(i, field).as_ref())
+                matches(field, *op, value, records.field(i, field).as_ref())
             }
         }
     }
@@ -256,14 +342,18 @@ pub fn check_sort(sort: Option<&Value>) -> Result<(), ApiError> {
     }
 }
 
-/// Parses `pagination {per_page, starting_after}` → (per_page, index of the last contact seen).
-/// per_page defaults to 50 and must be 1..=150; a cursor not made by [`cursor`] → 400 `client_error`.
-pub fn parse_pagination(p: Option<&Value>) -> Result<(usize, Option<usize>), ApiError> {
+/// Parses `pagination {per_page, starting_after}` → (per_page, index of the last record seen).
+/// per_page defaults to `default_per_page` and must be 1..=150 (else 400 `parameter_invalid`);
+/// a cursor not made by [`cursor`] → 400 `client_error`.
+pub fn parse_pagination(
+    p: Option<&Value>,
+    default_per_page: usize,
+) -> Result<(usize, Option<usize>), ApiError> {
     let Some(p) = p.filter(|p| !p.is_null()) else {
-        return Ok((DEFAULT_PER_PAGE, None));
+        return Ok((default_per_page, None));
     };
     let per_page = match p.get("per_page") {
-        None | Some(Value::Null) => DEFAULT_PER_PAGE,
+        None | Some(Value::Null) => default_per_page,
         Some(v) => match v.as_u64() {
             Some(n) if (1..=MAX_PER_PAGE as u64).contains(&n) => n as usize,
             _ => {
@@ -288,7 +378,7 @@ pub fn parse_pagination(p: Option<&Value>) -> Result<(usize, Option<usize>), Api
 
 const CURSOR_PREFIX: &str = "WzE";
 
-/// The opaque `starting_after` cursor for "after the contact at index `i`".
+/// The opaque `starting_after` cursor for "after the record at index `i`".
 pub fn cursor(i: usize) -> String {
     format!("{CURSOR_PREFIX}{:x}", (i as u64) ^ 0x5a5a_5a5a)
 }
@@ -307,22 +397,50 @@ mod tests {
 
     #[test]
     fn parse_limits_and_cursor_roundtrip() {
+        let c = &CONTACT_FIELDS;
         assert!(Query::parse(
-            &json!({"field": "external_id", "operator": "IN", "value": ["a", "b"]})
+            &json!({"field": "external_id", "operator": "IN", "value": ["a", "b"]}),
+            c
         )
         .is_ok());
-        assert!(
-            Query::parse(&json!({"field": "external_id", "operator": "IN", "value": "a"})).is_err()
-        );
-        assert!(
-            Query::parse(&json!({"field": "created_at", "operator": "=", "value": 1})).is_err()
-        );
+        assert!(Query::parse(
+            &json!({"field": "external_id", "operator": "IN", "value": "a"}),
+            c
+        )
+        .is_err());
+        let created = json!({"field": "created_at", "operator": "=", "value": 1});
+        let e = Query::parse(&created, c).expect_err("not searchable");
+        assert_eq!(e.code, "parameter_invalid");
         let leaf = json!({"field": "email", "operator": "=", "value": "x"});
         let deep = json!({"operator": "OR", "value": [{"operator": "AND", "value": [{"operator": "OR", "value": [leaf]}]}]});
-        assert!(Query::parse(&deep).is_err());
+        assert!(Query::parse(&deep, c).is_err());
         let wide = json!({"operator": "OR", "value": vec![leaf; 16]});
-        assert!(Query::parse(&wide).is_err());
+        assert!(Query::parse(&wide, c).is_err());
         assert_eq!(decode_cursor(&cursor(12345)), Some(12345));
         assert_eq!(decode_cursor("garbage"), None);
+    }
+
+    #[test]
+    fn company_fields_differ_from_contact_fields() {
+        let by = |field: &str| json!({"field": field, "operator": "=", "value": "x"});
+        assert!(Query::parse(&by("company_id"), &COMPANY_FIELDS).is_ok());
+        assert!(Query::parse(&by("company_id"), &CONTACT_FIELDS).is_err());
+        for field in ["email", "custom_attributes.tier", "plan.id"] {
+            let e = Query::parse(&by(field), &COMPANY_FIELDS).expect_err(field);
+            assert_eq!(
+                (e.status.as_u16(), e.code, e.message.as_str()),
+                (
+                    400,
+                    "invalid_field",
+                    format!("{field} is not a valid search field").as_str()
+                )
+            );
+        }
+        // The nesting limits are the same for both searches.
+        let leaf = by("name");
+        let deep = json!({"operator": "OR", "value": [{"operator": "AND", "value": [{"operator": "OR", "value": [leaf]}]}]});
+        assert!(Query::parse(&deep, &COMPANY_FIELDS).is_err());
+        let wide = json!({"operator": "AND", "value": vec![leaf; 16]});
+        assert!(Query::parse(&wide, &COMPANY_FIELDS).is_err());
     }
 }

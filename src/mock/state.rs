@@ -3,10 +3,10 @@
 
 use super::error::ApiError;
 use super::model::{Attribute, Company, Contact, DataType, Edit, Model, Seed, SeedError, SeedIds};
-use super::search::{self, Query};
+use super::search::{self, Records};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// A validated company update (None / empty = leave as is).
 struct CompanyUpdate {
@@ -49,11 +49,11 @@ pub struct Store {
     companies: Vec<Company>,
     company_by_id: HashMap<String, usize>,
     company_by_company_id: HashMap<String, usize>,
-    pub(super) contacts: Vec<Contact>,
-    pub(super) contact_by_id: HashMap<String, usize>,
-    pub(super) contact_by_external_id: HashMap<String, usize>,
+    contacts: Vec<Contact>,
+    contact_by_id: HashMap<String, usize>,
+    contact_by_external_id: HashMap<String, usize>,
     /// Lower-cased email → contacts (emails need not be unique).
-    pub(super) contact_by_email: HashMap<String, Vec<usize>>,
+    contact_by_email: HashMap<String, Vec<usize>>,
     attributes: Vec<Attribute>,
     /// Attribute name → index; names are unique across both models.
     attribute_by_name: HashMap<String, usize>,
@@ -97,7 +97,7 @@ fn secs(now_ms: u64) -> u64 {
 }
 
 /// The JSON object in a request body, or 400.
-fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
+pub(super) fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
     body.as_object()
         .ok_or_else(|| ApiError::bad_request("Request body must be a JSON object"))
 }
@@ -114,7 +114,7 @@ fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Api
 }
 
 /// Rejects keys outside `allowed` with the spec's `bad 'X' parameter` error.
-fn only_keys(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+pub(super) fn only_keys(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(ApiError::bad_request(format!("bad '{k}' parameter"))),
         None => Ok(()),
@@ -321,6 +321,9 @@ impl Store {
             .collect::<Result<Vec<usize>, String>>()?;
         let changed = json!({"companies": companies.len(), "contacts": contacts.len()});
         for (i, change) in companies.into_iter().zip(edit.companies) {
+            if change.recreate {
+                self.recreate_company(i, now_ms);
+            }
             let company = &mut self.companies[i];
             if let Some(spend) = change.monthly_spend {
                 company.monthly_spend = spend;
@@ -340,6 +343,29 @@ impl Store {
             contact.updated_at = secs(now_ms);
         }
         Ok(changed)
+    }
+
+    /// Company `i` deleted and created again (see [`super::EditCompany::recreate`]): a new
+    /// Intercom id, only `company_id`, `name` and `user_count` kept.
+    fn recreate_company(&mut self, i: usize, now_ms: u64) {
+        let id = self.new_id(now_ms);
+        let old = &self.companies[i];
+        self.company_by_id.remove(&old.id);
+        self.company_by_id.insert(id.clone(), i);
+        self.companies[i] = Company {
+            id,
+            company_id: old.company_id.clone(),
+            name: old.name.clone(),
+            monthly_spend: 0,
+            user_count: old.user_count,
+            size: None,
+            website: None,
+            industry: None,
+            plan: None,
+            custom_attributes: Map::new(),
+            created_at: secs(now_ms),
+            updated_at: secs(now_ms),
+        };
     }
 
     /// The `company_id` of the company with Intercom id `id`, if any.
@@ -579,48 +605,20 @@ impl Store {
         Ok(self.apply_company_update(i, update, now_ms))
     }
 
+    /// `POST /companies/search` (Preview): `company_id`, `name` and `id` are searchable
+    /// (`=`/`IN` on `company_id` and `id` use the indexes); companies without users are never
+    /// returned ("the API does not include companies who have no associated users"); 15 per
+    /// page unless `pagination.per_page` says otherwise.
+    pub fn search_companies(&self, body: &Value) -> Result<Value, ApiError> {
+        search::run(&CompanyRecords(self), body)
+    }
+
     // ----- contacts -----
 
     /// `POST /contacts/search`. See [`search`] for the query language; merged contacts are never
     /// returned.
     pub fn search_contacts(&self, body: &Value) -> Result<Value, ApiError> {
-        let obj = object(body)?;
-        only_keys(obj, &["query", "pagination", "sort"])?;
-        let query = Query::parse(
-            obj.get("query")
-                .ok_or_else(|| ApiError::parameter_invalid("query is required"))?,
-        )?;
-        search::check_sort(obj.get("sort"))?;
-        let (per_page, after) = search::parse_pagination(obj.get("pagination"))?;
-        let mut hits: Vec<usize> = query
-            .eval(self)
-            .into_iter()
-            .filter(|&i| !self.contacts[i].merged)
-            .collect();
-        hits.sort_unstable();
-        let before = after.map_or(0, |a| hits.partition_point(|&i| i <= a));
-        let rest = &hits[before..];
-        let page: Vec<usize> = rest.iter().take(per_page).copied().collect();
-        let mut pages = json!({
-            "type": "pages",
-            "page": before / per_page + 1,
-            "per_page": per_page,
-            "total_pages": hits.len().div_ceil(per_page),
-        });
-        if let (true, Some(&last), Some(o)) =
-            (rest.len() > page.len(), page.last(), pages.as_object_mut())
-        {
-            o.insert(
-                "next".to_owned(),
-                json!({"per_page": per_page, "starting_after": search::cursor(last)}),
-            );
-        }
-        Ok(json!({
-            "type": "list",
-            "data": page.iter().map(|&i| self.contacts[i].to_json()).collect::<Vec<_>>(),
-            "total_count": hits.len(),
-            "pages": pages,
-        }))
+        search::run(&ContactRecords(self), body)
     }
 
     /// Validates a contact update body; `i` is the contact updated (None when creating), used to
@@ -959,11 +957,23 @@ impl Store {
         a.updated_at = secs(now_ms);
         Ok(a.to_json())
     }
+}
 
-    /// The attribute's stored value of a contact field used in search (`None` when unset).
-    pub(super) fn contact_field<'a>(&'a self, i: usize, field: &str) -> Option<Value> {
-        let c = &self.contacts[i];
-        let s = |v: &'a Option<String>| v.as_ref().map(|s| Value::String(s.clone()));
+/// The store's contacts, as search sees them.
+struct ContactRecords<'a>(&'a Store);
+
+impl Records for ContactRecords<'_> {
+    const FIELDS: search::Fields = search::CONTACT_FIELDS;
+    /// Documented for contact search.
+    const DEFAULT_PER_PAGE: usize = 50;
+
+    fn count(&self) -> usize {
+        self.0.contacts.len()
+    }
+
+    fn field(&self, i: usize, field: &str) -> Option<Value> {
+        let c = &self.0.contacts[i];
+        let s = |v: &Option<String>| v.clone().map(Value::String);
         match field {
             "id" => Some(Value::String(c.id.clone())),
             "external_id" => s(&c.external_id),
@@ -975,6 +985,76 @@ impl Store {
                 .strip_prefix("custom_attributes.")
                 .and_then(|k| c.custom_attributes.get(k).cloned()),
         }
+    }
+
+    fn indexed(&self, field: &str) -> bool {
+        matches!(field, "id" | "external_id" | "email")
+    }
+
+    fn lookup(&self, field: &str, wanted: &str, out: &mut BTreeSet<usize>) {
+        let store = self.0;
+        match field {
+            "id" => out.extend(store.contact_by_id.get(wanted)),
+            "external_id" => out.extend(store.contact_by_external_id.get(wanted)),
+            _ => out.extend(
+                store
+                    .contact_by_email
+                    .get(&wanted.to_lowercase())
+                    .into_iter()
+                    .flatten(),
+            ),
+        }
+    }
+
+    fn visible(&self, i: usize) -> bool {
+        !self.0.contacts[i].merged
+    }
+
+    fn render(&self, i: usize) -> Value {
+        self.0.contacts[i].to_json()
+    }
+}
+
+/// The store's companies, as (Preview) company search sees them.
+struct CompanyRecords<'a>(&'a Store);
+
+impl Records for CompanyRecords<'_> {
+    const FIELDS: search::Fields = search::COMPANY_FIELDS;
+    /// The Preview description: "The default is `15` results per page".
+    const DEFAULT_PER_PAGE: usize = 15;
+
+    fn count(&self) -> usize {
+        self.0.companies.len()
+    }
+
+    fn field(&self, i: usize, field: &str) -> Option<Value> {
+        let c = &self.0.companies[i];
+        match field {
+            "id" => Some(Value::String(c.id.clone())),
+            "company_id" => Some(Value::String(c.company_id.clone())),
+            "name" => c.name.clone().map(Value::String),
+            _ => None,
+        }
+    }
+
+    fn indexed(&self, field: &str) -> bool {
+        matches!(field, "id" | "company_id")
+    }
+
+    fn lookup(&self, field: &str, wanted: &str, out: &mut BTreeSet<usize>) {
+        let index = match field {
+            "id" => &self.0.company_by_id,
+            _ => &self.0.company_by_company_id,
+        };
+        out.extend(index.get(wanted));
+    }
+
+    fn visible(&self, i: usize) -> bool {
+        self.0.companies[i].user_count > 0
+    }
+
+    fn render(&self, i: usize) -> Value {
+        self.0.companies[i].to_json()
     }
 }
 
@@ -1051,6 +1131,65 @@ mod tests {
             .expect_err("expired");
         assert_eq!((expired.status.as_u16(), expired.code), (404, "not_found"));
         assert!(store.scroll(None, 1, 60_000, t + 200_000).is_ok());
+    }
+
+    /// Counts the per-record reads of a search: one answered from an index reads only its hits.
+    struct Counting<'a>(CompanyRecords<'a>, std::cell::Cell<usize>);
+
+    impl Records for Counting<'_> {
+        const FIELDS: search::Fields = search::COMPANY_FIELDS;
+        const DEFAULT_PER_PAGE: usize = 15;
+        fn count(&self) -> usize {
+            self.0.count()
+        }
+        fn field(&self, i: usize, field: &str) -> Option<Value> {
+            self.1.set(self.1.get() + 1);
+            self.0.field(i, field)
+        }
+        fn indexed(&self, field: &str) -> bool {
+            self.0.indexed(field)
+        }
+        fn lookup(&self, field: &str, wanted: &str, out: &mut BTreeSet<usize>) {
+            self.0.lookup(field, wanted, out)
+        }
+        fn visible(&self, i: usize) -> bool {
+            self.1.set(self.1.get() + 1);
+            self.0.visible(i)
+        }
+        fn render(&self, i: usize) -> Value {
+            self.0.render(i)
+        }
+    }
+
+    #[test]
+    fn company_search_by_company_id_uses_the_index() {
+        let store = store_with(20_000);
+        let wanted: Vec<String> = (0..100).map(|i| format!("c{}", i * 199)).collect();
+        let counting = Counting(CompanyRecords(&store), std::cell::Cell::new(0));
+        let body = json!({"query": {"field": "company_id", "operator": "IN", "value": wanted},
+                          "pagination": {"per_page": 150}});
+        let page = search::run(&counting, &body).expect("search");
+        // store_with seeds companies without users: all found, none visible.
+        assert_eq!(page["total_count"], 0);
+        assert_eq!(
+            counting.1.get(),
+            100,
+            "one visibility check per hit, no scan"
+        );
+        counting.1.set(0);
+        let and = json!({"query": {"operator": "AND", "value": [
+            {"field": "company_id", "operator": "IN", "value": wanted},
+            {"field": "name", "operator": "!=", "value": "x"}]}});
+        search::run(&counting, &and).expect("search");
+        assert_eq!(
+            counting.1.get(),
+            200,
+            "the other filter runs on the hits only"
+        );
+        counting.1.set(0);
+        let scan = json!({"query": {"field": "company_id", "operator": "^", "value": "c1"}});
+        search::run(&counting, &scan).expect("search");
+        assert!(counting.1.get() >= 20_000, "a prefix search scans");
     }
 
     #[test]

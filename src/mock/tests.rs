@@ -1021,3 +1021,820 @@ async fn sustains_over_2000_requests_per_second() {
         "{per_cpu_second:.0} req per mock CPU second"
     );
 }
+
+// ----- Preview API: bulk updates, job GETs, company search -----
+
+fn preview_config(task_ms: u64) -> MockConfig {
+    MockConfig {
+        bulk_task_delay: Duration::from_millis(task_ms),
+        ..config()
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Api {
+    /// A request with `Intercom-Version: Preview`.
+    async fn preview(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call_with(method, path, body, Some(TOKEN), Some("Preview"))
+            .await
+            .expect("request")
+    }
+
+    /// Polls `GET /{kind}/bulk/{id}` until the job has finished (at most 10 s).
+    async fn finished_job(&self, kind: &str, id: &str) -> Value {
+        for _ in 0..500 {
+            let a = self
+                .preview(Method::GET, &format!("/{kind}/bulk/{id}"), None)
+                .await;
+            assert_eq!(a.status, 200, "{}", a.body);
+            if !a.body["completed_at"].is_null() {
+                return a.body;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("job {id} did not finish");
+    }
+
+    fn companies(&self) -> Vec<Value> {
+        self.server.dump()["companies"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn bulk_update_answers_202_and_applies_only_after_the_delay() {
+    let api = Api::start(MockConfig {
+        record_requests: true,
+        ..preview_config(400)
+    })
+    .await;
+    let items = json!({"companies": [
+        {"id": api.ids.companies[0], "monthly_spend": 42, "custom_attributes": {"plan_tier": "gold"}},
+        {"id": api.ids.companies[2], "name": "Renamed", "remote_created_at": 1394531169,
+         "update_last_request_at": true}]});
+    let before = now_secs();
+    let a = api
+        .preview(Method::PUT, "/companies/bulk", Some(items.clone()))
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let job = &a.body;
+    let id = job["id"].as_str().expect("job id").to_owned();
+    assert!(
+        id.strip_prefix("job_v2_")
+            .is_some_and(|n| n.parse::<u64>().is_ok()),
+        "{id}"
+    );
+    assert_eq!(job["type"], "companies.bulk.job");
+    assert_eq!(job["state"], "pending");
+    assert_eq!(job["completed_at"], Value::Null);
+    let created = job["created_at"].as_u64().expect("created_at");
+    assert!((before..=now_secs()).contains(&created), "{created}");
+    assert_eq!(job["updated_at"], created);
+    assert_eq!(
+        job["url"],
+        format!("{}/companies/bulk/{id}", api.server.base_url())
+    );
+    let tasks = job["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 1);
+    assert!(tasks[0]["id"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("task_v2_")));
+    assert_eq!(tasks[0]["item_count"], 2);
+    assert_eq!(tasks[0]["state"], "pending");
+    assert_eq!(tasks[0]["created_at"], created);
+    assert_eq!(
+        (&tasks[0]["started_at"], &tasks[0]["completed_at"]),
+        (&Value::Null, &Value::Null)
+    );
+    // Nothing applied at the 202.
+    assert_eq!(api.company("c1")["monthly_spend"], 0);
+    assert_eq!(api.company("c3")["name"], "Company c3");
+
+    let done = api.finished_job("companies", &id).await;
+    assert_eq!(done["state"], "completed");
+    assert_eq!(done["tasks"][0]["state"], "completed");
+    assert!(done["tasks"][0]["started_at"].is_u64());
+    assert_eq!(done["completed_at"], done["tasks"][0]["completed_at"]);
+    let c1 = api.company("c1");
+    assert_eq!(
+        (&c1["monthly_spend"], &c1["custom_attributes"]),
+        (&json!(42), &json!({"plan_tier": "gold"}))
+    );
+    assert_eq!(api.company("c3")["name"], "Renamed");
+    let stats = api.server.stats();
+    assert_eq!(
+        (
+            stats.bulk_requests,
+            stats.bulk_company_items,
+            stats.bulk_items_failed
+        ),
+        (1, 2, 0)
+    );
+    assert!(stats.bulk_job_polls >= 1);
+    assert_eq!(stats.by_route.get("PUT /companies/bulk 202"), Some(&1));
+    assert_eq!(
+        stats.by_route.get("GET /companies/bulk/{id} 200"),
+        Some(&stats.bulk_job_polls)
+    );
+    assert_eq!(
+        stats.company_writes, 0,
+        "bulk items are not PUT /companies/{{id}}"
+    );
+    let recorded = api.server.requests();
+    assert_eq!(
+        (recorded[0].path.as_str(), recorded[0].status),
+        ("/companies/bulk", 202)
+    );
+    assert_eq!(recorded[0].body, items);
+    assert_eq!(recorded[0].headers["intercom-version"], "Preview");
+    // The dump lists the job as the API renders it.
+    assert_eq!(api.server.dump()["bulk_jobs"][0]["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn bulk_items_fail_alone_and_never_create_records() {
+    let api = Api::start(MockConfig {
+        fail_company_ids: vec!["c2".to_owned()],
+        ..preview_config(100)
+    })
+    .await;
+    let long = "x".repeat(256);
+    let a = api
+        .preview(
+            Method::PUT,
+            "/companies/bulk",
+            Some(json!({"companies": [
+                {"id": api.ids.companies[0], "monthly_spend": 5, "not_listed": 1},
+                {"id": "ffffffffffffffffffffffff", "name": "Ghost", "monthly_spend": 9},
+                {"id": api.ids.companies[2], "custom_attributes": {"nope": 1}},
+                {"id": api.ids.companies[2], "custom_attributes": {"plan_tier": long}},
+                {"id": api.ids.companies[2], "custom_attributes": {"seats": "3"}},
+                {"id": api.ids.companies[1], "monthly_spend": 3},
+                {"id": api.ids.companies[2], "custom_attributes": {"seats": 4}}]})),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let id = a.body["id"].as_str().expect("id").to_owned();
+    let done = api.finished_job("companies", &id).await;
+    assert_eq!(done["state"], "completed_with_errors");
+    assert_eq!(done["tasks"][0]["state"], "completed_with_errors");
+    assert_eq!(done["tasks"][0]["item_count"], 7);
+    // Which item failed is not reported.
+    assert!(done["tasks"][0].get("errors").is_none());
+    let companies = api.companies();
+    assert_eq!(
+        companies.len(),
+        3,
+        "an unknown id must not create a company"
+    );
+    assert!(companies.iter().all(|c| c["name"] != "Ghost"));
+    assert_eq!(api.company("c1")["monthly_spend"], 5);
+    assert_eq!(api.company("c2")["monthly_spend"], 0, "fail_company_ids");
+    assert_eq!(api.company("c3")["custom_attributes"], json!({"seats": 4}));
+    let stats = api.server.stats();
+    assert_eq!((stats.bulk_company_items, stats.bulk_items_failed), (2, 5));
+
+    // Contacts: a merged contact fails its item, the other is applied.
+    let a = api
+        .preview(
+            Method::PUT,
+            "/contacts/bulk",
+            Some(json!({"contacts": [
+                {"id": api.ids.contacts[3], "custom_attributes": {"score": 1}},
+                {"id": api.ids.contacts[0], "custom_attributes": {"score": 8}, "tags": {"add": [{"id": "1"}]},
+                 "language_override": "fr", "role": "lead"}]})),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.body["type"], "contacts.bulk.job");
+    let id = a.body["id"].as_str().expect("id").to_owned();
+    let done = api.finished_job("contacts", &id).await;
+    assert_eq!(done["state"], "completed_with_errors");
+    let contacts = api.server.dump()["contacts"].clone();
+    assert_eq!(contacts[0]["custom_attributes"], json!({"score": 8}));
+    assert_eq!(contacts[0]["role"], "user", "role is not a listed field");
+    assert_eq!(contacts[3]["custom_attributes"], json!({}));
+    let stats = api.server.stats();
+    assert_eq!((stats.bulk_contact_items, stats.bulk_items_failed), (1, 6));
+    // All items fine: completed.
+    let a = api
+        .preview(
+            Method::PUT,
+            "/contacts/bulk",
+            Some(json!({"contacts": [{"id": api.ids.contacts[1], "name": "N"}]})),
+        )
+        .await;
+    let id = a.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        api.finished_job("contacts", &id).await["state"],
+        "completed"
+    );
+}
+
+#[tokio::test]
+async fn bulk_update_validation_errors() {
+    let api = Api::start(preview_config(100)).await;
+    let cid = api.ids.companies[0].clone();
+    let many: Vec<Value> = (0..101).map(|_| json!({"id": cid})).collect();
+    for (kind, body, status, code, message) in [
+        (
+            "companies",
+            json!({}),
+            422,
+            "field_not_found",
+            "companies field must be supplied",
+        ),
+        (
+            "contacts",
+            json!({"job": {"id": "job_v2_1"}}),
+            422,
+            "field_not_found",
+            "contacts field must be supplied",
+        ),
+        (
+            "companies",
+            json!({"companies": {"id": cid}}),
+            422,
+            "type_mismatch",
+            "companies must be an array",
+        ),
+        (
+            "companies",
+            json!({"companies": many}),
+            422,
+            "parameter_invalid",
+            "maximum number of companies per request is 100",
+        ),
+        (
+            "contacts",
+            json!({"contacts": many}),
+            422,
+            "parameter_invalid",
+            "maximum number of contacts per request is 100",
+        ),
+        (
+            "companies",
+            json!({"companies": []}),
+            422,
+            "parameter_invalid",
+            "companies must not be empty",
+        ),
+        (
+            "companies",
+            json!({"companies": [{"name": "x"}, 5]}),
+            422,
+            "type_mismatch",
+            "each company must be an object",
+        ),
+        (
+            "contacts",
+            json!({"contacts": ["x"]}),
+            422,
+            "type_mismatch",
+            "each contact must be an object",
+        ),
+        (
+            "companies",
+            json!({"companies": [{"id": cid}, {"name": "x"}]}),
+            422,
+            "field_not_found",
+            "companies must be identified by id",
+        ),
+        (
+            "contacts",
+            json!({"contacts": [{"id": 5}]}),
+            422,
+            "field_not_found",
+            "contacts must be identified by id",
+        ),
+        (
+            "companies",
+            json!({"companies": [{"id": cid}], "job": {"id": "job_v2_99"}}),
+            404,
+            "job_not_found",
+            "job job_v2_99 not found",
+        ),
+        (
+            "companies",
+            json!({"companies": [{"id": cid}], "job": "job_v2_1"}),
+            422,
+            "type_mismatch",
+            "job must be an object",
+        ),
+        (
+            "companies",
+            json!({"companies": [{"id": cid}], "job": {}}),
+            422,
+            "field_not_found",
+            "job must be identified by id",
+        ),
+        (
+            "companies",
+            json!({"companies": [{"id": cid}], "extra": 1}),
+            400,
+            "bad_request",
+            "bad 'extra' parameter",
+        ),
+        (
+            "companies",
+            json!([{"id": cid}]),
+            400,
+            "bad_request",
+            "Request body must be a JSON object",
+        ),
+    ] {
+        let a = api
+            .preview(Method::PUT, &format!("/{kind}/bulk"), Some(body.clone()))
+            .await;
+        assert_eq!(a.status, status, "{body}: {}", a.body);
+        assert_eq!(error_code(&a), code, "{body}");
+        assert_eq!(a.body["errors"][0]["message"], message, "{body}");
+    }
+    let bad_json = api
+        .client
+        .put(format!("{}/companies/bulk", api.server.base_url()))
+        .bearer_auth(TOKEN)
+        .header("Intercom-Version", "Preview")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bad_json.status().as_u16(), 400);
+    assert_eq!(
+        api.server.dump()["bulk_jobs"],
+        json!([]),
+        "no job from a refused request"
+    );
+
+    // A job of the other kind is not found, on PUT and GET; an unknown job id on GET too.
+    let a = api
+        .preview(
+            Method::PUT,
+            "/companies/bulk",
+            Some(json!({"companies": [{"id": cid}]})),
+        )
+        .await;
+    let id = a.body["id"].as_str().expect("id").to_owned();
+    let other = api
+        .preview(
+            Method::PUT,
+            "/contacts/bulk",
+            Some(json!({"contacts": [{"id": api.ids.contacts[0]}], "job": {"id": id}})),
+        )
+        .await;
+    assert_eq!((other.status, error_code(&other)), (404, "job_not_found"));
+    assert_eq!(
+        other.body["errors"][0]["message"],
+        format!("job {id} not found")
+    );
+    for path in [
+        format!("/contacts/bulk/{id}"),
+        "/companies/bulk/job_v2_404".to_owned(),
+    ] {
+        let a = api.preview(Method::GET, &path, None).await;
+        assert_eq!((a.status, error_code(&a)), (404, "job_not_found"), "{path}");
+    }
+    let stats = api.server.stats();
+    assert_eq!((stats.bulk_requests, stats.bulk_job_polls), (1, 0));
+}
+
+#[tokio::test]
+async fn bulk_jobs_take_tasks_until_full_or_finished() {
+    let api = Api::start(MockConfig {
+        bulk_job_tasks: 2,
+        ..preview_config(300)
+    })
+    .await;
+    let item = |i: usize, spend: i64| json!({"id": api.ids.companies[i], "monthly_spend": spend});
+    let first = api
+        .preview(
+            Method::PUT,
+            "/companies/bulk",
+            Some(json!({"companies": [item(0, 1)]})),
+        )
+        .await;
+    let id = first.body["id"].as_str().expect("id").to_owned();
+    let appended = api
+        .preview(
+            Method::PUT,
+            "/companies/bulk",
+            Some(json!({"companies": [item(0, 2), item(1, 2)], "job": {"id": id}})),
+        )
+        .await;
+    assert_eq!(appended.status, 202, "{}", appended.body);
+    assert_eq!(appended.body["id"], id.as_str());
+    let tasks = appended.body["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[0]["id"], first.body["tasks"][0]["id"]);
+    assert_eq!(
+        (&tasks[0]["item_count"], &tasks[1]["item_count"]),
+        (&json!(1), &json!(2))
+    );
+    assert_ne!(tasks[0]["id"], tasks[1]["id"]);
+    // Full at 2 tasks.
+    let full = api
+        .preview(
+            Method::PUT,
+            "/companies/bulk",
+            Some(json!({"companies": [item(2, 3)], "job": {"id": id}})),
+        )
+        .await;
+    assert_eq!((full.status, error_code(&full)), (403, "forbidden"));
+    assert_eq!(
+        full.body["errors"][0]["message"],
+        format!("job {id} is closed for new task updates")
+    );
+    // Without `job`, always a new job.
+    let other = api
+        .preview(
+            Method::PUT,
+            "/companies/bulk",
+            Some(json!({"companies": [item(2, 4)]})),
+        )
+        .await;
+    let other_id = other.body["id"].as_str().expect("id").to_owned();
+    assert_ne!(other_id, id);
+    assert_eq!(other.body["tasks"].as_array().map(Vec::len), Some(1));
+    // The tasks of the first job applied in order.
+    let done = api.finished_job("companies", &id).await;
+    assert_eq!(done["tasks"].as_array().map(Vec::len), Some(2));
+    assert_eq!(api.company("c1")["monthly_spend"], 2);
+    assert_eq!(api.company("c2")["monthly_spend"], 2);
+    // A finished job (1 task of 2) is closed too.
+    api.finished_job("companies", &other_id).await;
+    let late = api
+        .preview(
+            Method::PUT,
+            "/companies/bulk",
+            Some(json!({"companies": [item(2, 5)], "job": {"id": other_id}})),
+        )
+        .await;
+    assert_eq!((late.status, error_code(&late)), (403, "forbidden"));
+    assert_eq!(api.company("c3")["monthly_spend"], 4);
+    assert_eq!(api.server.stats().bulk_requests, 3);
+}
+
+#[tokio::test]
+async fn bulk_stuck_keeps_tasks_running_until_cleared() {
+    let api = Api::start(preview_config(60)).await;
+    let base = api.server.base_url();
+    let set = |stuck: bool| {
+        api.client
+            .post(format!("{base}/_mock/faults"))
+            .json(&json!({"bulk_stuck": stuck}))
+            .send()
+    };
+    assert_eq!(set(true).await.expect("faults").status().as_u16(), 200);
+    assert!(api.server.faults().bulk_stuck);
+    let a = api
+        .preview(
+            Method::PUT,
+            "/companies/bulk",
+            Some(json!({"companies": [{"id": api.ids.companies[0], "monthly_spend": 11}]})),
+        )
+        .await;
+    let id = a.body["id"].as_str().expect("id").to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let job = api
+        .preview(Method::GET, &format!("/companies/bulk/{id}"), None)
+        .await;
+    assert_eq!(job.body["state"], "running");
+    assert_eq!(job.body["tasks"][0]["state"], "running");
+    assert!(job.body["tasks"][0]["started_at"].is_u64());
+    assert_eq!(job.body["completed_at"], Value::Null);
+    assert_eq!(api.company("c1")["monthly_spend"], 0);
+    assert_eq!(api.server.stats().bulk_company_items, 0);
+    assert_eq!(set(false).await.expect("faults").status().as_u16(), 200);
+    let done = api.finished_job("companies", &id).await;
+    assert_eq!(done["state"], "completed");
+    assert_eq!(api.company("c1")["monthly_spend"], 11);
+}
+
+#[tokio::test]
+async fn no_preview_refuses_preview_requests_and_has_no_preview_routes() {
+    let api = Api::start(MockConfig {
+        preview: false,
+        ..preview_config(50)
+    })
+    .await;
+    let bulk = json!({"companies": [{"id": api.ids.companies[0], "monthly_spend": 1}]});
+    for (method, path, body) in [
+        (Method::GET, "/data_attributes".to_owned(), None),
+        (
+            Method::PUT,
+            "/companies/bulk".to_owned(),
+            Some(bulk.clone()),
+        ),
+        (Method::GET, "/companies/bulk/job_v2_1".to_owned(), None),
+        (
+            Method::POST,
+            "/companies/search".to_owned(),
+            Some(json!({"query": {}})),
+        ),
+        (
+            Method::PUT,
+            format!("/companies/{}", api.ids.companies[0]),
+            Some(json!({"monthly_spend": 1})),
+        ),
+    ] {
+        let a = api.preview(method.clone(), &path, body).await;
+        assert_eq!(
+            (a.status, error_code(&a)),
+            (400, "intercom_version_invalid"),
+            "{method} {path}"
+        );
+        assert_eq!(
+            a.body["errors"][0]["message"],
+            "Requested API version 'Preview' is not available for this workspace"
+        );
+    }
+    assert_eq!(api.company("c1")["monthly_spend"], 0);
+    let a = api.call(Method::PUT, "/companies/bulk", Some(bulk)).await;
+    assert_eq!((a.status, error_code(&a)), (404, "company_not_found"));
+    let stats = api.server.stats();
+    assert_eq!(stats.by_route.get("PUT /companies/{id} 400"), Some(&2));
+    assert_eq!(stats.by_route.get("PUT /companies/{id} 404"), Some(&1));
+    assert_eq!(stats.by_route.get("GET (unknown) 400"), Some(&1));
+    assert_eq!(stats.bulk_requests, 0);
+}
+
+#[tokio::test]
+async fn other_versions_do_not_have_the_preview_routes() {
+    let api = Api::start(preview_config(50)).await;
+    let companies = json!({"companies": [{"id": api.ids.companies[0], "monthly_spend": 1}]});
+    let contacts = json!({"contacts": [{"id": api.ids.contacts[0], "name": "x"}]});
+    let search = json!({"query": {"field": "company_id", "operator": "=", "value": "c1"}});
+    for version in [Some("2.16"), Some("2.11"), None, Some("Unstable")] {
+        let call = |method: Method, path: &'static str, body: Option<Value>| {
+            api.call_with(method, path, body, Some(TOKEN), version)
+        };
+        let a = call(Method::PUT, "/companies/bulk", Some(companies.clone()))
+            .await
+            .expect("put");
+        assert_eq!(
+            (a.status, error_code(&a)),
+            (404, "company_not_found"),
+            "{version:?}"
+        );
+        let a = call(Method::PUT, "/contacts/bulk", Some(contacts.clone()))
+            .await
+            .expect("put");
+        assert_eq!(
+            (a.status, error_code(&a)),
+            (404, "not_found"),
+            "{version:?}"
+        );
+        assert_eq!(a.body["errors"][0]["message"], "User Not Found");
+        for (method, path, body) in [
+            (Method::GET, "/companies/bulk/job_v2_1", None),
+            (Method::GET, "/contacts/bulk/job_v2_1", None),
+            (Method::POST, "/companies/search", Some(search.clone())),
+        ] {
+            let a = call(method, path, body).await.expect("request");
+            assert_eq!(
+                (a.status, error_code(&a)),
+                (404, "not_found"),
+                "{version:?} {path}"
+            );
+            assert_eq!(a.body["errors"][0]["message"], "Resource Not Found");
+        }
+    }
+    assert_eq!(api.server.dump()["bulk_jobs"], json!([]));
+    // The same requests with Preview.
+    let a = api
+        .preview(Method::PUT, "/companies/bulk", Some(companies))
+        .await;
+    assert_eq!(a.status, 202);
+    let a = api
+        .preview(
+            Method::GET,
+            &format!("/companies/bulk/{}", a.body["id"].as_str().unwrap_or("")),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        api.preview(Method::PUT, "/contacts/bulk", Some(contacts))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        api.preview(Method::POST, "/companies/search", Some(search))
+            .await
+            .status,
+        200
+    );
+    let stats = api.server.stats();
+    assert_eq!(stats.by_route.get("PUT /companies/{id} 404"), Some(&4));
+    assert_eq!(stats.by_route.get("POST (unknown) 404"), Some(&4));
+    assert_eq!(stats.by_route.get("POST /companies/search 200"), Some(&1));
+}
+
+#[tokio::test]
+async fn company_search_in_over_company_id_skips_companies_without_users_and_paginates() {
+    let api = Api::start(config()).await;
+    let mut seed = standard_seed();
+    // c00..c39; every 4th has no users.
+    seed.companies = (0..40)
+        .map(|i| company(&format!("c{i:02}"), if i % 4 == 0 { 0 } else { 2 }))
+        .collect();
+    let ids = api.server.seed(seed).expect("seed");
+    let wanted: Vec<String> = (0..30)
+        .rev()
+        .map(|i| format!("c{i:02}"))
+        .chain(["missing".to_owned()])
+        .collect();
+    let expected: Vec<String> = (0..30)
+        .filter(|i| i % 4 != 0)
+        .map(|i| format!("c{i:02}"))
+        .collect();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut pagination = json!({"per_page": 5});
+        if let Some(a) = &after {
+            pagination["starting_after"] = json!(a);
+        }
+        let body = json!({"query": {"field": "company_id", "operator": "IN", "value": wanted},
+                          "pagination": pagination, "sort": {"field": "name", "order": "ascending"}});
+        let a = api
+            .preview(Method::POST, "/companies/search", Some(body))
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.body["type"], "list");
+        assert_eq!(a.body["total_count"], expected.len());
+        assert_eq!(a.body["pages"]["type"], "pages");
+        assert_eq!(a.body["pages"]["per_page"], 5);
+        assert_eq!(a.body["pages"]["total_pages"], 5);
+        pages += 1;
+        assert_eq!(a.body["pages"]["page"], pages);
+        for c in a.body["data"].as_array().expect("data") {
+            assert_eq!(c["type"], "company");
+            seen.push(c["company_id"].as_str().unwrap_or_default().to_owned());
+        }
+        match a.body["pages"]["next"]["starting_after"].as_str() {
+            Some(next) => {
+                assert_eq!(a.body["pages"]["next"]["per_page"], 5);
+                after = Some(next.to_owned());
+            }
+            None => {
+                assert!(a.body["pages"].get("next").is_none(), "{}", a.body);
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, 5);
+    assert_eq!(seen, expected);
+    // A company as the other endpoints render it.
+    let one = json!({"query": {"field": "company_id", "operator": "=", "value": "c01"}});
+    let a = api
+        .preview(Method::POST, "/companies/search", Some(one))
+        .await;
+    assert_eq!(a.body["data"], json!([api.company("c01")]));
+    assert_eq!(a.body["data"][0]["id"], ids.companies[1].as_str());
+    // No users: left out even when named exactly.
+    let zero = json!({"query": {"operator": "OR", "value": [
+        {"field": "company_id", "operator": "=", "value": "c00"},
+        {"field": "id", "operator": "=", "value": ids.companies[4]},
+        {"field": "name", "operator": "=", "value": "Company c05"}]}});
+    let a = api
+        .preview(Method::POST, "/companies/search", Some(zero))
+        .await;
+    assert_eq!(a.body["total_count"], 1);
+    assert_eq!(a.body["data"][0]["company_id"], "c05");
+    // Scans with `^` / `$`; 15 per page by default.
+    let starts = json!({"query": {"field": "name", "operator": "^", "value": "Company c3"}});
+    let a = api
+        .preview(Method::POST, "/companies/search", Some(starts))
+        .await;
+    assert_eq!(a.body["total_count"], 8, "c30..c39 but c32, c36");
+    let all = json!({"query": {"field": "name", "operator": "$", "value": "9"}});
+    let a = api
+        .preview(Method::POST, "/companies/search", Some(all))
+        .await;
+    assert_eq!(a.body["total_count"], 4, "c09, c19, c29, c39");
+    let all = json!({"query": {"field": "company_id", "operator": "NIN", "value": ["c01"]}});
+    let a = api
+        .preview(Method::POST, "/companies/search", Some(all))
+        .await;
+    assert_eq!(a.body["total_count"], 29);
+    assert_eq!(a.body["pages"]["per_page"], 15);
+    assert_eq!(a.body["data"].as_array().map(Vec::len), Some(15));
+    assert_eq!(a.body["pages"]["total_pages"], 2);
+    assert!(a.body["pages"]["next"]["starting_after"].is_string());
+    assert_eq!(api.server.stats().company_searches, 10);
+}
+
+#[tokio::test]
+async fn company_search_errors() {
+    let api = Api::start(config()).await;
+    let q = |field: &str| json!({"field": field, "operator": "=", "value": "x"});
+    for (body, code, message) in [
+        (json!({"query": q("segment_id")}), "invalid_field", "segment_id is not a valid search field"),
+        (json!({"query": q("plan.id")}), "invalid_field", "plan.id is not a valid search field"),
+        (json!({"query": {"operator": "AND", "value": [q("name"), q("email")]}}), "invalid_field", "email is not a valid search field"),
+        (json!({"query": q("name"), "sort": {"field": "name", "order": "up"}}), "invalid_sort_order", "Invalid sort order 'up'. Must be one of: ascending, descending"),
+        (json!({"pagination": {"per_page": 5}}), "parameter_invalid", "query is required"),
+        (json!({"query": q("name"), "pagination": {"per_page": 151}}), "parameter_invalid", "per_page must be between 1 and 150"),
+        (json!({"query": q("name"), "pagination": {"starting_after": "nope"}}), "client_error", "Invalid starting_after param. Please try again using a starting_after value from a paginated response"),
+        (json!({"query": {"operator": "OR", "value": vec![q("name"); 16]}}), "parameter_invalid", "OR groups need 1 to 15 filters"),
+    ] {
+        let a = api.preview(Method::POST, "/companies/search", Some(body.clone())).await;
+        assert_eq!(a.status, 400, "{body}: {}", a.body);
+        assert_eq!(error_code(&a), code, "{body}");
+        assert_eq!(a.body["errors"][0]["message"], message, "{body}");
+    }
+    assert_eq!(api.server.stats().company_searches, 0);
+    // Contact search keeps its own fields and error.
+    let a = api
+        .call(
+            Method::POST,
+            "/contacts/search",
+            Some(json!({"query": q("company_id")})),
+        )
+        .await;
+    assert_eq!((a.status, error_code(&a)), (400, "parameter_invalid"));
+}
+
+#[tokio::test]
+async fn recreate_gives_a_company_a_new_id_and_drops_its_data() {
+    let api = Api::start(preview_config(50)).await;
+    let old = api.ids.companies[0].clone();
+    let path = format!("/companies/{old}");
+    let a = api
+        .call(
+            Method::PUT,
+            &path,
+            Some(json!({"monthly_spend": 9, "plan": "pro", "custom_attributes": {"plan_tier": "gold"}})),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let edit = api
+        .client
+        .post(format!("{}/_mock/edit", api.server.base_url()))
+        .json(&json!({"companies": [{"company_id": "c1", "recreate": true}]}))
+        .send()
+        .await
+        .expect("edit");
+    assert_eq!(edit.status().as_u16(), 200);
+    let c1 = api.company("c1");
+    let new = c1["id"].as_str().expect("id").to_owned();
+    assert_ne!(new, old);
+    assert_eq!(new.len(), 24);
+    assert_eq!(
+        (&c1["name"], &c1["user_count"]),
+        (&json!("Company c1"), &json!(3))
+    );
+    assert_eq!(
+        (&c1["monthly_spend"], &c1["custom_attributes"]),
+        (&json!(0), &json!({}))
+    );
+    assert_eq!(c1["plan"], json!({}));
+    assert_eq!(api.companies().len(), 3);
+    // The old id is unknown everywhere.
+    let a = api
+        .call(Method::PUT, &path, Some(json!({"monthly_spend": 1})))
+        .await;
+    assert_eq!((a.status, error_code(&a)), (404, "company_not_found"));
+    let by_id = |id: &str| json!({"query": {"field": "id", "operator": "=", "value": id}});
+    let a = api
+        .preview(Method::POST, "/companies/search", Some(by_id(&old)))
+        .await;
+    assert_eq!(a.body["total_count"], 0);
+    let a = api
+        .preview(Method::POST, "/companies/search", Some(by_id(&new)))
+        .await;
+    assert_eq!(a.body["data"][0]["company_id"], "c1");
+    let a = api
+        .preview(
+            Method::PUT,
+            "/companies/bulk",
+            Some(json!({"companies": [{"id": old, "monthly_spend": 2}, {"id": new, "monthly_spend": 3}]})),
+        )
+        .await;
+    let id = a.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        api.finished_job("companies", &id).await["state"],
+        "completed_with_errors"
+    );
+    assert_eq!(api.company("c1")["monthly_spend"], 3);
+    assert_eq!(api.companies().len(), 3);
+    let a = api
+        .call(
+            Method::PUT,
+            &format!("/companies/{new}"),
+            Some(json!({"monthly_spend": 4})),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["id"], new.as_str());
+}
