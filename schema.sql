@@ -162,6 +162,30 @@ CREATE TABLE IF NOT EXISTS runs (
     report      TEXT
 );
 
+-- ── bulk ─────────────────────────────────────────────────────────────────────────────────
+
+-- Bulk update tasks (Preview API, `bulk = true`) that Intercom accepted (202) and whose outcome
+-- is not recorded yet: written when the 202 arrives, deleted in the transaction that records
+-- the outcome of its records. A run killed meanwhile finds them here and polls them first.
+CREATE TABLE IF NOT EXISTS bulk_tasks (
+    task_id TEXT PRIMARY KEY,
+    kind    TEXT NOT NULL CHECK (kind IN ('company', 'user')),
+    job_id  TEXT NOT NULL,
+    sent_at INTEGER NOT NULL               -- unix seconds of the 202
+) WITHOUT ROWID;
+
+-- The records of each task as its items carried them: a completed task records exactly what
+-- was sent (pushed hash and payload), whatever the payloads have become since.
+CREATE TABLE IF NOT EXISTS bulk_items (
+    task_id     TEXT NOT NULL,
+    record_id   INTEGER NOT NULL,
+    record_key  TEXT NOT NULL,
+    intercom_id TEXT NOT NULL,
+    hash        BLOB NOT NULL,
+    payload     BLOB NOT NULL,
+    PRIMARY KEY (task_id, record_id)
+) WITHOUT ROWID;
+
 -- ── reconcile ────────────────────────────────────────────────────────────────────────────
 
 -- Drift found by `reconcile` and `run --reconcile`: an attribute whose value in Intercom

@@ -778,10 +778,12 @@ write_report() {
             echo
             echo "Not run (BENCH_SKIP_PUSH=1): \`bench/push.sh\` measures it."
         fi
-        if [[ -f $WORK/reconcile.md ]]; then
-            echo
-            cat "$WORK/reconcile.md"
-        fi
+        for part in reconcile bulk; do
+            if [[ -f $WORK/$part.md ]]; then
+                echo
+                cat "$WORK/$part.md"
+            fi
+        done
     } >"$OUT"
     log "wrote $OUT"
 }
@@ -823,7 +825,7 @@ main() {
     stop_mock
     [[ -d $WORK/export-$LAYOUT_ACCOUNTS ]] || generate "$LAYOUT_ACCOUNTS"
     bench_layouts "$LAYOUT_ACCOUNTS"
-    rm -f "$WORK/push.md" "$WORK/push/figures.tsv" "$WORK/reconcile.md"
+    rm -f "$WORK/push.md" "$WORK/push/figures.tsv" "$WORK/reconcile.md" "$WORK/bulk.md"
     if [[ ${BENCH_SKIP_PUSH:-0} != 1 ]]; then
         if [[ ${BENCH_SMALL:-0} == 1 ]]; then
             export PUSH_COMPANIES=${PUSH_COMPANIES:-1000} PUSH_USER_ACCOUNTS=${PUSH_USER_ACCOUNTS:-100}
@@ -832,6 +834,8 @@ main() {
         export RECONCILE_RUNS=${RECONCILE_RUNS:-$([[ ${BENCH_SMALL:-0} == 1 ]] && echo 1 || echo 3)}
         PUSH_RUNS=${PUSH_RUNS:-$RUNS} BENCH_DIR=$WORK PUSH_OUT=$WORK/push.md "$ROOT/bench/push.sh"
         BENCH_DIR=$WORK RECONCILE_OUT=$WORK/reconcile.md "$ROOT/bench/reconcile.sh"
+        BULK_COMPANIES=${BULK_COMPANIES:-$([[ ${BENCH_SMALL:-0} == 1 ]] && echo 300 || echo 20000)} \
+            BENCH_DIR=$WORK BULK_OUT=$WORK/bulk.md "$ROOT/bench/bulk.sh"
         fact first_push_rate "$(awk -F'\t' '$1 == "first_push_rate" { print $2 }' "$WORK/push/figures.tsv")"
         fact first_push_companies "$(awk -F'\t' '$1 == "companies" { print $2 }' "$WORK/push/figures.tsv")"
     else

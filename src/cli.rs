@@ -137,6 +137,9 @@ pub struct DemoArgs {
     /// Write each run's Prometheus metrics to FILE (as `run --metrics-file`).
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
+    /// Push with Intercom's bulk updates (as `run --bulk`); the mock implements them.
+    #[arg(long)]
+    pub bulk: bool,
 }
 
 #[derive(Debug, Args)]
@@ -215,12 +218,31 @@ pub struct OpsArgs {
     pub notify_url: Option<String>,
 }
 
+/// Intercom's bulk updates (Preview API), opt-in.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BulkArgs {
+    /// Send changed companies and users 100 a request with Intercom's bulk updates (Preview
+    /// API: only those requests and the company search carry `Intercom-Version: Preview`), and
+    /// resolve unknown company ids with the company search. A record's pushed hash is written
+    /// once Intercom reports its task completed; a task that fails or times out sends its
+    /// records again one PUT each. A workspace without the Preview API is pushed by per-record
+    /// PUTs, with a warning. [default: `bulk` in the config, else off]
+    #[arg(long)]
+    pub bulk: bool,
+    /// Seconds a bulk task may take before its records are sent again one by one.
+    /// [default: `bulk_task_timeout`, else 600]
+    #[arg(long, value_name = "SECONDS")]
+    pub bulk_task_timeout: Option<f64>,
+}
+
 #[derive(Debug, Args)]
 pub struct PushArgs {
     #[command(flatten)]
     pub intercom: IntercomArgs,
     #[command(flatten)]
     pub ops: OpsArgs,
+    #[command(flatten)]
+    pub bulk: BulkArgs,
     /// Send every payload, ignoring what Intercom accepted before.
     #[arg(long)]
     pub full_resync: bool,
@@ -240,6 +262,8 @@ pub struct RunArgs {
     pub intercom: IntercomArgs,
     #[command(flatten)]
     pub ops: OpsArgs,
+    #[command(flatten)]
+    pub bulk: BulkArgs,
     /// Load and transform, then show the plan instead of pushing.
     #[arg(long)]
     pub dry_run: bool,
@@ -259,6 +283,8 @@ pub struct RunArgs {
 pub struct ReconcileArgs {
     #[command(flatten)]
     pub intercom: IntercomArgs,
+    #[command(flatten)]
+    pub bulk: BulkArgs,
     /// `repair`: send each drifted record again (one PUT each); `report`: only report.
     #[arg(long, value_enum, default_value = "repair")]
     pub mode: ReconcileMode,

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RegionArg};
+use crate::cli::{BulkArgs, GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RegionArg};
 use crate::extract::options::{TableConfig, TableOptions};
 use crate::intercom::{AccessToken, ClientConfig, Region};
 use crate::notify::{NotifyOn, NotifySettings, DEFAULT_ON};
+use crate::push::bulk::{BulkSettings, BULK_TASK_TIMEOUT};
 use crate::push::departures::{Departed, DepartureSettings, MAX_DEPARTED};
 use crate::transform::mapping::{Dates, LongStrings, MappingSettings};
 
@@ -48,6 +49,8 @@ pub struct FileConfig {
     pub max_departed: Option<f64>,
     pub notify_url: Option<String>,
     pub notify_on: Option<Vec<NotifyOn>>,
+    pub bulk: Option<bool>,
+    pub bulk_task_timeout: Option<f64>,
     /// Per-table settings: `[tables.accounts] path = …`, CSV dialect.
     #[serde(default)]
     pub tables: BTreeMap<String, TableConfig>,
@@ -94,6 +97,8 @@ pub struct Settings {
     pub departures: DepartureSettings,
     /// Where and when `run` and `push` notify (`notify_url`, `notify_on`).
     pub notify: Option<NotifySettings>,
+    /// Intercom's bulk updates (`bulk`, `bulk_task_timeout`, `--bulk`).
+    pub bulk: BulkSettings,
 }
 
 impl Settings {
@@ -173,6 +178,10 @@ impl Settings {
                 max_percent: file.max_departed.unwrap_or(MAX_DEPARTED),
                 allow: false,
             },
+            bulk: BulkSettings {
+                enabled: file.bulk.unwrap_or(false),
+                task_timeout: bulk_task_timeout(file.bulk_task_timeout)?,
+            },
             notify: file.notify_url.map(|url| NotifySettings {
                 url,
                 on: file
@@ -201,6 +210,15 @@ impl Settings {
             )));
         }
         Ok(settings)
+    }
+
+    /// Applies `--bulk` and `--bulk-task-timeout` (over the config file's values).
+    pub fn with_bulk(mut self, bulk: &BulkArgs) -> Result<Settings, ConfigError> {
+        self.bulk.enabled |= bulk.bulk;
+        if bulk.bulk_task_timeout.is_some() {
+            self.bulk.task_timeout = bulk_task_timeout(bulk.bulk_task_timeout)?;
+        }
+        Ok(self)
     }
 
     /// Applies `run`/`push`'s flags (over the config file's values) and checks them.
@@ -293,6 +311,20 @@ pub fn parse_file(text: &str) -> Result<FileConfig, String> {
         return Err(format!("`{key}`: the access token is read only from the INTERCOM_ACCESS_TOKEN environment variable, never from a file; remove it"));
     }
     FileConfig::deserialize(table).map_err(|e| e.message().to_string())
+}
+
+/// `bulk_task_timeout` (seconds) as a duration: 1 s to a day, 600 s when not given.
+fn bulk_task_timeout(seconds: Option<f64>) -> Result<std::time::Duration, ConfigError> {
+    match seconds {
+        None => Ok(BULK_TASK_TIMEOUT),
+        Some(s) if s.is_finite() && (1.0..=86_400.0).contains(&s) => {
+            Ok(std::time::Duration::from_secs_f64(s))
+        }
+        Some(s) => Err(ConfigError::Invalid(format!(
+            "bulk_task_timeout = {s}: give the seconds a bulk task may take before its records are sent again one by one, from 1 to 86400 (default {})",
+            BULK_TASK_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Push(args) => cmd::push::main(global, args),
         Command::Run(args) => cmd::run::main(global, args),
         Command::Reconcile(args) => cmd::reconcile::run(
-            &Settings::resolve(global, None, Some(&args.intercom), None)?,
+            &Settings::resolve(global, None, Some(&args.intercom), None)?.with_bulk(&args.bulk)?,
             args,
         ),
         Command::Attributes(args) => cmd::attributes::run(

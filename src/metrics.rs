@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::intercom::ClientStats;
+use crate::push::bulk::BulkReport;
 use crate::push::report::{KindReport, PushReport};
 
 /// What [`RunMetrics`] measured, for a notification.
@@ -70,6 +71,8 @@ pub struct RunMetrics {
     /// Notifications that could not be delivered (0 or 1).
     notify_failures: u64,
     api: Option<ClientStats>,
+    /// What the push's bulk path did, if it was used.
+    bulk: Option<BulkReport>,
     dry_run: bool,
 }
 
@@ -95,6 +98,7 @@ impl RunMetrics {
             error_codes: Vec::new(),
             notify_failures: 0,
             api: None,
+            bulk: None,
             dry_run: false,
         }
     }
@@ -133,6 +137,7 @@ impl RunMetrics {
             ("company", counts(&report.companies)),
             ("user", counts(&report.users)),
         ];
+        self.bulk = report.bulk.clone();
         self.drifted = report
             .reconcile
             .as_ref()
@@ -258,6 +263,24 @@ impl RunMetrics {
                 "Notifications (notify_url) of the last run that could not be delivered.",
             );
             out.sample("notify_failures_total", &[], self.notify_failures);
+        }
+        if let Some(bulk) = &self.bulk {
+            out.family("bulk_requests_total", "counter", "Bulk update requests (Preview API) Intercom accepted in the last push, each one task of at most 100 records.");
+            out.sample("bulk_requests_total", &[], bulk.requests);
+            out.family("bulk_tasks_total", "counter", "Bulk tasks of the last push by how they ended (with_errors and timed_out: their records were sent again one by one).");
+            for (state, n) in [
+                ("completed", bulk.tasks_completed),
+                ("with_errors", bulk.tasks_with_errors),
+                ("timed_out", bulk.tasks_timed_out),
+            ] {
+                out.sample("bulk_tasks_total", &[("state", state)], n);
+            }
+            out.family("bulk_polls_total", "counter", "Polls of bulk jobs (GET /companies/bulk/{id}, GET /contacts/bulk/{id}) in the last push.");
+            out.sample("bulk_polls_total", &[], bulk.polls);
+            out.family("bulk_resent_records_total", "counter", "Records of the last push sent again one by one because their bulk task did not complete.");
+            out.sample("bulk_resent_records_total", &[], bulk.resent);
+            out.family("bulk_fell_back", "gauge", "1 when the last push was asked to use bulk updates but the workspace does not answer the Preview API, so it used per-record PUTs.");
+            out.sample("bulk_fell_back", &[], u8::from(bulk.fell_back));
         }
         if let Some(api) = &self.api {
             out.family(

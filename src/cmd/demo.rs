@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::cli::{DemoArgs, GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RunArgs};
+use crate::cli::{BulkArgs, DemoArgs, GlobalArgs, IntercomArgs, MappingArgs, OpsArgs, RunArgs};
 use crate::config::{ConfigError, Settings};
 use crate::metrics::RunMetrics;
 use crate::mock::{MockConfig, MockServer, Seed, SeedCompany, SeedContact};
@@ -96,8 +96,13 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
         metrics_file: args.metrics_file.clone(),
         ..OpsArgs::default()
     };
-    let settings =
-        Settings::resolve(&global, None, Some(&intercom), Some(&input))?.with_ops(&ops)?;
+    let bulk = BulkArgs {
+        bulk: args.bulk,
+        ..BulkArgs::default()
+    };
+    let settings = Settings::resolve(&global, None, Some(&intercom), Some(&input))?
+        .with_ops(&ops)?
+        .with_bulk(&bulk)?;
     println!(
         "mock Intercom listening on {}; state database {}",
         mock.base_url(),
@@ -121,6 +126,7 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
         mapping: MappingArgs::default(),
         intercom,
         ops,
+        bulk,
         dry_run: false,
         full_resync: false,
         reconcile: None,
@@ -136,10 +142,19 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<u8> {
     let stats = mock.stats();
     println!(
         "\nmock Intercom now holds what was pushed: {} company and {} contact writes in all, {} create attempts (must be 0)",
-        stats.company_writes,
-        stats.contact_writes,
+        stats.company_writes + stats.bulk_company_items,
+        stats.contact_writes + stats.bulk_contact_items,
         mock.violations().len()
     );
+    if args.bulk {
+        println!(
+            "of them in bulk: {} company and {} contact updates in {} bulk requests, {} job polls",
+            stats.bulk_company_items,
+            stats.bulk_contact_items,
+            stats.bulk_requests,
+            stats.bulk_job_polls
+        );
+    }
     if global.db.as_deref() == Some(workdir.join("demo.db").as_path()) {
         let _ = std::fs::remove_dir_all(&workdir);
     } else {

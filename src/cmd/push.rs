@@ -72,7 +72,11 @@ pub fn main(global: &GlobalArgs, args: &PushArgs) -> Result<u8> {
     super::with_metrics(
         "push",
         &args.ops,
-        || Settings::resolve(global, None, Some(&args.intercom), None)?.with_ops(&args.ops),
+        || {
+            Settings::resolve(global, None, Some(&args.intercom), None)?
+                .with_ops(&args.ops)?
+                .with_bulk(&args.bulk)
+        },
         |settings, metrics| run(settings, args, metrics),
     )
 }
@@ -106,7 +110,7 @@ pub fn run(settings: &Settings, args: &PushArgs, metrics: &mut RunMetrics) -> Re
         &store,
         settings,
         "push",
-        PushOptions::send(args.full_resync, settings.departures),
+        PushOptions::send(args.full_resync, settings),
         args.json,
         metrics,
     )

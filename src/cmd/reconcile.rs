@@ -24,6 +24,7 @@ pub fn run(settings: &Settings, args: &ReconcileArgs) -> Result<u8> {
             reconcile: Some(args.mode),
             send: args.mode == ReconcileMode::Repair,
             departures: settings.departures,
+            bulk: settings.bulk,
         },
         args.json,
         // A reconcile writes no metrics file (the nightly `run --reconcile` does).

@@ -21,7 +21,8 @@ pub fn main(global: &GlobalArgs, args: &RunArgs) -> Result<u8> {
                 Some(&args.intercom),
                 args.input.as_deref(),
             )?
-            .with_ops(&args.ops)
+            .with_ops(&args.ops)?
+            .with_bulk(&args.bulk)
         },
         |settings, metrics| run(settings, args, metrics),
     )
@@ -72,7 +73,7 @@ pub fn run(settings: &Settings, args: &RunArgs, metrics: &mut RunMetrics) -> Res
         "run",
         PushOptions {
             reconcile: args.reconcile,
-            ..PushOptions::send(args.full_resync, settings.departures)
+            ..PushOptions::send(args.full_resync, settings)
         },
         args.json,
         metrics,

@@ -21,13 +21,35 @@ use super::error::{ApiError, ConfigError, ErrorKind};
 use super::governor::{Governor, PaceConfig, RateHeaders};
 use super::retry::{self, Backoff, Disposition};
 use super::types::{
-    next_cursor, Admin, ClientStats, Company, CompanyListPage, CompanyPage, Contact, ContactKey,
-    ContactPage, DataAttribute, DataList, DataType, Model,
+    next_cursor, Admin, BulkJob, ClientStats, Company, CompanyListPage, CompanyPage,
+    CompanySearchPage, Contact, ContactKey, ContactPage, DataAttribute, DataList, DataType, Model,
 };
 
 /// Page size used for `POST /contacts/search`. Assumed: the spec documents the default (50)
 /// and no maximum; 150 is the maximum it documents for conversation search.
 pub const SEARCH_PAGE_SIZE: u32 = 150;
+
+/// Items per bulk request (Preview: "Maximum of 100 companies per request").
+pub const BULK_MAX_ITEMS: usize = 100;
+
+/// The `Intercom-Version` of the Preview API's calls (bulk updates, company search).
+pub const PREVIEW_VERSION: &str = "Preview";
+
+/// `/companies/bulk` or `/contacts/bulk`.
+fn bulk_path(model: Model) -> &'static str {
+    match model {
+        Model::Company => "/companies/bulk",
+        Model::Contact => "/contacts/bulk",
+    }
+}
+
+/// The key of a bulk request's items.
+fn bulk_items_key(model: Model) -> &'static str {
+    match model {
+        Model::Company => "companies",
+        Model::Contact => "contacts",
+    }
+}
 
 /// How long after creating a data attribute a write refused for not knowing it is retried.
 pub const NEW_ATTRIBUTE_GRACE: Duration = Duration::from_secs(60);
@@ -295,7 +317,7 @@ impl Client {
     /// a read: `GET /data_attributes?model=company`. A 400 on the version, or a 404, is `false`.
     pub async fn answers_preview(&self) -> Result<bool, ApiError> {
         let mut call = Call::new(Method::GET, "/data_attributes").query("model", "company");
-        call.version = Some("Preview");
+        call.version = Some(PREVIEW_VERSION);
         match self.execute(&call).await {
             Ok(_) => Ok(true),
             Err(e) if matches!(e.status, Some(400 | 404)) => Ok(false),
@@ -478,6 +500,91 @@ impl Client {
         )
         .json(body);
         self.execute(&call).await.map(drop)
+    }
+
+    /// `PUT /companies/bulk` or `PUT /contacts/bulk` (Preview): one task updating `items` (at
+    /// most [`BULK_MAX_ITEMS`], each with Intercom's `id`), appended to `job` when given. Intercom
+    /// answers 202 with the job before it applies anything; an unknown `id` fails only its item
+    /// and never creates a record. Replayed like a PUT: a lost answer may leave a second task
+    /// with the same items, which sets the same values again. A closed job answers 403.
+    pub async fn bulk_update(
+        &self,
+        model: Model,
+        items: Vec<Value>,
+        job: Option<&str>,
+    ) -> Result<BulkJob, ApiError> {
+        let mut body = json!({ bulk_items_key(model): items });
+        if let Some(job) = job {
+            body["job"] = json!({ "id": job });
+        }
+        let mut call = Call::new(Method::PUT, bulk_path(model)).json(&body);
+        call.version = Some(PREVIEW_VERSION);
+        let body = self.execute(&call).await?;
+        self.parse(&call, &body)
+    }
+
+    /// `GET /companies/bulk/{id}` or `GET /contacts/bulk/{id}` (Preview): the job and the state
+    /// of each of its tasks.
+    pub async fn bulk_job(&self, model: Model, job: &str) -> Result<BulkJob, ApiError> {
+        let template = format!("{}/{{id}}", bulk_path(model));
+        let path = format!(
+            "{}/{}",
+            bulk_path(model),
+            self.segment("GET", &template, job)?
+        );
+        let mut call = Call::new(Method::GET, path);
+        call.version = Some(PREVIEW_VERSION);
+        let body = self.execute(&call).await?;
+        self.parse(&call, &body)
+    }
+
+    /// `POST /companies/search` (Preview) for `company_id IN company_ids`, one page of at most
+    /// [`SEARCH_PAGE_SIZE`]. Intercom leaves companies without users out of every search: a
+    /// company missing here may still exist. Only exact `company_id` matches are returned.
+    pub async fn search_companies(
+        &self,
+        company_ids: &[String],
+        starting_after: Option<&str>,
+    ) -> Result<CompanySearchPage, ApiError> {
+        if company_ids.is_empty() {
+            return Ok(CompanySearchPage {
+                companies: Vec::new(),
+                next: None,
+            });
+        }
+        let mut pagination = json!({ "per_page": SEARCH_PAGE_SIZE });
+        if let Some(cursor) = starting_after {
+            pagination["starting_after"] = json!(cursor);
+        }
+        let mut call = Call::new(Method::POST, "/companies/search").json(&json!({
+            "query": { "field": "company_id", "operator": "IN", "value": company_ids },
+            "pagination": pagination,
+        }));
+        call.version = Some(PREVIEW_VERSION);
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            data: Option<Vec<Company>>,
+        }
+        let body = self.execute(&call).await?;
+        let v: Value = self.parse(&call, &body)?;
+        let answer: Answer = serde_json::from_value(v.clone())
+            .map_err(|e| self.shape_error(&call, format!("company search answer: {e}")))?;
+        let wanted: std::collections::HashSet<&str> =
+            company_ids.iter().map(String::as_str).collect();
+        Ok(CompanySearchPage {
+            companies: answer
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| {
+                    c.company_id
+                        .as_deref()
+                        .is_some_and(|id| wanted.contains(id))
+                })
+                .collect(),
+            next: next_cursor(&v),
+        })
     }
 
     /// Requests in flight at most (`ClientConfig::concurrency`).

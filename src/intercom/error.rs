@@ -100,6 +100,20 @@ impl ApiError {
     pub fn has_code(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }
+
+    /// True if a Preview API call was refused because the workspace does not answer that API:
+    /// a 404 on the endpoint itself (not `job_not_found`, a job it does know), or a 400 on the
+    /// `Intercom-Version`.
+    pub fn preview_unavailable(&self) -> bool {
+        match self.status {
+            Some(404) => !self.has_code("job_not_found"),
+            Some(400) => {
+                self.has_code("intercom_version_invalid")
+                    || self.message.to_ascii_lowercase().contains("version")
+            }
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -128,3 +142,56 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status: u16, code: &str, message: &str) -> ApiError {
+        ApiError {
+            method: "PUT",
+            path: "/companies/bulk".into(),
+            status: Some(status),
+            code: Some(code.into()),
+            message: message.into(),
+            request_id: None,
+            kind: ErrorKind::Terminal,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn only_a_missing_endpoint_or_a_refused_version_means_no_preview_api() {
+        let unavailable = [
+            answered(404, "not_found", "Resource Not Found"),
+            answered(404, "company_not_found", "Company Not Found"),
+            answered(
+                400,
+                "intercom_version_invalid",
+                "Requested API version 'Preview' is not available",
+            ),
+            answered(400, "bad_request", "Unsupported API Version"),
+        ];
+        for e in &unavailable {
+            assert!(e.preview_unavailable(), "{e}");
+        }
+        let available = [
+            answered(404, "job_not_found", "job job_v2_1 not found"),
+            answered(
+                403,
+                "forbidden",
+                "job job_v2_1 is closed for new task updates",
+            ),
+            answered(
+                422,
+                "parameter_invalid",
+                "maximum number of companies per request is 100",
+            ),
+            answered(400, "parameter_invalid", "custom attribute does not exist"),
+            answered(500, "server_error", "Server Error"),
+        ];
+        for e in &available {
+            assert!(!e.preview_unavailable(), "{e}");
+        }
+    }
+}

@@ -34,13 +34,13 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Client, SEARCH_PAGE_SIZE};
+pub use client::{Client, BULK_MAX_ITEMS, PREVIEW_VERSION, SEARCH_PAGE_SIZE};
 pub use config::{
     validate_base_url, AccessToken, ClientConfig, Region, DEFAULT_INTERCOM_VERSION,
     DEFAULT_WINDOW_LIMIT, TOKEN_ENV,
 };
 pub use error::{ApiError, ConfigError, ErrorKind};
 pub use types::{
-    Admin, App, ClientStats, Company, CompanyListPage, CompanyPage, Contact, ContactKey,
-    ContactPage, DataAttribute, DataType, Model,
+    Admin, App, BulkJob, BulkTask, ClientStats, Company, CompanyListPage, CompanyPage,
+    CompanySearchPage, Contact, ContactKey, ContactPage, DataAttribute, DataType, Model,
 };

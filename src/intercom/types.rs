@@ -263,3 +263,46 @@ pub struct App {
     #[serde(default)]
     pub region: Option<String>,
 }
+
+/// One page of `POST /companies/search` (Preview; companies without users are left out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompanySearchPage {
+    /// Companies on this page.
+    pub companies: Vec<Company>,
+    /// `pages.next.starting_after`; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A bulk update job (Preview: schemas `companies_bulk_job`, `contacts_bulk_job`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BulkJob {
+    /// The job's id, e.g. `job_v2_1`: later tasks may be appended to it.
+    pub id: String,
+    /// Every task of the job.
+    #[serde(default, deserialize_with = "null_as_empty_vec")]
+    pub tasks: Vec<BulkTask>,
+}
+
+/// One task of a bulk job: the items of one bulk request.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BulkTask {
+    pub id: String,
+    /// `pending`, `running`, `completed` or `completed_with_errors`.
+    #[serde(default)]
+    pub state: String,
+}
+
+impl BulkTask {
+    /// Whether the task has finished (successfully or not).
+    pub fn finished(&self) -> bool {
+        matches!(self.state.as_str(), "completed" | "completed_with_errors")
+    }
+}
+
+fn null_as_empty_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}

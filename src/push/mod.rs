@@ -13,6 +13,7 @@
 //! rate governor.
 
 pub mod attributes;
+pub mod bulk;
 pub mod departures;
 pub mod directory;
 pub mod reconcile;
@@ -32,6 +33,7 @@ use tokio::task::{JoinError, JoinSet};
 use crate::intercom::{ApiError, Client};
 use crate::progress::Progress;
 use crate::store::{PendingRecord, RecordOutcome, Store, StoreError, SyncRecord};
+use bulk::{BulkReport, BulkSender, BulkSettings, Item};
 use departures::{DepartureCounts, DepartureSettings};
 use directory::DirectoryPage;
 use reconcile::{ReconcileMode, Reconciler};
@@ -75,17 +77,20 @@ pub struct PushOptions {
     pub send: bool,
     /// What happens to records that left the export, and the guard on how many may.
     pub departures: DepartureSettings,
+    /// Intercom's bulk updates (Preview API), when enabled.
+    pub bulk: BulkSettings,
 }
 
 impl PushOptions {
-    /// The ordinary push: send what changed (everything with `full_resync`), and handle the
-    /// departures as `departures` says.
-    pub fn send(full_resync: bool, departures: DepartureSettings) -> PushOptions {
+    /// The ordinary push: send what changed (everything with `full_resync`), handle the
+    /// departures and use the bulk updates as `settings` say.
+    pub fn send(full_resync: bool, settings: &crate::config::Settings) -> PushOptions {
         PushOptions {
             full_resync,
             reconcile: None,
             send: true,
-            departures,
+            departures: settings.departures,
+            bulk: settings.bulk,
         }
     }
 }
@@ -128,9 +133,11 @@ pub fn push(
         report.duration_secs = started.elapsed().as_secs_f64();
         return Ok(report);
     }
+    let bulk = options.send && options.bulk.enabled && bulk_answered(client, runtime, &mut report);
     // The company directory is read when reconciling, and when many ids are unknown (a first
-    // run). It starts now: its first pages arrive while the data attributes are checked.
-    let directory = (reconciler.is_some() || unknown > DIRECTORY_THRESHOLD)
+    // run; the bulk path finds them with the company search instead). It starts now: its first
+    // pages arrive while the data attributes are checked.
+    let directory = (reconciler.is_some() || (unknown > DIRECTORY_THRESHOLD && !bulk))
         .then(|| directory::stream(client, runtime.handle(), reconciler.is_some()));
     let mut archived = HashSet::new();
     if options.send {
@@ -171,17 +178,43 @@ pub fn push(
         window,
         tx,
         skipped: skipped.clone(),
+        bulk,
     };
     let mut gone = [KindReport::default(), KindReport::default()];
     let result = (|| -> Result<(), PushError> {
-        push_companies(
+        if options.send {
+            // Before any record is sent again: the tasks an earlier run left in flight.
+            for (kind, counts) in [
+                ("company", &mut report.companies),
+                ("user", &mut report.users),
+            ] {
+                let (updated, resumed) = runtime.block_on(bulk::resume(
+                    store,
+                    client,
+                    kind,
+                    skipped.clone(),
+                    options.bulk,
+                ))?;
+                counts.updated += updated;
+                if resumed.resumed_tasks > 0 {
+                    report
+                        .bulk
+                        .get_or_insert_with(Default::default)
+                        .add(&resumed);
+                }
+            }
+        }
+        let bulk_companies = push_companies(
             &context,
             directory,
             reconciler.as_mut(),
             &mut report.companies,
             &mut report.warnings,
         )?;
-        push_users(&context, reconciler.as_mut(), &mut report.users)?;
+        let bulk_users = push_users(&context, reconciler.as_mut(), &mut report.users)?;
+        for done in [bulk_companies, bulk_users].into_iter().flatten() {
+            report.bulk.get_or_insert_with(Default::default).add(&done);
+        }
         if options.send {
             let mode = options.departures.mode;
             gone = [
@@ -198,6 +231,9 @@ pub fn push(
     result?;
     written?;
     report.warnings.extend(skipped.warnings());
+    if let Some(bulk) = &report.bulk {
+        report.warnings.extend(bulk.warnings());
+    }
 
     if options.send {
         count_unchanged(store, &mut report)?;
@@ -224,6 +260,49 @@ struct Context<'a> {
     window: Arc<Semaphore>,
     tx: mpsc::Sender<Settled>,
     skipped: Arc<SkippedClears>,
+    /// Changed records go out in bulk (`bulk = true`, and the workspace answers the Preview API).
+    bulk: bool,
+}
+
+impl Context<'_> {
+    /// The bulk sender of `kind`, when this push sends in bulk (on the current runtime).
+    fn bulk_sender(&self, kind: &'static str) -> Result<Option<BulkSender>, PushError> {
+        if !self.bulk {
+            return Ok(None);
+        }
+        BulkSender::start(
+            self.store,
+            self.client,
+            kind,
+            self.skipped.clone(),
+            self.options.bulk,
+        )
+        .map(Some)
+    }
+}
+
+/// Whether the workspace answers the Preview API, asked once before a bulk push: when it does
+/// not, the push warns and sends per record, as without `bulk`.
+fn bulk_answered(
+    client: &Client,
+    runtime: &tokio::runtime::Runtime,
+    report: &mut PushReport,
+) -> bool {
+    match runtime.block_on(client.answers_preview()) {
+        Ok(true) => true,
+        answer => {
+            let why = match answer {
+                Err(e) => format!("asking failed: {e}"),
+                _ => "it refused `Intercom-Version: Preview`".to_string(),
+            };
+            report.bulk = Some(BulkReport {
+                fell_back: true,
+                ..BulkReport::default()
+            });
+            report.warnings.push(format!("bulk = true, but the workspace does not answer Intercom's Preview API ({why}): this run pushed with per-record PUTs"));
+            false
+        }
+    }
 }
 
 /// Clears left out of the PUTs because their attribute is archived in the workspace: Intercom
@@ -380,13 +459,15 @@ impl<'a> Dispatcher<'a> {
 /// Companies: with the directory, each page's ids are remembered, the page is reconciled (when
 /// asked) and its pending companies are sent while the next pages are read; then (or without
 /// the directory) every other pending company, looked up by `company_id` when its id is unknown.
+/// In bulk, a company whose id is known goes into a bulk request; unknown ids are searched a
+/// page at a time, and the misses are looked up and sent one by one.
 fn push_companies(
     context: &Context,
     directory: Option<tokio::sync::mpsc::Receiver<DirectoryPage>>,
     mut reconciler: Option<&mut Reconciler>,
     counts: &mut KindReport,
     warnings: &mut Vec<String>,
-) -> Result<(), PushError> {
+) -> Result<Option<BulkReport>, PushError> {
     let Context {
         store,
         client,
@@ -400,6 +481,7 @@ fn push_companies(
     context.runtime.block_on(async {
         let progress = Progress::new("pushing companies", "companies");
         let mut dispatcher = Dispatcher::new(context, counts, progress);
+        let mut bulk = context.bulk_sender("company")?;
         let mut dispatched: HashSet<String> = HashSet::new();
         if let Some(mut pages) = directory {
             while let Some(page) = dispatcher.settle_while(pages.recv()).await? {
@@ -429,10 +511,9 @@ fn push_companies(
                     continue;
                 }
                 let keys: Vec<String> = found.into_iter().map(|(key, _)| key).collect();
-                for record in store.pending_for_keys("company", options.full_resync, &keys)? {
-                    dispatched.insert(record.record_key.clone());
-                    dispatcher.spawn(push_company_task(record)).await?;
-                }
+                let page = store.pending_for_keys("company", options.full_resync, &keys)?;
+                dispatched.extend(page.iter().map(|r| r.record_key.clone()));
+                send_companies(context, &mut dispatcher, bulk.as_mut(), page).await?;
             }
         }
         if options.send {
@@ -441,15 +522,96 @@ fn push_companies(
                 let page = store.pending_page("company", options.full_resync, after, PAGE)?;
                 let Some(last) = page.last() else { break };
                 after = last.record_id;
-                for record in page {
-                    if !dispatched.contains(&record.record_key) {
-                        dispatcher.spawn(push_company_task(record)).await?;
+                let page = page
+                    .into_iter()
+                    .filter(|r| !dispatched.contains(&r.record_key))
+                    .collect();
+                send_companies(context, &mut dispatcher, bulk.as_mut(), page).await?;
+            }
+        }
+        let report = match bulk {
+            Some(sender) => {
+                let done = dispatcher.settle_while(sender.finish()).await??;
+                dispatcher.counts.updated += done.updated;
+                for Item { mut record, id } in done.resend {
+                    record.intercom_id = Some(id);
+                    dispatcher.spawn(push_company_task(record)).await?;
+                }
+                Some(done.report)
+            }
+            None => None,
+        };
+        dispatcher.finish().await?;
+        Ok(report)
+    })
+}
+
+/// Sends pending companies: each on its own, or, in bulk, those with a known id in bulk
+/// requests, after a company search for the unknown ids (the misses on their own: the search
+/// leaves out companies without users).
+async fn send_companies(
+    context: &Context<'_>,
+    dispatcher: &mut Dispatcher<'_>,
+    bulk: Option<&mut BulkSender>,
+    page: Vec<PendingRecord>,
+) -> Result<(), PushError> {
+    let one_by_one = |record: PendingRecord| {
+        let (client, skipped) = (context.client.clone(), context.skipped.clone());
+        async move { push_company(&client, &skipped, record).await }
+    };
+    let Some(bulk) = bulk.filter(|b| !b.unavailable()) else {
+        for record in page {
+            dispatcher.spawn(one_by_one(record)).await?;
+        }
+        return Ok(());
+    };
+    let (known, unknown): (Vec<PendingRecord>, Vec<PendingRecord>) =
+        page.into_iter().partition(|r| r.intercom_id.is_some());
+    let mut items: Vec<Item> = known
+        .into_iter()
+        .filter_map(|record| {
+            Some(Item {
+                id: record.intercom_id.clone()?,
+                record,
+            })
+        })
+        .collect();
+    let mut misses = Vec::new();
+    if !unknown.is_empty() {
+        let keys: Vec<String> = unknown.iter().map(|r| r.record_key.clone()).collect();
+        match dispatcher
+            .settle_while(resolve::search_companies(context.client, &keys))
+            .await?
+        {
+            Ok((found, searches)) => {
+                bulk.searched(searches);
+                let pairs: Vec<(String, String)> = found.clone().into_iter().collect();
+                context.store.remember_found_ids("company", &pairs)?;
+                for record in unknown {
+                    match found.get(&record.record_key) {
+                        Some(id) => items.push(Item {
+                            id: id.clone(),
+                            record,
+                        }),
+                        None => misses.push(record),
                     }
                 }
             }
+            Err(e) => {
+                if e.preview_unavailable() {
+                    bulk.fall_back(&e);
+                }
+                misses.extend(unknown);
+            }
         }
-        dispatcher.finish().await
-    })
+    }
+    for item in items {
+        dispatcher.settle_while(bulk.submit(item)).await??;
+    }
+    for record in misses {
+        dispatcher.spawn(one_by_one(record)).await?;
+    }
+    Ok(())
 }
 
 /// Looks up (if its id is unknown) and updates one company; a 404 on the PUT drops the id and
@@ -511,7 +673,7 @@ fn push_users(
     context: &Context,
     mut reconciler: Option<&mut Reconciler>,
     counts: &mut KindReport,
-) -> Result<(), PushError> {
+) -> Result<Option<BulkReport>, PushError> {
     let Context {
         store,
         client,
@@ -521,6 +683,7 @@ fn push_users(
     context.runtime.block_on(async {
         let progress = Progress::new("pushing users", "users");
         let mut dispatcher = Dispatcher::new(context, counts, progress);
+        let mut bulk = context.bulk_sender("user")?;
         let mut after = 0;
         loop {
             let (page, mut looked_up) = match reconciler.as_deref_mut() {
@@ -561,13 +724,38 @@ fn push_users(
                         .remove(&record.record_key)
                         .unwrap_or(ContactMatch::NotFound),
                 };
-                let (client, skipped) = (client.clone(), context.skipped.clone());
-                dispatcher
-                    .spawn(async move { push_user(&client, &skipped, record, found).await })
-                    .await?;
+                match (bulk.as_mut().filter(|b| !b.unavailable()), found) {
+                    (Some(sender), ContactMatch::Found(id)) => {
+                        dispatcher
+                            .settle_while(sender.submit(Item { record, id }))
+                            .await??;
+                    }
+                    (_, found) => {
+                        let (client, skipped) = (client.clone(), context.skipped.clone());
+                        dispatcher
+                            .spawn(async move { push_user(&client, &skipped, record, found).await })
+                            .await?;
+                    }
+                }
             }
         }
-        dispatcher.finish().await
+        let report = match bulk {
+            Some(sender) => {
+                let done = dispatcher.settle_while(sender.finish()).await??;
+                dispatcher.counts.updated += done.updated;
+                for Item { record, id } in done.resend {
+                    let (client, skipped) = (client.clone(), context.skipped.clone());
+                    let found = ContactMatch::Found(id);
+                    dispatcher
+                        .spawn(async move { push_user(&client, &skipped, record, found).await })
+                        .await?;
+                }
+                Some(done.report)
+            }
+            None => None,
+        };
+        dispatcher.finish().await?;
+        Ok(report)
     })
 }
 

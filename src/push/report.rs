@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::bulk::BulkReport;
 use super::reconcile::ReconcileReport;
 
 /// Outcomes for one kind of record.
@@ -64,6 +65,9 @@ pub struct PushReport {
     /// Present when the run reconciled (`reconcile`, `run --reconcile`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconcile: Option<ReconcileReport>,
+    /// Present when the run used (or meant to use) Intercom's bulk updates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkReport>,
 }
 
 impl PushReport {
@@ -107,6 +111,9 @@ impl PushReport {
                 "created data attributes: {}\n",
                 self.attributes_created.join(", ")
             ));
+        }
+        if let Some(bulk) = self.bulk.as_ref().filter(|b| !b.fell_back) {
+            out.push_str(&bulk.render_human());
         }
         out.push_str(&format!(
             "API calls {} (429s {}, retries {}) in {:.1} s\n",

@@ -149,3 +149,54 @@ pub async fn search_in(
     }
     Ok(contacts)
 }
+
+/// Companies found by `company_id` with the company search (Preview): one `IN` search per
+/// [`SEARCH_BATCH`] distinct ids, the batches concurrently, each page followed. Answers
+/// company_id → Intercom id, and the number of searches made. A company without users is
+/// never found this way (Intercom leaves them out of searches): look those up one by one.
+pub async fn search_companies(
+    client: &Client,
+    company_ids: &[String],
+) -> Result<(HashMap<String, String>, u64), ApiError> {
+    let mut unique: Vec<String> = company_ids.to_vec();
+    unique.sort();
+    unique.dedup();
+    let mut batches = JoinSet::new();
+    for batch in unique.chunks(SEARCH_BATCH) {
+        let (client, batch) = (client.clone(), batch.to_vec());
+        batches.spawn(async move {
+            let (mut found, mut searches) = (Vec::new(), 0u64);
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = client.search_companies(&batch, cursor.as_deref()).await?;
+                searches += 1;
+                let more = !page.companies.is_empty();
+                found.extend(
+                    page.companies
+                        .into_iter()
+                        .filter_map(|c| Some((c.company_id?, c.id))),
+                );
+                match page.next {
+                    Some(next) if more => cursor = Some(next),
+                    _ => return Ok::<_, ApiError>((found, searches)),
+                }
+            }
+        });
+    }
+    let (mut found, mut searches) = (HashMap::new(), 0);
+    let mut failed = None;
+    while let Some(done) = batches.join_next().await {
+        match done {
+            Ok(Ok((batch, n))) => {
+                found.extend(batch);
+                searches += n;
+            }
+            Ok(Err(e)) => failed = failed.or(Some(e)),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((found, searches)),
+    }
+}

@@ -6,6 +6,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 mod batch;
+mod bulk;
 pub mod codec;
 mod extract;
 mod lock;
@@ -15,6 +16,7 @@ mod private;
 mod reconcile;
 mod records;
 
+pub use bulk::{BulkItem, BulkTaskRow};
 pub use extract::{
     record_key, AccountInsert, AccountRecord, Catalogued, ExtractRow, ExtractWriter, UserInsert,
     UserRecord,
@@ -256,6 +258,23 @@ impl Store {
     /// A second connection to the same database, for a reader thread.
     pub fn reopen(&self) -> Result<Store, StoreError> {
         Store::open(&self.path)
+    }
+
+    /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`), for a connection
+    /// that writes beside others: a deferred one that read first could not become a writer
+    /// after another connection's commit (`SQLITE_BUSY_SNAPSHOT`, which no busy timeout waits out).
+    pub(super) fn write_transaction(&mut self) -> Result<Transaction<'_>, StoreError> {
+        let path = self.path.clone();
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| sqlite_err(&path, e))
+    }
+
+    /// [`Store::write_transaction`] on a store held shared (nothing else may run on this
+    /// connection meanwhile).
+    pub(super) fn shared_write_transaction(&self) -> Result<Transaction<'_>, StoreError> {
+        Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))
     }
 
     fn tx(&mut self) -> Result<Transaction<'_>, StoreError> {

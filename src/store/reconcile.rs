@@ -204,10 +204,7 @@ impl Store {
         }
         let path = self.path.clone();
         // `&self`: the push holds the store shared; nothing else runs on this connection meanwhile.
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(|e| sqlite_err(&path, e))?;
+        let tx = self.shared_write_transaction()?;
         {
             let mut update = tx
                 .prepare_cached(&format!(
@@ -240,10 +237,7 @@ impl Store {
         }
         let path = self.path.clone();
         // `&self`: the push holds the store shared; nothing else runs on this connection meanwhile.
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(|e| sqlite_err(&path, e))?;
+        let tx = self.shared_write_transaction()?;
         {
             let mut insert = tx
                 .prepare_cached(

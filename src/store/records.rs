@@ -792,7 +792,7 @@ impl PayloadWriter<'_> {
 
 /// Records outcomes; each [`SyncWriter::record`] call is one transaction.
 pub struct SyncWriter {
-    store: Store,
+    pub(super) store: Store,
 }
 
 impl SyncWriter {
@@ -800,22 +800,29 @@ impl SyncWriter {
     /// payload; the other outcomes never touch them.
     pub fn record(&mut self, batch: &[SyncRecord]) -> Result<(), StoreError> {
         let path = self.store.path.clone();
-        let tx = self
-            .store
-            .conn
-            .transaction()
-            .map_err(|e| sqlite_err(&path, e))?;
-        // Built once per batch; each statement is prepared once per connection.
-        let updated = format!(
-            "UPDATE records SET intercom_id = {}, pushed_hash = ?3,
+        let tx = self.store.write_transaction()?;
+        record_in(&tx, &path, batch)?;
+        tx.commit().map_err(|e| sqlite_err(&path, e))
+    }
+}
+
+/// Writes `batch` inside `tx` (see [`SyncWriter::record`]).
+pub(super) fn record_in(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    batch: &[SyncRecord],
+) -> Result<(), StoreError> {
+    // Built once per batch; each statement is prepared once per connection.
+    let updated = format!(
+        "UPDATE records SET intercom_id = {}, pushed_hash = ?3,
                pushed_payload = CASE WHEN hash IS ?3 THEN NULL ELSE ?4 END,
                pushed_at = unixepoch(), status = ?5, last_error = NULL, failures = 0
              WHERE record_id = ?1",
-            stored_intercom_id("?2")
-        );
-        for record in batch {
-            let id = record.record_id;
-            let result = match &record.outcome {
+        stored_intercom_id("?2")
+    );
+    for record in batch {
+        let id = record.record_id;
+        let result = match &record.outcome {
                 RecordOutcome::Updated { intercom_id, hash, stored } => tx
                     .prepare_cached(&updated)
                     .and_then(|mut s| s.execute(params![id, intercom_id, hash, stored, status_code("updated")])),
@@ -834,10 +841,9 @@ impl SyncWriter {
                         .and_then(|mut s| s.execute(params![id, status, reason]))
                 }
             };
-            result.map_err(|e| sqlite_err(&path, e))?;
-        }
-        tx.commit().map_err(|e| sqlite_err(&path, e))
+        result.map_err(|e| sqlite_err(path, e))?;
     }
+    Ok(())
 }
 
 impl Store {

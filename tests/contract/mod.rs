@@ -33,9 +33,24 @@ pub struct Matched<'a> {
     pub path_params: Vec<(String, String)>,
 }
 
+/// The Preview description's bulk operations and company search (see `tests/data/README.md`).
+pub const PREVIEW_SUBSET: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/intercom-openapi-preview-subset.json"
+);
+
 impl Spec {
     pub fn load() -> Spec {
-        let text = std::fs::read_to_string(SUBSET).expect("read the vendored OpenAPI subset");
+        Spec::load_file(SUBSET)
+    }
+
+    /// The Preview subset, against which requests with `Intercom-Version: Preview` are checked.
+    pub fn load_preview() -> Spec {
+        Spec::load_file(PREVIEW_SUBSET)
+    }
+
+    fn load_file(path: &str) -> Spec {
+        let text = std::fs::read_to_string(path).expect("read the vendored OpenAPI subset");
         Spec {
             doc: serde_json::from_str(&text).expect("the OpenAPI subset is JSON"),
         }

@@ -258,8 +258,11 @@ pub fn reconcile_json(db: &Path, mock: &MockServer, extra: &[&str]) -> (i32, Val
     (run.code, report, run.stderr)
 }
 
-/// Writes that Intercom (the mock) applied: company and contact PUTs.
+/// Writes that Intercom (the mock) applied: company and contact PUTs, and bulk items.
 pub fn writes(mock: &MockServer) -> u64 {
     let stats = mock.stats();
-    stats.company_writes + stats.contact_writes
+    stats.company_writes
+        + stats.contact_writes
+        + stats.bulk_company_items
+        + stats.bulk_contact_items
 }
