@@ -136,17 +136,23 @@ fn bulk_run(db: &Path, input: &Path, mock: &MockServer, extra: &[&str]) -> (i32,
     run_json(db, input, mock, &args)
 }
 
-#[test]
-fn a_bulk_push_reaches_the_exact_state_with_a_hundredth_of_the_calls() {
+/// A scratch directory with the export of night 1 and a mock seeded for it, after the first
+/// bulk push (which must succeed): (directory, database, export, mock, its report).
+fn after_a_first_bulk_push() -> (tempfile::TempDir, PathBuf, PathBuf, MockServer, Value) {
     let tmp = tempfile::tempdir().unwrap();
     let (db, input) = (tmp.path().join("s.db"), tmp.path().join("in"));
     export(&input, 1);
     let mock = bulk_mock(MockConfig::default());
-
-    // The first push: no id is known. The company search finds every company with users; the
-    // five without are looked up and written one by one.
     let (code, report, stderr) = bulk_run(&db, &input, &mock, &[]);
     assert_eq!(code, 0, "{stderr}\n{report}");
+    (tmp, db, input, mock, report)
+}
+
+#[test]
+fn a_bulk_push_reaches_the_exact_state_with_a_hundredth_of_the_calls() {
+    // The first push: no id is known. The company search finds every company with users; the
+    // five without are looked up and written one by one.
+    let (_tmp, db, input, mock, report) = after_a_first_bulk_push();
     assert_eq!(count(&report, "companies", "updated"), N as u64, "{report}");
     assert_eq!(count(&report, "users", "updated"), USERS as u64, "{report}");
     assert_mock_holds_payloads(&db, &mock, N);
@@ -218,12 +224,7 @@ fn a_bulk_push_reaches_the_exact_state_with_a_hundredth_of_the_calls() {
 
 #[test]
 fn a_task_with_one_bad_item_sends_its_records_one_by_one_and_re_resolves_only_that_one() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (db, input) = (tmp.path().join("s.db"), tmp.path().join("in"));
-    export(&input, 1);
-    let mock = bulk_mock(MockConfig::default());
-    let (code, report, stderr) = bulk_run(&db, &input, &mock, &[]);
-    assert_eq!(code, 0, "{stderr}\n{report}");
+    let (_tmp, db, input, mock, _) = after_a_first_bulk_push();
 
     // acct-0210 is deleted and created again in Intercom: a new id, nothing on it.
     edit_behind_the_back(
@@ -327,18 +328,6 @@ fn tasks_that_never_finish_time_out_and_their_records_are_written_one_by_one() {
     assert_mock_holds_payloads(&db, &mock, N);
 }
 
-/// Copies the database (and its WAL files, if any) into `dir`.
-fn copy_db(template: &Path, dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{}{suffix}", template.display()));
-        if from.exists() {
-            std::fs::copy(&from, dir.join(format!("s.db{suffix}"))).unwrap();
-        }
-    }
-    dir.join("s.db")
-}
-
 fn push_bulk(db: &Path, mock: &MockServer) -> (i32, Value, String) {
     let url = mock.base_url();
     let run = intercom_push(db, &["push", "--bulk", "--base-url", &url, "--json"]);
@@ -418,5 +407,42 @@ fn a_bulk_push_killed_at_any_moment_converges_on_the_next_run() {
     assert!(
         resumed > 0,
         "no kill left a task in flight: the trials test nothing of it"
+    );
+}
+
+#[test]
+fn reconcile_with_bulk_repairs_the_drift_in_bulk_requests() {
+    let (_tmp, db, _input, mock, _) = after_a_first_bulk_push();
+    // Another integration overwrites one of our values on 150 companies.
+    let edits: Vec<Value> = (0..150)
+        .map(|i| json!({"company_id": format!("acct-{:04}", i * 3), "custom_attributes": {"Vitally Tier": "overwritten"}}))
+        .collect();
+    edit_behind_the_back(&mock, &json!({ "companies": edits }));
+    let (puts, bulk_items) = (
+        answered(&mock, "PUT /companies/{id}", 200),
+        mock.stats().bulk_company_items,
+    );
+    let (code, report, stderr) = reconcile_json(&db, &mock, &["--bulk"]);
+    assert_eq!(code, 0, "{stderr}\n{report}");
+    assert_eq!(
+        report["reconcile"]["companies"]["drifted"],
+        json!(150),
+        "{report}"
+    );
+    assert_eq!(count(&report, "companies", "updated"), 150, "{report}");
+    assert_eq!(report["bulk"]["requests"], json!(2), "{report}");
+    assert_eq!(
+        answered(&mock, "PUT /companies/{id}", 200),
+        puts,
+        "no repair one by one"
+    );
+    assert_eq!(mock.stats().bulk_company_items - bulk_items, 150);
+    assert_mock_holds_payloads(&db, &mock, N);
+    let (code, report, stderr) = reconcile_json(&db, &mock, &["--mode", "report"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        report["reconcile"]["companies"]["drifted"],
+        json!(0),
+        "{report}"
     );
 }

@@ -5,7 +5,7 @@
 mod common;
 mod mock_harness;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,18 +68,6 @@ fn new_mock() -> MockServer {
     })
     .unwrap();
     mock
-}
-
-/// Copies the database (and its WAL files, if any) into `dir`.
-fn copy_db(template: &Path, dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{}{suffix}", template.display()));
-        if from.exists() {
-            std::fs::copy(&from, dir.join(format!("s.db{suffix}"))).unwrap();
-        }
-    }
-    dir.join("s.db")
 }
 
 fn push_args<'a>(db: &'a Path, url: &'a str) -> Vec<&'a str> {

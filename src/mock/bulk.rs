@@ -70,15 +70,7 @@ impl Kind {
     /// application is best-effort in Intercom too).
     fn applied_fields(self) -> &'static [&'static str] {
         match self {
-            Kind::Companies => &[
-                "name",
-                "plan",
-                "size",
-                "website",
-                "industry",
-                "custom_attributes",
-                "monthly_spend",
-            ],
+            Kind::Companies => super::state::COMPANY_UPDATE_FIELDS,
             Kind::Contacts => &[
                 "external_id",
                 "email",

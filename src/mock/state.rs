@@ -86,6 +86,17 @@ impl Default for Rules {
     }
 }
 
+/// The fields a company update (`PUT /companies/{id}`, a bulk item) may set.
+pub(super) const COMPANY_UPDATE_FIELDS: &[&str] = &[
+    "name",
+    "plan",
+    "size",
+    "website",
+    "industry",
+    "custom_attributes",
+    "monthly_spend",
+];
+
 /// Intercom's cap of custom data attributes per workspace.
 pub const MAX_CUSTOM_ATTRIBUTES: usize = 250;
 /// Intercom's longest string custom attribute value, in characters.
@@ -479,18 +490,7 @@ impl Store {
     /// Validates a company update body (allowed keys, value types, custom attributes).
     fn parse_company_update(&self, body: &Value, now_ms: u64) -> Result<CompanyUpdate, ApiError> {
         let obj = object(body)?;
-        only_keys(
-            obj,
-            &[
-                "name",
-                "plan",
-                "size",
-                "website",
-                "industry",
-                "custom_attributes",
-                "monthly_spend",
-            ],
-        )?;
+        only_keys(obj, COMPANY_UPDATE_FIELDS)?;
         let size = match obj.get("size") {
             None => None,
             Some(v) => Some(

@@ -116,87 +116,86 @@ pub async fn search_in(
     field: ContactKey,
     values: &[String],
 ) -> Result<Vec<Contact>, ApiError> {
+    let client = client.clone();
+    let (contacts, _) = batched_search(values, move |batch, cursor| {
+        let client = client.clone();
+        async move {
+            let page = client
+                .search_contacts(field, &batch, cursor.as_deref())
+                .await?;
+            Ok((page.contacts, page.next))
+        }
+    })
+    .await?;
+    Ok(contacts)
+}
+
+/// Companies found by `company_id` with the company search (Preview), batched as
+/// [`search_in`]. Answers company_id → Intercom id, and the number of searches made. A
+/// company without users is never found this way (Intercom leaves them out of searches):
+/// look those up one by one.
+pub async fn search_companies(
+    client: &Client,
+    company_ids: &[String],
+) -> Result<(HashMap<String, String>, u64), ApiError> {
+    let client = client.clone();
+    let (companies, searches) = batched_search(company_ids, move |batch, cursor| {
+        let client = client.clone();
+        async move {
+            let page = client.search_companies(&batch, cursor.as_deref()).await?;
+            Ok((page.companies, page.next))
+        }
+    })
+    .await?;
+    let found = companies
+        .into_iter()
+        .filter_map(|c| Some((c.company_id?, c.id)))
+        .collect();
+    Ok((found, searches))
+}
+
+/// One search per [`SEARCH_BATCH`] distinct `values`, the batches concurrently, each
+/// followed page by page (`page(batch, cursor)` answers a page's records and the next
+/// cursor). Answers every record found and the number of searches made.
+async fn batched_search<T, F, Fut>(values: &[String], page: F) -> Result<(Vec<T>, u64), ApiError>
+where
+    T: Send + 'static,
+    F: Fn(Vec<String>, Option<String>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), ApiError>> + Send,
+{
     let mut unique: Vec<String> = values.to_vec();
     unique.sort();
     unique.dedup();
     let mut batches = JoinSet::new();
     for batch in unique.chunks(SEARCH_BATCH) {
-        let (client, batch) = (client.clone(), batch.to_vec());
-        batches.spawn(async move {
-            let mut contacts = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = client
-                    .search_contacts(field, &batch, cursor.as_deref())
-                    .await?;
-                let more = !page.contacts.is_empty();
-                contacts.extend(page.contacts);
-                match page.next {
-                    Some(next) if more => cursor = Some(next),
-                    _ => return Ok::<_, ApiError>(contacts),
-                }
-            }
-        });
-    }
-    let mut contacts = Vec::new();
-    while let Some(done) = batches.join_next().await {
-        // A batch task is never cancelled, so it only fails to finish by panicking: pass that
-        // on, as if the search had run inline.
-        match done {
-            Ok(batch) => contacts.extend(batch?),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    }
-    Ok(contacts)
-}
-
-/// Companies found by `company_id` with the company search (Preview): one `IN` search per
-/// [`SEARCH_BATCH`] distinct ids, the batches concurrently, each page followed. Answers
-/// company_id → Intercom id, and the number of searches made. A company without users is
-/// never found this way (Intercom leaves them out of searches): look those up one by one.
-pub async fn search_companies(
-    client: &Client,
-    company_ids: &[String],
-) -> Result<(HashMap<String, String>, u64), ApiError> {
-    let mut unique: Vec<String> = company_ids.to_vec();
-    unique.sort();
-    unique.dedup();
-    let mut batches = JoinSet::new();
-    for batch in unique.chunks(SEARCH_BATCH) {
-        let (client, batch) = (client.clone(), batch.to_vec());
+        let (page, batch) = (page.clone(), batch.to_vec());
         batches.spawn(async move {
             let (mut found, mut searches) = (Vec::new(), 0u64);
             let mut cursor: Option<String> = None;
             loop {
-                let page = client.search_companies(&batch, cursor.as_deref()).await?;
+                let (records, next) = page(batch.clone(), cursor.take()).await?;
                 searches += 1;
-                let more = !page.companies.is_empty();
-                found.extend(
-                    page.companies
-                        .into_iter()
-                        .filter_map(|c| Some((c.company_id?, c.id))),
-                );
-                match page.next {
+                let more = !records.is_empty();
+                found.extend(records);
+                match next {
                     Some(next) if more => cursor = Some(next),
                     _ => return Ok::<_, ApiError>((found, searches)),
                 }
             }
         });
     }
-    let (mut found, mut searches) = (HashMap::new(), 0);
-    let mut failed = None;
+    let (mut found, mut searches) = (Vec::new(), 0);
     while let Some(done) = batches.join_next().await {
+        // A batch task is never cancelled, so it only fails to finish by panicking: pass that
+        // on, as if the search had run inline.
         match done {
-            Ok(Ok((batch, n))) => {
-                found.extend(batch);
+            Ok(batch) => {
+                let (records, n) = batch?;
+                found.extend(records);
                 searches += n;
             }
-            Ok(Err(e)) => failed = failed.or(Some(e)),
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
-    match failed {
-        Some(e) => Err(e),
-        None => Ok((found, searches)),
-    }
+    Ok((found, searches))
 }

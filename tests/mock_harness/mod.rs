@@ -1,7 +1,7 @@
 //! Shared by the tests that run the binary against the mock Intercom.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use intercom_push::mock::{MockConfig, MockServer, Seed, SeedCompany, SeedContact};
@@ -265,4 +265,16 @@ pub fn writes(mock: &MockServer) -> u64 {
         + stats.contact_writes
         + stats.bulk_company_items
         + stats.bulk_contact_items
+}
+
+/// Copies the database (and its WAL files, if any) into `dir`.
+pub fn copy_db(template: &Path, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", template.display()));
+        if from.exists() {
+            std::fs::copy(&from, dir.join(format!("s.db{suffix}"))).unwrap();
+        }
+    }
+    dir.join("s.db")
 }
