@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark of issue 11: measures every target with intercom-push's release binary on
-# exports from `intercom-push gen`, side by side with the sqlite3 CLI and a DuckDB SQL script
-# (bench/duckdb/payloads.sql) on the same files, runs bench/push.sh for the push figures, and
+# exports from `intercom-push gen`, side by side with the sqlite3 CLI, a DuckDB SQL script
+# (bench/duckdb/payloads.sql) and a Polars script (bench/polars/payloads.py) on the same
+# files, runs bench/push.sh for the push figures, and
 # writes docs/BENCHMARKS.md with a "Targets" table on top. Every figure is min / median / max
 # of BENCH_RUNS runs: wall and CPU (user + system) seconds and peak RSS. See bench/README.md.
 set -euo pipefail
@@ -27,16 +28,18 @@ fi
 TARGET_ACCOUNTS=1000000 # the size issue 11 states its targets for
 CHECK_ACCOUNTS=${BENCH_CHECK_ACCOUNTS:-1000}
 DUCKDB_VERSION=${BENCH_DUCKDB_VERSION:-2.0.1}
+POLARS_VERSION=${BENCH_POLARS_VERSION:-2.1.0}
 MOCK_PORT=${BENCH_MOCK_PORT:-18798}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/intercom-push
 VENV=$WORK/venv
 RESULTS=$WORK/results.tsv # label, runs, wall min/median/max (s), peak RSS min/median/max (KiB), command, CPU min/median/max (s)
-FACTS=$WORK/facts.tsv     # key, value: single figures (database sizes, API calls, the DuckDB check)
+FACTS=$WORK/facts.tsv     # key, value: single figures (database sizes, API calls, the DuckDB and Polars checks)
 NOTES=$WORK/notes.txt
 NOTICES=$WORK/notices.txt # what was skipped, and why
 SQLITE3=sqlite3           # empty when the CLI cannot be had
 DUCKDB=1                  # 0 when DuckDB cannot be had
+POLARS=1                  # 0 when Polars cannot be had
 
 export INTERCOM_ACCESS_TOKEN=bench-token # for the mock and `run` against it
 
@@ -89,6 +92,25 @@ ensure_duckdb() {
             "duckdb==$DUCKDB_VERSION" >>"$WORK/stderr.log" 2>&1; }; then
         DUCKDB=0
         notice "DuckDB could not be installed (\`python3 -m venv $(show "$VENV")\` + \`pip install duckdb==$DUCKDB_VERSION\` failed, see $(show "$WORK")/stderr.log): the DuckDB comparison is skipped"
+    fi
+}
+
+# Polars from PyPI into the same virtual environment (its wheel brings the engine).
+ensure_polars() {
+    if [[ ${BENCH_SKIP_POLARS:-0} == 1 ]]; then
+        POLARS=0
+        notice "BENCH_SKIP_POLARS=1: the Polars comparison is skipped"
+        return
+    fi
+    if "$VENV/bin/python" -c "import polars, sys; sys.exit(polars.__version__ != '$POLARS_VERSION')" 2>/dev/null; then
+        return
+    fi
+    log "installing polars==$POLARS_VERSION into $(show "$VENV") (pip)"
+    if ! { python3 -m venv "$VENV" >>"$WORK/stderr.log" 2>&1 &&
+        timeout 600 "$VENV/bin/pip" install --quiet --disable-pip-version-check --timeout 60 \
+            "polars==$POLARS_VERSION" >>"$WORK/stderr.log" 2>&1; }; then
+        POLARS=0
+        notice "Polars could not be installed (\`python3 -m venv $(show "$VENV")\` + \`pip install polars==$POLARS_VERSION\` failed, see $(show "$WORK")/stderr.log): the Polars comparison is skipped"
     fi
 }
 
@@ -278,34 +300,96 @@ duckdb_args() {
     DUCKDB_ARGS=("$VENV/bin/python" "$ROOT/bench/duckdb/run.py" "$ROOT/bench/duckdb/payloads.sql" "$dir")
 }
 
-# The DuckDB script's fairness: its lines against `plan --json --all` of the same export.
-check_duckdb() {
-    local n=$CHECK_ACCOUNTS dir=$WORK/duckdb-check db=$WORK/check.db
+# polars_args N: POLARS_ARGS = the command running bench/polars/payloads.py on export-N in
+# its own directory polars-N (where it writes payloads.parquet).
+polars_args() {
+    local dir=$WORK/polars-$1
+    mkdir -p "$dir"
+    ln -sfn "../export-$1" "$dir/export"
+    POLARS_ARGS=("$VENV/bin/python" "$ROOT/bench/polars/payloads.py" "$dir")
+}
+
+# check_plan: `plan --json --all` of export-$CHECK_ACCOUNTS, sorted, in check-plan.ndjson:
+# the reference both anchor scripts are checked against (computed once per run).
+check_plan() {
+    local n=$CHECK_ACCOUNTS db=$WORK/check.db
+    [[ $CHECK_PLAN_DONE == 0 ]] || return 0
     [[ -d $WORK/export-$n ]] || generate "$n"
-    log "checking the DuckDB script against plan --json --all on $n accounts"
     fresh_db "$db"
     "$BIN" --quiet --db "$db" load --input "$WORK/export-$n" >/dev/null 2>>"$WORK/stderr.log"
     "$BIN" --quiet --db "$db" transform >/dev/null 2>>"$WORK/stderr.log"
     "$BIN" --quiet --db "$db" plan --json --all | LC_ALL=C sort >"$WORK/check-plan.ndjson"
     fresh_db "$db"
+    CHECK_PLAN_DONE=1
+}
+CHECK_PLAN_DONE=0
+
+# check_lines KEY NAME SCRIPT LINES DIFFERENCES: compares an anchor script's lines (file
+# LINES) with check-plan.ndjson, sorted, byte for byte. Writes the facts KEY_check and
+# KEY_identical; when they differ, the first differences go to DIFFERENCES, with a notice.
+check_lines() {
+    local key=$1 name=$2 script=$3 lines=$4 differences=$5 n=$CHECK_ACCOUNTS
+    LC_ALL=C sort -o "$lines" "$lines"
+    local same total companies same_companies
+    same=$(LC_ALL=C comm -12 "$WORK/check-plan.ndjson" "$lines" | wc -l)
+    total=$(wc -l <"$WORK/check-plan.ndjson")
+    companies=$(grep -c '^{"type":"company"' "$WORK/check-plan.ndjson" || true)
+    same_companies=$(LC_ALL=C comm -12 "$WORK/check-plan.ndjson" "$lines" | grep -c '^{"type":"company"' || true)
+    fact "${key}_check" "$same_companies of $companies company lines and $((same - same_companies)) of $((total - companies)) user lines byte-identical ($n accounts, seed $SEED; $name wrote $(wc -l <"$lines") lines)"
+    log "$name check: $(get_fact "${key}_check")"
+    fact "${key}_identical" "$((same == total))"
+    if ((same != total)); then
+        { LC_ALL=C comm -3 "$WORK/check-plan.ndjson" "$lines" || true; } | head -4 >"$differences"
+        notice "the $name script's lines differ from plan --json --all on $((total - same)) of $total lines (first ones in $(show "$differences")): the $name comparison is not like for like until $script is fixed"
+    fi
+}
+
+# The DuckDB script's fairness: its lines against `plan --json --all` of the same export.
+check_duckdb() {
+    local n=$CHECK_ACCOUNTS
+    log "checking the DuckDB script against plan --json --all on $n accounts"
+    check_plan
     duckdb_args "$n"
     if ! "${DUCKDB_ARGS[@]}" --lines "$WORK/check-duckdb.ndjson" >/dev/null 2>>"$WORK/stderr.log"; then
         DUCKDB=0
         notice "bench/duckdb/payloads.sql failed on export-$n (see $(show "$WORK")/stderr.log): the DuckDB comparison is skipped"
         return
     fi
-    LC_ALL=C sort -o "$WORK/check-duckdb.ndjson" "$WORK/check-duckdb.ndjson"
-    local same total companies same_companies
-    same=$(LC_ALL=C comm -12 "$WORK/check-plan.ndjson" "$WORK/check-duckdb.ndjson" | wc -l)
-    total=$(wc -l <"$WORK/check-plan.ndjson")
-    companies=$(grep -c '^{"type":"company"' "$WORK/check-plan.ndjson" || true)
-    same_companies=$(LC_ALL=C comm -12 "$WORK/check-plan.ndjson" "$WORK/check-duckdb.ndjson" | grep -c '^{"type":"company"' || true)
-    fact duckdb_check "$same_companies of $companies company lines and $((same - same_companies)) of $((total - companies)) user lines byte-identical ($n accounts, seed $SEED; DuckDB wrote $(wc -l <"$WORK/check-duckdb.ndjson") lines)"
-    log "DuckDB check: $(get_fact duckdb_check)"
-    fact duckdb_identical "$((same == total))"
-    if ((same != total)); then
-        { LC_ALL=C comm -3 "$WORK/check-plan.ndjson" "$WORK/check-duckdb.ndjson" || true; } | head -4 >"$WORK/check-differences.txt"
-        notice "the DuckDB script's lines differ from plan --json --all on $((total - same)) of $total lines (first ones in $(show "$WORK")/check-differences.txt): the DuckDB comparison is not like for like until bench/duckdb/payloads.sql is fixed"
+    check_lines duckdb DuckDB bench/duckdb/payloads.sql "$WORK/check-duckdb.ndjson" "$WORK/check-differences.txt"
+}
+
+# The Polars script's fairness, exactly as the DuckDB script's.
+check_polars() {
+    local n=$CHECK_ACCOUNTS
+    log "checking the Polars script against plan --json --all on $n accounts"
+    check_plan
+    polars_args "$n"
+    if ! "${POLARS_ARGS[@]}" --lines "$WORK/check-polars.ndjson" >/dev/null 2>>"$WORK/stderr.log"; then
+        POLARS=0
+        notice "bench/polars/payloads.py failed on export-$n (see $(show "$WORK")/stderr.log): the Polars comparison is skipped"
+        return
+    fi
+    check_lines polars Polars bench/polars/payloads.py "$WORK/check-polars.ndjson" "$WORK/check-polars-differences.txt"
+    rm -f "$WORK/polars-$n/payloads.parquet"
+}
+
+# polars_skip N: why Polars is not run at N accounts (nothing when it is). Above 1M it runs
+# only when its peak RSS measured at the largest smaller size, scaled to N, stays under 80 %
+# of the machine's memory (BENCH_XL_POLARS=1 runs it anyway).
+polars_skip() {
+    local n=$1 m best=0 kib mem
+    ((n > TARGET_ACCOUNTS)) && [[ ${BENCH_XL_POLARS:-0} != 1 ]] || return 0
+    for m in $SIZES; do
+        if ((m < n && m > best)) && [[ -n $(figure "(f) Polars payloads.py, $m accounts" 7) ]]; then best=$m; fi
+    done
+    if ((best == 0)); then
+        echo "Polars not run at $(human_accounts "$n") accounts: no smaller size measured its peak memory (BENCH_XL_POLARS=1 runs it anyway)"
+        return
+    fi
+    kib=$(figure "(f) Polars payloads.py, $best accounts" 7)
+    mem=$(awk '/MemTotal/ { print $2 }' /proc/meminfo)
+    if awk -v k="$kib" -v n="$n" -v b="$best" -v m="$mem" 'BEGIN { exit !(k * n / b > 0.8 * m) }'; then
+        echo "Polars not run at $(human_accounts "$n") accounts: its peak memory at $(human_accounts "$best") is $(mib "$kib") MiB, so $(human_accounts "$n") would need ≈ $(awk -v k="$kib" -v n="$n" -v b="$best" 'BEGIN { printf "%.0f", k * n / b / 1024 }') MiB, more than 80 % of this machine's $(mib "$mem") MiB (BENCH_XL_POLARS=1 runs it anyway)"
     fi
 }
 
@@ -333,6 +417,25 @@ bench_pipeline() {
             notice "bench/duckdb/payloads.sql failed at $n accounts (see $(show "$WORK")/stderr.log)"
         fi
         rm -f "$WORK/duckdb-$n/payloads.parquet"
+    fi
+    if [[ $POLARS == 1 ]]; then
+        local skip
+        skip=$(polars_skip "$n")
+        if [[ -n $skip ]]; then
+            notice "$skip"
+        else
+            polars_args "$n"
+            # In a subshell, as DuckDB's: a failure is a notice, not the end of the run.
+            if (measure "(f) Polars payloads.py, $n accounts" "rm -f $WORK/polars-$n/payloads.parquet" \
+                "${POLARS_ARGS[@]}"); then
+                printf 'Polars wrote %s rows to polars-%s/payloads.parquet (%s)\n' \
+                    "$("$VENV/bin/python" -c "import polars as pl; print(pl.scan_parquet('$WORK/polars-$n/payloads.parquet').select(pl.len()).collect().item())")" \
+                    "$n" "$(du -sh "$WORK/polars-$n/payloads.parquet" | cut -f1)" >>"$NOTES"
+            else
+                notice "bench/polars/payloads.py failed at $n accounts (see $(show "$WORK")/stderr.log)"
+            fi
+            rm -f "$WORK/polars-$n/payloads.parquet"
+        fi
     fi
 
     measure "(c) transform again, nothing changed, $n accounts" ":" "$BIN" --db "$db" transform
@@ -455,6 +558,7 @@ machine() {
 | rustc | $(rustc --version) |
 | sqlite3 CLI | $(if [[ -n $SQLITE3 ]]; then sqlite3 --version | cut -d' ' -f1-2; else echo "not available"; fi) |
 | DuckDB | $(cat "$WORK/duckdb-version.txt") |
+| Polars | $(cat "$WORK/polars-version.txt" 2>/dev/null || echo "not recorded") |
 | intercom-push (commit measured) | $(cat "$WORK/commit.txt") |
 | load average (1, 5, 15 min) before / after | $(cat "$WORK/load-before.txt") / $(cat "$WORK/load-after.txt") |
 | CPU pressure (PSI some avg300) before / after | $(cat "$WORK/psi-before.txt") / $(cat "$WORK/psi-after.txt") |
@@ -592,6 +696,17 @@ targets_table() {
         echo "| DuckDB script ÷ our \`load\` + \`transform\` | not measured (DuckDB unavailable: see Notices) | ≥ 2× | $(verdict "not measured") |"
     fi
 
+    # Issue 28 sets no target for the Polars anchor: reported, not judged (bench/README.md).
+    w=$(figure "(f) Polars payloads.py, $n accounts" 4)
+    c=$(figure "(f) Polars payloads.py, $n accounts" 11)
+    if [[ -n $w ]]; then
+        ok="report only (no target)"
+        [[ $(get_fact polars_identical) == 1 ]] || ok="the script's lines differ from plan's (see Notices)"
+        echo "| Polars script ÷ our \`load\` + \`transform\` (same export) | $at: **$(ratio "$w" "$ours")×** wall ($(ratio "$c" "$(figure "(b) load + transform, $n accounts" 11)")× CPU): Polars $w s ($c s CPU, $(mib "$(figure "(f) Polars payloads.py, $n accounts" 7)") MiB) | report only | $(verdict "$ok") |"
+    else
+        echo "| Polars script ÷ our \`load\` + \`transform\` | not measured (Polars unavailable or not run at this size: see Notices) | report only | $(verdict "not measured") |"
+    fi
+
     local rate companies median
     rate=$(get_fact first_push_rate)
     companies=$(get_fact first_push_companies)
@@ -652,13 +767,30 @@ rss_table() {
         "load, 1 % changed:(e) load, 1 % changed, N accounts" \
         "transform, 1 % changed:(e) transform, 1 % changed, N accounts" \
         "plan --json, 1 % changed:(e) plan --json | wc -l, 1 % changed, N accounts" \
-        "DuckDB payloads.sql (for comparison):(f) DuckDB payloads.sql, N accounts"; do
+        "DuckDB payloads.sql (for comparison):(f) DuckDB payloads.sql, N accounts" \
+        "Polars payloads.py (for comparison):(f) Polars payloads.py, N accounts"; do
         local line="| ${row%%:*} |"
         for n in $SIZES; do
             label=${row#*:}
             local kib
             kib=$(figure "${label//N accounts/$n accounts}" 7)
             line+=" $([[ -n $kib ]] && mib "$kib" || echo —) |"
+        done
+        echo "$line"
+    done
+}
+
+# The two anchor scripts beside our load + transform at every size (wall medians; > 1×: ours
+# is faster).
+anchors_table() {
+    local n ours w
+    echo "| accounts | our \`load\` + \`transform\` | DuckDB script | DuckDB ÷ ours | Polars script | Polars ÷ ours |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for n in $SIZES; do
+        ours=$(figure "(b) load + transform, $n accounts" 4)
+        local line="| $(human_accounts "$n") | ${ours:-—} s |"
+        for w in "$(figure "(f) DuckDB payloads.sql, $n accounts" 4)" "$(figure "(f) Polars payloads.py, $n accounts" 4)"; do
+            if [[ -n $w ]]; then line+=" $w s | $(ratio "$w" "$ours")× |"; else line+=" not run | — |"; fi
         done
         echo "$line"
     done
@@ -736,12 +868,18 @@ write_report() {
         echo "\`.import\` stores the text cells as they are into a table with the header's columns and"
         echo "no index; \`load\` types every column and keeps what \`transform\` needs."
         echo
-        echo "## (f) The DuckDB script"
+        echo "## (f) The anchor scripts: DuckDB and Polars"
         echo
         echo "\`bench/duckdb/payloads.sql\` (DuckDB $(cat "$WORK/duckdb-version.txt"), every core) reads the same eight CSVs and"
         echo "builds every company's and user's payload line as \`plan --json --all\` prints it, with a"
         echo "hash of each, into a Parquet file. Fairness check, \`plan --json --all\` against the"
         echo "script's lines: $(get_fact duckdb_check | grep . || echo "not run (DuckDB unavailable)")."
+        echo
+        echo "\`bench/polars/payloads.py\` (Polars $(cat "$WORK/polars-version.txt" 2>/dev/null || echo "not recorded"), lazy API, every core) builds the same"
+        echo "lines from the same CSVs, with a hash of each, into a Parquet file. Fairness check, as for"
+        echo "DuckDB: $(get_fact polars_check | grep . || echo "not run (Polars unavailable)")."
+        echo
+        anchors_table
         echo
         echo "## (g) Export layouts (issue 10)"
         echo
@@ -810,6 +948,7 @@ main() {
     psi >"$WORK/psi-before.txt"
     ensure_sqlite3
     ensure_duckdb
+    ensure_polars
     build
     local n
     for n in $SIZES; do generate "$n"; done
@@ -818,6 +957,12 @@ main() {
         "$VENV/bin/python" -c 'import duckdb; print(duckdb.__version__)' >"$WORK/duckdb-version.txt"
     else
         echo "not available" >"$WORK/duckdb-version.txt"
+    fi
+    if [[ $POLARS == 1 ]]; then check_polars; fi
+    if [[ $POLARS == 1 ]]; then
+        "$VENV/bin/python" -c 'import polars; print(polars.__version__)' >"$WORK/polars-version.txt"
+    else
+        echo "not available" >"$WORK/polars-version.txt"
     fi
     bench_accounts_csv "$CSV_ACCOUNTS"
     for n in $SIZES; do bench_pipeline "$n"; done
