@@ -979,7 +979,7 @@ main() {
         export RECONCILE_RUNS=${RECONCILE_RUNS:-$([[ ${BENCH_SMALL:-0} == 1 ]] && echo 1 || echo 3)}
         PUSH_RUNS=${PUSH_RUNS:-$RUNS} BENCH_DIR=$WORK PUSH_OUT=$WORK/push.md "$ROOT/bench/push.sh"
         BENCH_DIR=$WORK RECONCILE_OUT=$WORK/reconcile.md "$ROOT/bench/reconcile.sh"
-        BULK_COMPANIES=${BULK_COMPANIES:-$([[ ${BENCH_SMALL:-0} == 1 ]] && echo 300 || echo 20000)} \
+        BULK_COMPANIES=${BULK_COMPANIES:-$([[ ${BENCH_SMALL:-0} == 1 ]] && echo 100 || echo 20000)} \
             BENCH_DIR=$WORK BULK_OUT=$WORK/bulk.md "$ROOT/bench/bulk.sh"
         fact first_push_rate "$(awk -F'\t' '$1 == "first_push_rate" { print $2 }' "$WORK/push/figures.tsv")"
         fact first_push_companies "$(awk -F'\t' '$1 == "companies" { print $2 }' "$WORK/push/figures.tsv")"

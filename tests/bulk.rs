@@ -446,3 +446,28 @@ fn reconcile_with_bulk_repairs_the_drift_in_bulk_requests() {
         "{report}"
     );
 }
+
+#[test]
+fn the_demo_runs_in_bulk_against_the_embedded_mock() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_intercom-push"))
+        .args(["--quiet", "demo", "--bulk"])
+        .current_dir(elsewhere.path())
+        .env_remove("INTERCOM_PUSH_DB")
+        .env_remove("INTERCOM_PUSH_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("0 create attempts"), "{stdout}");
+    // The bundled export's companies with users and its users, in two bulk requests.
+    assert!(
+        stdout.contains("of them in bulk: 13 company and 8 contact updates in 2 bulk requests"),
+        "{stdout}"
+    );
+}
