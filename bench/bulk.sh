@@ -32,15 +32,6 @@ mkdir -p "$WORK" "$(dirname "$OUT")"
 # shellcheck source=bench/mock-lifecycle.sh
 source "$ROOT/bench/mock-lifecycle.sh"
 
-start_mock() {
-    stop_mock
-    "$BIN" mock --mock-port "$PORT" --latency-ms "$LATENCY" --rate-limit "$LIMIT" \
-        --bulk-task-ms "$TASK_MS" --seed-file "$WORK/seed.json" >"$WORK/mock.log" 2>&1 &
-    MOCK_PID=$!
-    for _ in $(seq 100); do curl -sf "$URL/_mock/stats" >/dev/null && return; sleep 0.1; done
-    log "the mock did not start"; exit 1
-}
-
 log "generating $N accounts with $PER users each"
 EXPORT=$WORK/export
 rm -rf "$EXPORT"
@@ -78,7 +69,7 @@ PY
 for mode in per-record bulk; do
     flags=()
     [[ $mode == bulk ]] && flags=(--bulk)
-    start_mock
+    start_seeded_mock "$WORK/seed.json" --bulk-task-ms "$TASK_MS"
     DB=$WORK/$mode.db
     rm -f "$DB" "$DB"-wal "$DB"-shm
     "$BIN" --quiet --db "$DB" load --input "$EXPORT" >/dev/null

@@ -29,15 +29,6 @@ mkdir -p "$WORK" "$(dirname "$OUT")"
 # shellcheck source=bench/mock-lifecycle.sh
 source "$ROOT/bench/mock-lifecycle.sh"
 
-# start_mock SEED_FILE: a fresh mock with Intercom's limit and latency.
-start_mock() {
-    stop_mock
-    "$BIN" mock --mock-port "$PORT" --latency-ms "$LATENCY" --rate-limit "$LIMIT" --seed-file "$1" >"$WORK/mock.log" 2>&1 &
-    MOCK_PID=$!
-    for _ in $(seq 100); do curl -sf "$URL/_mock/stats" >/dev/null && return; sleep 0.1; done
-    log "the mock did not start"; exit 1
-}
-
 # seed_from EXPORT_DIR SEED_FILE: every account as an Intercom company, every user as a contact.
 seed_from() {
     python3 - "$1" "$2" <<'PY'
@@ -82,7 +73,7 @@ ALLOWED=$(python3 -c "print($LIMIT / 10)")
 first_rates=(); first_walls=(); first_calls=(); first_429=()
 resync_rates=(); resync_walls=(); resync_429=()
 for run in $(seq "$RUNS"); do
-    start_mock "$WORK/seed-companies.json"
+    start_seeded_mock "$WORK/seed-companies.json"
     DB=$WORK/push.db
     rm -f "$DB" "$DB"-wal "$DB"-shm
     "$BIN" --quiet --db "$DB" load --input "$EXPORT" >/dev/null
@@ -113,7 +104,7 @@ USERS_EXPORT=$WORK/users
 rm -rf "$USERS_EXPORT"
 "$BIN" gen --accounts "$USER_ACCOUNTS" --seed 5 --out "$USERS_EXPORT" --users-per-account "${PUSH_USERS_PER_ACCOUNT:-3}" >/dev/null
 seed_from "$USERS_EXPORT" "$WORK/seed-users.json"
-start_mock "$WORK/seed-users.json"
+start_seeded_mock "$WORK/seed-users.json"
 UDB=$WORK/users.db
 rm -f "$UDB" "$UDB"-wal "$UDB"-shm
 "$BIN" --quiet --db "$UDB" load --input "$USERS_EXPORT" >/dev/null

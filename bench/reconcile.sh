@@ -43,9 +43,7 @@ import csv, json, sys
 ids = [r["externalId"] for r in csv.DictReader(open(sys.argv[1], encoding="utf-8-sig"))]
 json.dump({"companies": [{"company_id": i, "user_count": 1} for i in ids]}, open(sys.argv[2], "w"))
 PY
-"$BIN" mock --mock-port "$PORT" --latency-ms "$LATENCY" --rate-limit "$LIMIT" --seed-file "$WORK/seed.json" >"$WORK/mock.log" 2>&1 &
-MOCK_PID=$!
-for _ in $(seq 100); do stats >/dev/null && break; sleep 0.1; done
+start_seeded_mock "$WORK/seed.json"
 rm -f "$DB" "$DB"-wal "$DB"-shm
 "$BIN" --quiet --db "$DB" load --input "$EXPORT" >/dev/null 2>&1
 "$BIN" --quiet --db "$DB" transform >/dev/null 2>&1

@@ -75,44 +75,35 @@ ensure_sqlite3() {
     fi
 }
 
-# DuckDB from PyPI in a virtual environment under the work directory (its Python package
-# brings the engine; no CLI needed).
-ensure_duckdb() {
-    if [[ ${BENCH_SKIP_DUCKDB:-0} == 1 ]]; then
-        DUCKDB=0
-        notice "BENCH_SKIP_DUCKDB=1: the DuckDB comparison is skipped"
+# pip_install NAME VERSION: NAME==VERSION from PyPI in the virtual environment under the work
+# directory (each engine's Python package brings it; no CLI needed), unless it is there.
+pip_install() {
+    local name=$1 version=$2
+    if "$VENV/bin/python" -c "import $name, sys; sys.exit($name.__version__ != '$version')" 2>/dev/null; then
         return
     fi
-    if "$VENV/bin/python" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
-        return
-    fi
-    log "installing duckdb==$DUCKDB_VERSION into $(show "$VENV") (pip)"
-    if ! { python3 -m venv "$VENV" >>"$WORK/stderr.log" 2>&1 &&
+    log "installing $name==$version into $(show "$VENV") (pip)"
+    python3 -m venv "$VENV" >>"$WORK/stderr.log" 2>&1 &&
         timeout 600 "$VENV/bin/pip" install --quiet --disable-pip-version-check --timeout 60 \
-            "duckdb==$DUCKDB_VERSION" >>"$WORK/stderr.log" 2>&1; }; then
-        DUCKDB=0
-        notice "DuckDB could not be installed (\`python3 -m venv $(show "$VENV")\` + \`pip install duckdb==$DUCKDB_VERSION\` failed, see $(show "$WORK")/stderr.log): the DuckDB comparison is skipped"
+            "$name==$version" >>"$WORK/stderr.log" 2>&1
+}
+
+# ensure_anchor NAME VERSION LABEL SKIP_VAR: installs an anchor's engine, or says why its
+# comparison is skipped; answers 1 then.
+ensure_anchor() {
+    local name=$1 version=$2 label=$3 skip=$4
+    if [[ ${!skip:-0} == 1 ]]; then
+        notice "$skip=1: the $label comparison is skipped"
+        return 1
+    fi
+    if ! pip_install "$name" "$version"; then
+        notice "$label could not be installed (\`python3 -m venv $(show "$VENV")\` + \`pip install $name==$version\` failed, see $(show "$WORK")/stderr.log): the $label comparison is skipped"
+        return 1
     fi
 }
 
-# Polars from PyPI into the same virtual environment (its wheel brings the engine).
-ensure_polars() {
-    if [[ ${BENCH_SKIP_POLARS:-0} == 1 ]]; then
-        POLARS=0
-        notice "BENCH_SKIP_POLARS=1: the Polars comparison is skipped"
-        return
-    fi
-    if "$VENV/bin/python" -c "import polars, sys; sys.exit(polars.__version__ != '$POLARS_VERSION')" 2>/dev/null; then
-        return
-    fi
-    log "installing polars==$POLARS_VERSION into $(show "$VENV") (pip)"
-    if ! { python3 -m venv "$VENV" >>"$WORK/stderr.log" 2>&1 &&
-        timeout 600 "$VENV/bin/pip" install --quiet --disable-pip-version-check --timeout 60 \
-            "polars==$POLARS_VERSION" >>"$WORK/stderr.log" 2>&1; }; then
-        POLARS=0
-        notice "Polars could not be installed (\`python3 -m venv $(show "$VENV")\` + \`pip install polars==$POLARS_VERSION\` failed, see $(show "$WORK")/stderr.log): the Polars comparison is skipped"
-    fi
-}
+ensure_duckdb() { ensure_anchor duckdb "$DUCKDB_VERSION" DuckDB BENCH_SKIP_DUCKDB || DUCKDB=0; }
+ensure_polars() { ensure_anchor polars "$POLARS_VERSION" Polars BENCH_SKIP_POLARS || POLARS=0; }
 
 build() {
     log "cargo build --release"

@@ -21,7 +21,7 @@
 //!   version) turns the rest of the run to per-record PUTs ([`BulkSender::unavailable`]).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -159,7 +159,6 @@ struct Shared {
     updated: AtomicU64,
     /// Why the bulk API is not available, once it answered so.
     unavailable: Mutex<Option<String>>,
-    gave_up: AtomicBool,
     /// Places for tasks in flight (see [`TASKS_IN_FLIGHT`]).
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -191,7 +190,6 @@ impl Shared {
             resend: Mutex::new(Vec::new()),
             updated: AtomicU64::new(0),
             unavailable: Mutex::new(None),
-            gave_up: AtomicBool::new(false),
             slots: Arc::new(tokio::sync::Semaphore::new(TASKS_IN_FLIGHT)),
         }))
     }
@@ -214,7 +212,10 @@ impl Shared {
 
     fn fall_back(&self, e: &ApiError) {
         lock(&self.unavailable).get_or_insert_with(|| e.to_string());
-        self.gave_up.store(true, Ordering::Relaxed);
+    }
+
+    fn gave_up(&self) -> bool {
+        lock(&self.unavailable).is_some()
     }
 
     /// Records a finished task: `completed` marks its records updated.
@@ -296,7 +297,7 @@ impl BulkSender {
 
     /// Whether the workspace answered that it has no bulk API: send per record instead.
     pub fn unavailable(&self) -> bool {
-        self.shared.gave_up.load(Ordering::Relaxed)
+        self.shared.gave_up()
     }
 
     /// Notes that the workspace answered a Preview call (the company search) as not available.
@@ -415,7 +416,7 @@ async fn lane(
         let Some(items) = queue.lock().await.recv().await else {
             return Ok(());
         };
-        if shared.gave_up.load(Ordering::Relaxed) {
+        if shared.gave_up() {
             shared.hand_back(items);
             continue;
         }

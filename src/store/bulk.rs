@@ -29,14 +29,6 @@ pub struct BulkTaskRow {
     pub items: Vec<BulkItem>,
 }
 
-fn kind_of(text: &str) -> &'static str {
-    if text == "company" {
-        "company"
-    } else {
-        "user"
-    }
-}
-
 impl SyncWriter {
     /// Keeps a task Intercom accepted (before anything else happens to it).
     pub fn bulk_sent(&mut self, task: &BulkTaskRow) -> Result<(), StoreError> {
@@ -105,16 +97,16 @@ impl SyncWriter {
 
 impl Store {
     /// The tasks of `kind` a run left in flight, oldest first, with their records.
-    pub fn bulk_tasks_left(&self, kind: &str) -> Result<Vec<BulkTaskRow>, StoreError> {
+    pub fn bulk_tasks_left(&self, kind: &'static str) -> Result<Vec<BulkTaskRow>, StoreError> {
         let mut tasks: Vec<BulkTaskRow> = self.rows_with(
-            "SELECT task_id, kind, job_id, sent_at FROM bulk_tasks WHERE kind = ?1 ORDER BY sent_at, task_id",
+            "SELECT task_id, job_id, sent_at FROM bulk_tasks WHERE kind = ?1 ORDER BY sent_at, task_id",
             [kind],
             |r| {
                 Ok(BulkTaskRow {
                     task_id: r.get(0)?,
-                    kind: kind_of(r.get_ref(1)?.as_str()?),
-                    job_id: r.get(2)?,
-                    sent_at: r.get(3)?,
+                    kind,
+                    job_id: r.get(1)?,
+                    sent_at: r.get(2)?,
                     items: Vec::new(),
                 })
             },
